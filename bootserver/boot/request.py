@@ -1,0 +1,53 @@
+"""The transport-free description of one boot step, shared by every protocol adapter.
+
+DHCP, TFTP and HTTP each translate their bytes into a `BootRequest`; matching, lifecycle and
+rendering only ever see this type.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from types import MappingProxyType
+from typing import Mapping
+
+#: Canonical architecture names used in catalogs (Group selectors), the CLI and the store.
+ARCHES = ("x86_64-bios", "x86_64-efi", "i386-efi", "arm64-efi")
+
+
+class Stage(str, Enum):
+    """Which program is asking: it decides what the answer may contain."""
+
+    PXE = "pxe"  # firmware PXE ROM (BIOS or UEFI): speaks DHCP + TFTP only
+    HTTPBOOT = "httpboot"  # UEFI HTTP Boot: DHCP + HTTP, loads an EFI binary
+    IPXE = "ipxe"  # iPXE: can fetch scripts over HTTP
+    OS = "os"  # the booted OS or installer (Ignition fetch, events)
+
+
+def arch_from_ipxe(buildarch: str | None, platform: str | None) -> str | None:
+    """Map iPXE's ${buildarch} and ${platform} to a canonical arch name."""
+    if not buildarch and not platform:
+        return None
+    if platform == "pcbios":
+        return "x86_64-bios"
+    if platform == "efi":
+        return {"x86_64": "x86_64-efi", "i386": "i386-efi", "arm64": "arm64-efi"}.get(buildarch or "")
+    return None
+
+
+@dataclass(frozen=True)
+class BootRequest:
+    mac: str  # normalised: lower-case, colon-separated (see catalog.mac.normalize_mac)
+    arch: str | None = None  # one of ARCHES, or None when the client did not say
+    stage: Stage = Stage.IPXE
+    uuid: str | None = None
+    client_ip: str | None = None
+    interface: str | None = None
+    labels: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def firmware(self) -> str | None:
+        """'bios' or 'uefi' (derived from arch)."""
+        if self.arch is None:
+            return None
+        return "bios" if self.arch.endswith("-bios") else "uefi"

@@ -1,0 +1,158 @@
+"""Server settings: defaults < file (bootserver.yaml) < environment (BOOTSERVER_*) < flags.
+
+Every setting has a default that works with no file at all. `Settings.sources` remembers where
+each effective value came from, for `bootserver config show`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class SettingsError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Settings:
+    catalog: Path = Path("profiles")
+    assets: Path = Path("assets")
+    state: str = "sqlite:///state/bootserver.db"  # sqlite:///PATH, postgresql://…, or memory://
+    http: str = "0.0.0.0:8080"
+    advertise_url: str | None = None  # base URL machines use to reach HTTP; derived when unset
+    tftp: str = "auto"  # HOST:PORT, off, or auto (on 0.0.0.0:69 when DHCP interfaces are set)
+    tftp_root: tuple[Path, ...] = ()  # extra TFTP folders, searched after ipxe_dir
+    ipxe_dir: Path = Path("/usr/lib/ipxe")
+    tftp_blksize_max: int = 0  # 0: what fits the interface MTU
+    dhcp: tuple[str, ...] = ()  # interfaces for proxyDHCP; empty = off
+    uefi_loader: str = "ipxe.efi"  # or snponly.efi
+    arm64_loader: str | None = None  # e.g. ipxe-arm64.efi; unset = ARM64 UEFI clients are not answered
+    installed_dhcp: str = "answer"  # answer (point installed machines at the local-disk script) | silent
+    unknown_machines: str = "ignore"  # ignore | discover
+    unknown_profile: str | None = None  # with discover: profile served to unknown MACs (none = record only)
+    admin_token: str | None = None  # bearer token for the admin API; unset = loopback only
+    event_retention: int = 1000  # events kept per machine
+    log_format: str = "human"  # human | json
+    log_level: str = "info"
+    access_log: bool = True
+    sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    def effective_advertise_url(self, host_ip: str | None = None) -> str:
+        """The base URL machines use: the setting, else http://<host_ip or HTTP host>:<port>."""
+        if self.advertise_url:
+            return self.advertise_url.rstrip("/")
+        host, port = split_hostport(self.http)
+        if host_ip:
+            host = host_ip
+        elif host in ("0.0.0.0", "", "::"):
+            host = "127.0.0.1"
+        return f"http://{host}:{port}"
+
+
+CHOICES = {
+    "uefi_loader": ("ipxe.efi", "snponly.efi"),
+    "installed_dhcp": ("answer", "silent"),
+    "unknown_machines": ("ignore", "discover"),
+    "log_format": ("human", "json"),
+    "log_level": ("debug", "info", "warning", "error"),
+}
+
+FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name != "sources"}
+
+
+def split_hostport(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit():
+        raise SettingsError(f"expected HOST:PORT, got {value!r}")
+    return host.strip("[]"), int(port)
+
+
+def _coerce(name: str, value: Any) -> Any:
+    f = FIELDS[name]
+    kind = str(f.type)
+    if value is None:
+        if "None" in kind:
+            return None
+        raise SettingsError(f"{name}: a value is required")
+    if kind.startswith("tuple"):
+        if isinstance(value, str):
+            value = [] if value in ("", "off", "none") else [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise SettingsError(f"{name}: expected a list, got {value!r}")
+        return tuple(Path(v) if "Path" in kind else str(v) for v in value)
+    if kind == "Path":
+        return Path(str(value))
+    if kind == "int":
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise SettingsError(f"{name}: expected a whole number, got {value!r}") from None
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        if str(value).lower() in ("1", "true", "yes", "on"):
+            return True
+        if str(value).lower() in ("0", "false", "no", "off"):
+            return False
+        raise SettingsError(f"{name}: expected true or false, got {value!r}")
+    value = str(value)
+    if name in CHOICES and value not in CHOICES[name]:
+        raise SettingsError(f"{name}: {value!r} is not one of {', '.join(CHOICES[name])}")
+    return value
+
+
+def load_settings(config_file: str | Path | None = None, flags: dict[str, Any] | None = None,
+                  environ: dict[str, str] | None = None) -> Settings:
+    """Merge the layers. `flags` holds only the options given on the command line (None = not given)."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {name: "default" for name in FIELDS}
+    path = config_file or environ.get("BOOTSERVER_CONFIG")
+    if path is None and Path("bootserver.yaml").is_file():
+        path = "bootserver.yaml"
+    if path is not None:
+        try:
+            data = yaml.safe_load(Path(path).read_text()) or {}
+        except OSError as exc:
+            raise SettingsError(f"cannot read settings file {path}: {exc.strerror}") from None
+        except yaml.YAMLError as exc:
+            raise SettingsError(f"{path}: not valid YAML: {exc}") from None
+        if not isinstance(data, dict):
+            raise SettingsError(f"{path}: expected a mapping of settings")
+        for key, value in data.items():
+            name = str(key).replace("-", "_")
+            if name not in FIELDS:
+                raise SettingsError(f"{path}: unknown setting {key!r}")
+            values[name] = _coerce(name, value)
+            sources[name] = f"file {path}"
+    for name in FIELDS:
+        env = "BOOTSERVER_" + name.upper()
+        if env in environ:
+            values[name] = _coerce(name, environ[env])
+            sources[name] = f"env {env}"
+    for name, value in (flags or {}).items():
+        if value is not None:
+            values[name] = _coerce(name, value)
+            sources[name] = "flag --" + name.replace("_", "-")
+    if values.get("tftp") not in (None, "auto", "off"):
+        split_hostport(values["tftp"])
+    split_hostport(values.get("http", Settings.http))
+    return Settings(**values, sources=sources)
+
+
+def show(settings: Settings) -> str:
+    rows = []
+    for name in FIELDS:
+        value = getattr(settings, name)
+        if isinstance(value, tuple):
+            value = ",".join(str(v) for v in value) or "(none)"
+        rows.append((name, "(unset)" if value is None else str(value), settings.sources.get(name, "default")))
+    width = max(len(r[0]) for r in rows)
+    vwidth = max(len(r[1]) for r in rows)
+    return "\n".join(f"{n:<{width}}  {v:<{vwidth}}  {s}" for n, v, s in rows)
