@@ -1,4 +1,4 @@
-"""The one Prometheus registry every component defines its metrics on; `/metrics` exposes it."""
+"""The one Prometheus registry every component registers its metrics on (served at /metrics)."""
 
 from prometheus_client import CollectorRegistry
 
