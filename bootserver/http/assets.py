@@ -29,6 +29,7 @@ from urllib.parse import unquote
 from aiohttp import web
 from prometheus_client import Counter, Gauge
 
+from bootserver.catalog.mac import MacError, normalize_mac
 from bootserver.metrics import REGISTRY
 
 log = logging.getLogger("bootserver.http.assets")
@@ -262,8 +263,21 @@ async def sendfile(transport: asyncio.Transport, fd: int, offset: int, count: in
     return sent_total
 
 
+class SentFileResponse(web.StreamResponse):
+    """A response whose body went out by sendfile, past aiohttp's writer: reports the real length."""
+
+    sent = 0
+
+    @property
+    def body_length(self) -> int:
+        return self.sent
+
+
 class AssetsHandler:
-    """Serves the assets folder; records fetches by known machines on the runtime's timeline."""
+    """Serves the assets folder; records fetches by known machines on the runtime's timeline.
+
+    `runtime` is a bootserver.runtime.Runtime (settings, catalog, store, observe, mac_for_ip).
+    """
 
     def __init__(self, runtime: Any, cache: SmallFileCache | None = None):
         self.runtime = runtime
@@ -280,11 +294,7 @@ class AssetsHandler:
             response, sent = await self._serve(request, real)
         except NotServable as exc:
             return web.Response(status=exc.status, text=f"{exc.reason}\n")
-        mac = await self._known_mac(request)
-        if mac is not None:
-            await self.runtime.observe(mac, "http.asset", {
-                "path": os.path.relpath(real, os.path.realpath(self.runtime.settings.assets)),
-                "status": response.status, "bytes": sent, "method": request.method})
+        await self._observe(request, real, response.status, sent)
         return response
 
     async def _serve(self, request: web.Request, real: str) -> tuple[web.StreamResponse, int]:
@@ -335,7 +345,7 @@ class AssetsHandler:
             response = web.Response(status=status, headers=headers, body=data[start:end])
             BYTES_SENT.inc(0 if head else length)
             return response, 0 if head else length
-        response = web.StreamResponse(status=status, headers=headers)
+        response = SentFileResponse(status=status, headers=headers)
         response.content_length = length
         OPEN_TRANSFERS.inc()
         try:
@@ -343,8 +353,9 @@ class AssetsHandler:
             sent = 0
             if not head and length:
                 try:
-                    sent = await sendfile(request.transport, fd, start, length)
+                    sent = response.sent = await sendfile(request.transport, fd, start, length)
                 except TransferAborted as exc:
+                    response.sent = exc.sent
                     # Normal when firmware gives up or a user hits Ctrl-C: not a server error.
                     log.info("asset %s: client %s went away after %d of %d bytes (%s)",
                              request.path, request.remote, exc.sent, length, exc)
@@ -356,23 +367,32 @@ class AssetsHandler:
             OPEN_TRANSFERS.dec()
         return response, sent
 
-    async def _known_mac(self, request: web.Request) -> str | None:
-        """The MAC of the machine fetching, when it is known; None keeps the hot path free of I/O."""
-        mac = request.query.get("mac")
-        if not mac:
-            return None
-        mac = _normalize_mac(mac)
-        if mac is None or await self.runtime.store.get(mac) is None:
-            return None
-        return mac
+    async def _observe(self, request: web.Request, real: str, status: int, sent: int) -> None:
+        """Record the fetch on a known machine's timeline; anonymous fetches cost no I/O at all.
 
-
-def _normalize_mac(value: str) -> str | None:
-    hexdigits = re.sub(r"[^0-9a-fA-F]", "", value)
-    if len(hexdigits) != 12 or not re.fullmatch(r"[0-9a-fA-F]{2}([:\-.]?[0-9a-fA-F]{2}){5}|"
-                                                 r"[0-9a-fA-F]{4}\.[0-9a-fA-F]{4}\.[0-9a-fA-F]{4}", value):
-        return None
-    return ":".join(hexdigits[i:i + 2] for i in range(0, 12, 2)).lower()
+        The machine is named by `?mac=` or, as iPXE asks for kernels without one, by the client
+        address the runtime learnt from its DHCP or /ipxe request. Fetching the profile's kernel
+        is recorded as `http.kernel`, which moves the machine to `installing`.
+        """
+        raw = request.query.get("mac")
+        try:
+            mac = normalize_mac(raw) if raw else self.runtime.mac_for_ip(request.remote or "")
+        except MacError:
+            return
+        if mac is None:
+            return
+        record = await self.runtime.store.get(mac)
+        if record is None:
+            return
+        request["mac"], request["machine"] = mac, record.name or "unknown"  # for the access log
+        rel = relative_asset_path(request.raw_path)
+        profile = self.runtime.catalog.profiles.get(record.profile or "")
+        fetched = request.method == "GET" and status in (200, 206)
+        kernel = fetched and profile is not None and profile.boot.kernel == rel
+        root = os.path.realpath(self.runtime.settings.assets)
+        await self.runtime.observe(mac, "http.kernel" if kernel else "http.asset", {
+            "path": rel, "file": os.path.relpath(real, root), "status": status, "bytes": sent,
+            "method": request.method}, source=request.remote)
 
 
 def _stat(real: str) -> os.stat_result:

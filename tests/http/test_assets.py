@@ -14,25 +14,36 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from bootserver.catalog.loader import load_catalog
 from bootserver.config import Settings
 from bootserver.http import assets
+from bootserver.http.server import make_app
 from bootserver.metrics import REGISTRY
+from bootserver.runtime import Runtime
 from bootserver.state.memory import MemoryStore
 
 BIG = 64 * 1024 * 1024
 KNOWN_MAC = "52:54:00:12:34:56"
 
 
-class StubRuntime:
-    """The two things the assets endpoint uses from the Runtime, with observations kept for checks."""
-
-    def __init__(self, folder: Path):
-        self.settings = Settings(assets=folder)
-        self.store = MemoryStore()
-        self.observed: list[tuple[str, str, dict]] = []
-
-    async def observe(self, mac, kind, detail, source=None):
-        self.observed.append((mac, kind, detail))
+CATALOG = f"""\
+apiVersion: bootserver/v1
+kind: Profile
+metadata: {{name: flatcar-install}}
+spec:
+  boot:
+    kernel: flatcar/current/vmlinuz
+    initrd: [boot.ipxe]
+    args: [console=ttyS0]
+  after_install: local-disk
+---
+apiVersion: bootserver/v1
+kind: Machine
+metadata: {{name: node1}}
+spec:
+  mac: {KNOWN_MAC}
+  profile: flatcar-install
+"""
 
 
 @pytest.fixture(scope="module")
@@ -56,10 +67,13 @@ def folder(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-async def server(folder):
-    runtime = StubRuntime(folder)
-    app = web.Application()
-    assets.add_routes(app, runtime)
+async def server(folder, tmp_path):
+    """The whole HTTP app (access log and request metrics included) on an ephemeral loopback port."""
+    (tmp_path / "catalog").mkdir()
+    (tmp_path / "catalog" / "catalog.yaml").write_text(CATALOG)
+    settings = Settings(assets=folder, catalog=tmp_path / "catalog", state="memory://")
+    runtime = Runtime(settings, load_catalog(settings.catalog, settings.assets), MemoryStore())
+    app = make_app(runtime)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -350,27 +364,57 @@ async def test_missing_file_is_404(server, client):
 
 # --- events and robustness -------------------------------------------------------------------
 
-async def test_fetch_by_known_machine_is_observed(server, client):
+async def events_of(runtime, mac):
+    return [(e.kind, e.detail) for e in await runtime.store.events(mac)]
+
+
+async def test_kernel_fetch_by_known_machine_is_observed_and_starts_install(server, client, caplog):
     base, _, runtime = server
-    await runtime.store.ensure(KNOWN_MAC, state="ready")
+    caplog.set_level(logging.INFO, logger="bootserver.access")
+    await runtime.store.ensure(KNOWN_MAC, state="ready", name="node1", profile="flatcar-install")
     async with client.get(f"{base}/assets/flatcar/current/vmlinuz?mac=52-54-00-12-34-56") as resp:
         assert resp.status == 200
         await resp.read()
     async with client.get(f"{base}/assets/big.img?mac={KNOWN_MAC}", headers={"Range": "bytes=0-99"}) as resp:
         assert resp.status == 206
-    assert runtime.observed == [
-        (KNOWN_MAC, "http.asset", {"path": "flatcar/4081.2.0/vmlinuz", "status": 200, "bytes": 11000,
-                                   "method": "GET"}),
-        (KNOWN_MAC, "http.asset", {"path": "big.img", "status": 206, "bytes": 100, "method": "GET"}),
+    assert await events_of(runtime, KNOWN_MAC) == [
+        ("http.kernel", {"path": "flatcar/current/vmlinuz", "file": "flatcar/4081.2.0/vmlinuz", "status": 200,
+                         "bytes": 11000, "method": "GET"}),
+        ("http.asset", {"path": "big.img", "file": "big.img", "status": 206, "bytes": 100, "method": "GET"}),
     ]
+    assert (await runtime.store.get(KNOWN_MAC)).state == "installing"
+    lines = [r.getMessage() for r in caplog.records if r.name == "bootserver.access"]
+    assert any(f"node1 {KNOWN_MAC} GET /assets/big.img 206 100B" in line for line in lines), lines
+
+
+async def test_fetch_without_mac_is_attributed_by_client_address(server, client):
+    base, _, runtime = server
+    await runtime.store.ensure(KNOWN_MAC, state="ready", name="node1", profile="flatcar-install")
+    runtime.remember_ip("127.0.0.1", KNOWN_MAC)
+    async with client.head(f"{base}/assets/flatcar/current/vmlinuz") as resp:
+        assert resp.status == 200
+    assert await events_of(runtime, KNOWN_MAC) == [
+        ("http.asset", {"path": "flatcar/current/vmlinuz", "file": "flatcar/4081.2.0/vmlinuz", "status": 200,
+                        "bytes": 0, "method": "HEAD"})]
+    assert (await runtime.store.get(KNOWN_MAC)).state == "ready"  # a HEAD does not start an install
 
 
 @pytest.mark.parametrize("query", ["", "?mac=52:54:00:99:99:99", "?mac=not-a-mac"])
 async def test_fetch_by_unknown_or_no_machine_is_not_observed(server, client, query):
     base, _, runtime = server
+    runtime.remember_ip("127.0.0.1", "52:54:00:99:99:98")  # an address seen, but no such machine stored
     async with client.get(f"{base}/assets/boot.ipxe{query}") as resp:
         assert resp.status == 200
-    assert runtime.observed == []
+    assert await runtime.store.machines() == []
+
+
+async def test_access_log_counts_sendfile_bytes(server, client, caplog):
+    base, _, _ = server
+    caplog.set_level(logging.INFO, logger="bootserver.access")
+    async with client.get(f"{base}/assets/big.img") as resp:
+        assert len(await resp.read()) == BIG
+    lines = [r.getMessage() for r in caplog.records if r.name == "bootserver.access"]
+    assert any(f"unknown - GET /assets/big.img 200 {BIG}B" in line for line in lines), lines
 
 
 async def test_client_hanging_up_mid_transfer_leaves_server_healthy(server, client, folder, caplog):
