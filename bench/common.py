@@ -6,11 +6,11 @@ metric:
 
     {"scenario": str, "metric": str, "unit": str, "ours": [per rep], "peer_name": str,
      "peer": [per rep], "higher_is_better": bool,
-     "target": {"ratio": 0.6} | {"min": 2000} | {"max": 20},   # optional
+     "target": {"ratio": 0.6} | {"min": 2000} | {"max": 20} | {"exactly": 0},   # optional
      "note": str}                                              # optional
 
 `target` reads: ratio = median(ours) / median(peer) must be >= (higher is better) or <= (lower is
-better) the figure; min/max bound median(ours) itself. A metric without a peer has `peer: []`.
+better) the figure; min/max/exactly bound median(ours) itself. A metric without a peer has `peer: []`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import glob
-import json
 import os
 import platform
 import re
@@ -319,6 +318,8 @@ def evaluate(row: dict) -> tuple[float | None, str, str]:
     if "ratio" in target:
         text = f"{'≥' if better else '≤'} {target['ratio']}× {row['peer_name']}"
         met = None if ratio is None else (ratio >= target["ratio"] if better else ratio <= target["ratio"])
+    elif "exactly" in target:
+        text, met = f"= {_fmt(target['exactly'])} {row['unit']}", None if ours is None else ours == target["exactly"]
     elif "min" in target:
         text, met = f"≥ {_fmt(target['min'])} {row['unit']}", None if ours is None else ours >= target["min"]
     elif "max" in target:
@@ -367,14 +368,9 @@ def _meminfo_gb() -> float:
 
 
 def scenario_main(run: Callable[..., list[dict]]) -> None:
-    """`python -m bench.scenarios.<name> [--reps N] [--json FILE]`: run one scenario, print its table."""
+    """`python -m bench.scenarios.<name> [--reps N]`: run one scenario, print its table."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--json", help="also write the rows to this file (used by bench/run)")
     args = parser.parse_args()
-    # bench/run stops an overrunning scenario with SIGTERM: unwind so namespaces and servers go too
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(124))
-    rows = run(reps=args.reps)
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows))
-    print(table(rows))
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(124))  # unwind: servers and namespaces go too
+    print(table(run(reps=args.reps)))
