@@ -1,0 +1,40 @@
+"""Machine state and timelines behind one async `Store` interface (the only place that knows SQL).
+
+`open_store(url)` picks the backend from the `state` setting:
+  sqlite:///relative/path.db, sqlite:////absolute/path.db  -- the embedded default
+  postgresql://user:password@host:port/database             -- shared by several replicas
+  memory://                                                  -- nothing kept (tests, previews)
+"""
+
+from __future__ import annotations
+
+from bootserver.state.base import (Event, MachineRecord, SchemaTooNew, Store, StoreError, StoreUnavailable,
+                                   UnknownMachine, token_matches)
+
+__all__ = ["Event", "MachineRecord", "SchemaTooNew", "Store", "StoreError", "StoreUnavailable", "UnknownMachine",
+           "open_store", "store_for", "token_matches"]
+
+
+def store_for(url: str, retention: int = 1000, **options) -> Store:
+    """The (not yet opened) store a `state` URL names."""
+    if url.startswith("sqlite:///"):
+        from bootserver.state.sqlite import SqliteStore
+        path = url[len("sqlite:///"):]
+        if not path:
+            raise StoreError(f"state URL {url!r} names no file: use sqlite:///relative/path.db or sqlite:////abs/path.db")
+        return SqliteStore(path, retention, **options)
+    if url.startswith(("postgresql://", "postgres://")):
+        from bootserver.state.postgres import PostgresStore
+        return PostgresStore(url, retention, **options)
+    if url in ("memory://", "memory:"):
+        from bootserver.state.memory import MemoryStore
+        return MemoryStore(retention)
+    scheme = url.partition(":")[0] or url
+    raise StoreError(f"state URL scheme {scheme!r} is not supported: use sqlite:///PATH, postgresql://… or memory://")
+
+
+async def open_store(url: str, retention: int = 1000, **options) -> Store:
+    """Open (connect, migrate) the store a `state` URL names."""
+    store = store_for(url, retention, **options)
+    await store.open()
+    return store
