@@ -16,7 +16,8 @@ import pytest
 
 from bootserver.state import store_for
 
-BACKENDS = ["memory", "sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+SQL_BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+BACKENDS = ["memory", *SQL_BACKENDS]
 
 
 def pg_base_url() -> str:
@@ -55,15 +56,25 @@ async def pg_url():
             await admin.close()
 
 
-@pytest.fixture(params=BACKENDS)
-def store_url(request, tmp_path):
-    """A `state` URL for each backend: every test using it runs on memory, SQLite and PostgreSQL."""
+def _url_for(request, tmp_path) -> str:
     backend = request.param
     if backend == "memory":
         return "memory://"
     if backend == "sqlite":
         return f"sqlite:///{tmp_path}/state/bootserver.db"
     return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture(params=BACKENDS)
+def store_url(request, tmp_path):
+    """A `state` URL for each backend: every test using it runs on memory, SQLite and PostgreSQL."""
+    return _url_for(request, tmp_path)
+
+
+@pytest.fixture(params=SQL_BACKENDS)
+def sql_url(request, tmp_path):
+    """A `state` URL for each backend that keeps data: SQLite and PostgreSQL."""
+    return _url_for(request, tmp_path)
 
 
 @pytest.fixture
