@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from bootserver.boot.request import BootRequest, Stage
+from bootserver.catalog.matching import Match
 from bootserver.config import Settings
 from bootserver.state.base import MachineRecord
 
@@ -37,7 +38,7 @@ TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
 class BootDecision:
     action: str  # boot | local-disk | ignore
     reason: str  # for logs and the timeline: why this machine got this answer
-    match: Any = None  # catalog.matching.Match, or None
+    match: Match | None = None
     record: MachineRecord | None = None
 
 
@@ -45,12 +46,12 @@ def installs(after_install: str | None) -> bool:
     return after_install not in (None, "", "none")
 
 
-def is_fallback(match: Any) -> bool:
+def is_fallback(match: Match | None) -> bool:
     """True for the unknown_profile match an unknown MAC gets (no Machine, no Group)."""
     return match is not None and match.machine is None and match.group is None
 
 
-def state_when_seen(match: Any, record: MachineRecord | None) -> str | None:
+def state_when_seen(match: Match | None, record: MachineRecord | None) -> str | None:
     """The state a machine should be in after this boot request, or None to leave it alone.
 
     Unknown MACs (no match, or only the unknown_profile fallback) are `discovered`; a discovered
@@ -75,7 +76,7 @@ def next_state(current: str, event_kind: str, after_install: str | None,
     return target if current in sources else None
 
 
-def decide(request: BootRequest, match: Any, record: MachineRecord | None, settings: Settings, *,
+def decide(request: BootRequest, match: Match | None, record: MachineRecord | None, settings: Settings, *,
            store_ok: bool = True) -> BootDecision:
     """What this machine should get now, and why.
 
@@ -105,7 +106,7 @@ def decide(request: BootRequest, match: Any, record: MachineRecord | None, setti
     return BootDecision("boot", why, match, record)
 
 
-def _local_disk(request: BootRequest, settings: Settings, match: Any, record: MachineRecord | None,
+def _local_disk(request: BootRequest, settings: Settings, match: Match, record: MachineRecord | None,
                 reason: str) -> BootDecision:
     if request.stage in (Stage.PXE, Stage.HTTPBOOT) and settings.installed_dhcp == "silent":
         return BootDecision("ignore", reason + "; installed_dhcp is 'silent'", match, record)
