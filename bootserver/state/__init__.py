@@ -1,6 +1,7 @@
 """Machine state and timelines behind one async `Store` interface (the only place that knows SQL).
 
-`open_store(url)` picks the backend from the `state` setting:
+`open_store(url)` picks the backend from the `state` setting (then `await store.open()`;
+`connect_store` does both):
   sqlite:///relative/path.db, sqlite:////absolute/path.db  -- the embedded default
   postgresql://user:password@host:port/database             -- shared by several replicas
   memory://                                                  -- nothing kept (tests, previews)
@@ -9,14 +10,14 @@
 from __future__ import annotations
 
 from bootserver.state.base import (Event, MachineRecord, SchemaTooNew, Store, StoreError, StoreUnavailable,
-                                   UnknownMachine, token_matches)
+                                   UnknownMachine, redact, token_matches)
 
 __all__ = ["Event", "MachineRecord", "SchemaTooNew", "Store", "StoreError", "StoreUnavailable", "UnknownMachine",
-           "open_store", "store_for", "token_matches"]
+           "connect_store", "open_store", "redact", "token_matches"]
 
 
-def store_for(url: str, retention: int = 1000, **options) -> Store:
-    """The (not yet opened) store a `state` URL names."""
+def open_store(url: str, retention: int = 1000, **options) -> Store:
+    """The store a `state` URL names, not yet opened: `await store.open()` connects and migrates."""
     if url.startswith("sqlite:///"):
         from bootserver.state.sqlite import SqliteStore
         path = url[len("sqlite:///"):]
@@ -33,8 +34,8 @@ def store_for(url: str, retention: int = 1000, **options) -> Store:
     raise StoreError(f"state URL scheme {scheme!r} is not supported: use sqlite:///PATH, postgresql://… or memory://")
 
 
-async def open_store(url: str, retention: int = 1000, **options) -> Store:
-    """Open (connect, migrate) the store a `state` URL names."""
-    store = store_for(url, retention, **options)
+async def connect_store(url: str, retention: int = 1000, **options) -> Store:
+    """The opened (connected, migrated) store a `state` URL names."""
+    store = open_store(url, retention, **options)
     await store.open()
     return store

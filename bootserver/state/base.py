@@ -10,6 +10,7 @@ import hmac
 import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 #: Facts `Store.ensure` accepts besides `state`.
 FACTS = ("name", "profile", "arch", "uuid", "vendor", "interface", "client_ip")
@@ -63,6 +64,14 @@ def token_matches(record: MachineRecord | None, token: str | None) -> bool:
     if record is None or not token:
         return False
     return hmac.compare_digest(record.token.encode(), token.encode())
+
+
+def redact(url: str) -> str:
+    """A state URL without its password, for logs and errors."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")))
 
 
 def check_facts(facts: dict[str, Any]) -> None:

@@ -16,11 +16,10 @@ import logging
 import secrets
 import time
 from typing import Any, Awaitable, Callable
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from bootserver.state.base import Event, MachineRecord, StoreUnavailable, UnknownMachine, check_facts
+from bootserver.state.base import Event, MachineRecord, StoreUnavailable, UnknownMachine, check_facts, redact
 from bootserver.state.sql import (MACHINE_COLUMNS, MACHINE_SELECT, detail_json, event_from_row,
                                   machine_from_row, pending_migrations)
 
@@ -58,15 +57,6 @@ _UPSERT_MACHINE = (
                 for c in ("name", "profile", "arch", "uuid", "vendor", "interface", "client_ip"))
     + f", last_seen = excluded.last_seen RETURNING {MACHINE_SELECT}")
 _EVENT_SELECT = "SELECT seq, mac, kind, source, detail::text, at FROM events"
-
-
-def redact(url: str) -> str:
-    """The URL without its password, for logs and errors."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 class PostgresStore:

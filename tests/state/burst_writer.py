@@ -4,11 +4,11 @@ print "MAC I" for each event once `record()` has acknowledged it. Bounded: at mo
 import asyncio
 import sys
 
-from bootserver.state import Event, open_store
+from bootserver.state import Event, connect_store
 
 
 async def main(url: str) -> None:
-    store = await open_store(url, retention=100_000)
+    store = await connect_store(url, retention=100_000)
     out = sys.stdout
 
     async def machine(n: int) -> None:

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from bootserver.state import store_for
+from bootserver.state import open_store
 
 SQL_BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 BACKENDS = ["memory", *SQL_BACKENDS]
@@ -83,7 +83,7 @@ async def make_store(store_url):
     opened = []
 
     async def make(retention: int = 1000, **options):
-        store = store_for(store_url, retention, **options)
+        store = open_store(store_url, retention, **options)
         await store.open()
         opened.append(store)
         return store

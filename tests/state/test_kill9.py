@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from bootserver.state import open_store
+from bootserver.state import connect_store
 
 WRITER = Path(__file__).with_name("burst_writer.py")
 KILL_AFTER = 3000  # acknowledged events seen before the kill (of 100,000 planned)
@@ -39,7 +39,7 @@ async def test_acknowledged_events_survive_sigkill(sql_url):
     assert child.returncode == -signal.SIGKILL, "the writer finished before it was killed"
     complete = [line.split() for line in acked if line.endswith("\n")]
     assert len(complete) >= KILL_AFTER
-    store = await open_store(sql_url, retention=100_000)
+    store = await connect_store(sql_url, retention=100_000)
     try:
         by_mac: dict[str, set[int]] = {}
         for mac, i in complete:

@@ -7,7 +7,7 @@ import sqlite3
 import asyncpg
 import pytest
 
-from bootserver.state import SchemaTooNew, open_store
+from bootserver.state import SchemaTooNew, connect_store
 from bootserver.state import postgres as pg_backend
 from bootserver.state import sqlite as sqlite_backend
 
@@ -35,18 +35,18 @@ def backend_module(url: str):
 
 async def test_fresh_database_gets_current_schema_once(sql_url):
     for _ in range(2):
-        store = await open_store(sql_url)
+        store = await connect_store(sql_url)
         await store.close()
     assert [v for (v,) in await sql(sql_url, "SELECT version FROM schema_version ORDER BY version")] == [1]
 
 
 async def test_newer_schema_is_refused_and_left_alone(sql_url):
-    store = await open_store(sql_url)
+    store = await connect_store(sql_url)
     await store.ensure(MAC, state="installed")
     await store.close()
     await sql(sql_url, "INSERT INTO schema_version (version, applied_at) VALUES (7, 0)")
     with pytest.raises(SchemaTooNew) as refused:
-        await open_store(sql_url)
+        await connect_store(sql_url)
     message = str(refused.value)
     assert "schema version 7" in message and "knows versions up to 1" in message and "newer bootserver" in message
     assert "bs_test_" in message or "bootserver.db" in message  # says which database
@@ -55,12 +55,12 @@ async def test_newer_schema_is_refused_and_left_alone(sql_url):
 
 
 async def test_upgrade_keeps_data(sql_url, monkeypatch):
-    store = await open_store(sql_url)
+    store = await connect_store(sql_url)
     await store.ensure(MAC, state="installed", arch="x86_64-efi")
     await store.close()
     module = backend_module(sql_url)
     monkeypatch.setattr(module, "MIGRATIONS", [*module.MIGRATIONS, (2, ["ALTER TABLE machines ADD COLUMN rack TEXT"])])
-    store = await open_store(sql_url)
+    store = await connect_store(sql_url)
     try:
         assert (await store.get(MAC)).state == "installed"
     finally:
@@ -70,13 +70,13 @@ async def test_upgrade_keeps_data(sql_url, monkeypatch):
 
 
 async def test_failed_migration_changes_nothing(sql_url, monkeypatch):
-    store = await open_store(sql_url)
+    store = await connect_store(sql_url)
     await store.close()
     module = backend_module(sql_url)
     monkeypatch.setattr(module, "MIGRATIONS", [*module.MIGRATIONS,
                                                (2, ["ALTER TABLE machines ADD COLUMN rack TEXT", "NOT SQL AT ALL"])])
     with pytest.raises(Exception):
-        await open_store(sql_url)
+        await connect_store(sql_url)
     assert [v for (v,) in await sql(sql_url, "SELECT version FROM schema_version")] == [1]
     assert "rack" not in [c[1] if sql_url.startswith("sqlite") else c[0] for c in await sql(
         sql_url, "PRAGMA table_info(machines)" if sql_url.startswith("sqlite") else

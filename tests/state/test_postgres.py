@@ -13,7 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from bootserver.state import Event, StoreUnavailable, open_store
+from bootserver.state import Event, StoreUnavailable, connect_store
 from bootserver.state.postgres import PostgresStore
 
 pytestmark = pytest.mark.postgres
@@ -70,7 +70,7 @@ def free_port() -> int:
 
 
 async def test_two_replicas_agree(pg_url):
-    one, two = await asyncio.gather(open_store(pg_url), open_store(pg_url))  # migrate concurrently
+    one, two = await asyncio.gather(connect_store(pg_url), connect_store(pg_url))  # migrate concurrently
     try:
         rec = await one.ensure(MAC, state="ready", arch="x86_64-efi")
         await one.set_state(MAC, "installed")
