@@ -4,7 +4,7 @@ Works on the configured state store directly (the `state` setting; safe beside a
 or on a running server's admin API with --server URL (token: --token, else the admin_token
 setting, e.g. BOOTSERVER_ADMIN_TOKEN). --json prints what scripts should parse.
 
-  bootserver machines list [--state STATE]
+  bootserver machines list [--in STATE]
   bootserver machines show MAC
   bootserver machines timeline MAC [--limit N] [--before SEQ]
   bootserver machines reinstall MAC        the next boot installs the machine again
@@ -43,9 +43,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     common.add_argument("--json", action="store_true", help="print JSON for scripts")
     common.add_argument("--server", metavar="URL", help="ask a running server's admin API instead of the store")
     common.add_argument("--token", metavar="TOKEN", help="admin token for --server (default: admin_token setting)")
+    for flag, meta, text in (("--config", "FILE", "settings file (YAML)"), ("--catalog", "DIR", "catalog directory"),
+                             ("--assets", "DIR", "assets folder"),
+                             ("--state", "URL", "state store: sqlite:///PATH, postgresql://… or memory://")):
+        # the settings options also work after the action; SUPPRESS keeps one given before it
+        common.add_argument(flag, metavar=meta, default=argparse.SUPPRESS, help=text)
     sub = parser.add_subparsers(dest="machines_command", metavar="ACTION", required=True)
     p = sub.add_parser("list", parents=[common], help="all machines with their state")
-    p.add_argument("--state", choices=STATES, help="only machines in this state")
+    p.add_argument("--in", dest="only", choices=STATES, help="only machines in this lifecycle state")
     sub.add_parser("show", parents=[common], help="one machine's record").add_argument("mac")
     p = sub.add_parser("timeline", parents=[common], help="what a machine got, and when")
     p.add_argument("mac")
@@ -77,7 +82,7 @@ async def _dispatch(args: argparse.Namespace, mac: str | None, source) -> str:
     action = args.machines_command
     async with source:
         if action == "list":
-            machines = await source.machines(args.state)
+            machines = await source.machines(args.only)
             return _dump({"machines": machines}) if args.json else machine_table(machines)
         if action == "discovered":
             machines = await source.machines("discovered")
