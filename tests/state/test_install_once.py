@@ -149,3 +149,22 @@ async def test_two_servers_share_one_postgresql(serve, story_catalog, pg_url, tm
     assert "booting from local disk" in ipxe(two)
     machines(tmp_path, "reinstall", STRANGER, "--server", two.url)
     assert "os/vmlinuz" in ipxe(one)
+
+
+async def test_server_refuses_a_newer_database(story_catalog, tmp_path):
+    import sqlite3
+
+    from bootserver.state import connect_store
+
+    url = f"sqlite:///{tmp_path}/state/bootserver.db"
+    store = await connect_store(url)
+    await store.close()
+    db = sqlite3.connect(tmp_path / "state" / "bootserver.db")
+    db.execute("INSERT INTO schema_version VALUES (5, 0)")
+    db.commit()
+    db.close()
+    done = subprocess.run([sys.executable, "-m", "bootserver", "serve", "--http", "127.0.0.1:0", "--catalog",
+                           str(story_catalog), "--state", url], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=30)
+    assert done.returncode == 1
+    assert "not starting: state database" in done.stderr and "schema version 5" in done.stderr
