@@ -38,16 +38,19 @@ class Runtime:
             self.remember_ip(request.client_ip, request.mac)
         if found is None and self.settings.unknown_machines == "ignore":
             return lifecycle.decide(request, None, None, self.settings)
+        record = None
         try:
-            record = await self._remember(request, found)
-        except StoreUnavailable as exc:
-            log.warning("machine %s: %s; deciding from the catalog alone", request.mac, exc)
-            return lifecycle.decide(request, found, None, self.settings, store_ok=False)
+            record = await self.store.get(request.mac)
+            record = await self._remember(request, found, record)
+        except StoreUnavailable as exc:  # decide from the last known record, else the catalog alone
+            log.warning("machine %s: %s; deciding from %s", request.mac, exc,
+                        "its last known record" if record else "the catalog alone")
+            return lifecycle.decide(request, found, record, self.settings, store_ok=record is not None)
         return lifecycle.decide(request, found, record, self.settings)
 
-    async def _remember(self, request: BootRequest, found: Match | None) -> MachineRecord:
+    async def _remember(self, request: BootRequest, found: Match | None,
+                        record: MachineRecord | None) -> MachineRecord:
         """Create or refresh the machine's record: facts, last seen, discovered -> ready on adoption."""
-        record = await self.store.get(request.mac)
         target = lifecycle.state_when_seen(found, record)
         names: dict[str, Any] = {}
         if found is not None:

@@ -149,3 +149,47 @@ async def test_outage_while_serving_buffers_events_and_recovers(pg_url, caplog):
     finally:
         await store.close()
         await relay.cut()
+
+
+async def test_boots_keep_working_from_the_catalog_during_an_outage(pg_url, catalog_dir, caplog):
+    from bootserver.boot.request import BootRequest
+    from bootserver.catalog.loader import load_catalog
+    from bootserver.config import Settings
+    from bootserver.runtime import Runtime
+
+    relay = Relay(urlsplit(pg_url).hostname, urlsplit(pg_url).port)
+    await relay.start()
+    store = PostgresStore(via_port(pg_url, relay.port))
+    await store.open()
+    runtime = Runtime(Settings(catalog=catalog_dir), load_catalog(catalog_dir), store)
+    fresh = PostgresStore(via_port(pg_url, relay.port))  # a replica that has never read node1
+    await fresh.open()
+    replica = Runtime(Settings(catalog=catalog_dir), load_catalog(catalog_dir), fresh)
+    node1, lab = "52:54:00:00:00:01", "52:54:00:00:00:77"  # install profile; group with the live profile
+    try:
+        assert (await runtime.decide(BootRequest(node1, "x86_64-efi"))).action == "boot"
+        await runtime.observe(node1, "http.ignition")  # the install has started
+        await relay.cut()
+        with caplog.at_level(logging.WARNING):
+            known = await runtime.decide(BootRequest(node1, "x86_64-efi"))
+            assert known.action == "boot" and known.record.state == "installing"  # last known record
+            unseen = await replica.decide(BootRequest(node1, "x86_64-efi"))
+            assert unseen.action == "local-disk" and "rather than risk reinstalling" in unseen.reason
+            live = await runtime.decide(BootRequest(lab, "x86_64-efi"))
+            assert live.action == "boot" and live.match.profile.name == "live"  # from the catalog alone
+            await runtime.observe(lab, "http.ipxe", {"action": "boot"})  # buffered, no error
+            with pytest.raises(StoreUnavailable):  # the installer must be told to try again
+                await runtime.observe(node1, "installer.installed")
+        messages = [r.getMessage() for r in caplog.records]
+        assert any("deciding from its last known record" in m for m in messages)
+        assert any("deciding from the catalog alone" in m for m in messages)
+        await relay.start()
+        for _ in range(100):
+            if not store.outage:
+                break
+            await asyncio.sleep(0.1)
+        assert [e.kind for e in await store.events(lab)] == ["http.ipxe"]
+    finally:
+        await fresh.close()
+        await store.close()
+        await relay.cut()
