@@ -20,6 +20,8 @@ from typing import Any, Awaitable, Callable
 import asyncpg
 
 from bootserver.state.base import Event, MachineRecord, StoreUnavailable, UnknownMachine, check_facts, redact
+from bootserver.state.metrics import (COMMIT_BATCH, COMMIT_SECONDS, EVENTS_BUFFERED, EVENTS_COMMITTED,
+                                      EVENTS_DROPPED)
 from bootserver.state.sql import (MACHINE_COLUMNS, MACHINE_SELECT, detail_json, event_from_row,
                                   machine_from_row, pending_migrations)
 
@@ -143,7 +145,9 @@ class PostgresStore:
     def _keep(self, event: Event) -> None:
         if len(self._buffer) == self._buffer.maxlen:
             self._dropped += 1
+            EVENTS_DROPPED.inc()
         self._buffer.append(event)
+        EVENTS_BUFFERED.set(len(self._buffer))
 
     async def _write_loop(self) -> None:
         delay = 0.2
@@ -197,16 +201,21 @@ class PostgresStore:
                 log.error("state store: dropping %d buffered events PostgreSQL refuses: %s", len(chunk), exc)
             for _ in chunk:
                 self._buffer.popleft()
+            EVENTS_BUFFERED.set(len(self._buffer))
         log.warning("state store: PostgreSQL at %s is reachable again; buffered events written (%d dropped "
                     "while it was away)", redact(self.url), self._dropped)
         self._dropped = 0
         return True
 
     async def _insert(self, events: list[Event]) -> None:
+        started = time.perf_counter()
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.executemany(_INSERT_EVENT, [(e.mac, e.kind, e.source, detail_json(e.detail), e.at)
                                                    for e in events])
             await conn.executemany(_TRIM_EVENTS, [(m, self._retention) for m in {e.mac for e in events}])
+        EVENTS_COMMITTED.labels("postgresql").inc(len(events))
+        COMMIT_BATCH.labels("postgresql").observe(len(events))
+        COMMIT_SECONDS.labels("postgresql").observe(time.perf_counter() - started)
 
     # -- machines ------------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from bootserver.state.base import Event, MachineRecord, StoreError, UnknownMachine, check_facts
+from bootserver.state.metrics import COMMIT_BATCH, COMMIT_SECONDS, EVENTS_COMMITTED
 from bootserver.state.sql import (MACHINE_COLUMNS, MACHINE_SELECT, detail_json, event_from_row,
                                   machine_from_row, pending_migrations)
 
@@ -120,6 +121,8 @@ class _GroupCommitWriter(threading.Thread):
                 events.clear()
                 event_futs.clear()
 
+        started = time.perf_counter()
+        committed = 0
         try:
             conn.execute("BEGIN IMMEDIATE")
             for op, fut in work:
@@ -127,6 +130,7 @@ class _GroupCommitWriter(threading.Thread):
                     events.append((op.mac, op.kind, op.source, detail_json(op.detail), op.at))
                     event_futs.append(fut)
                     macs.add(op.mac)
+                    committed += 1
                     continue
                 flush_events()
                 try:  # a failing statement is rolled back alone; the transaction goes on
@@ -137,6 +141,9 @@ class _GroupCommitWriter(threading.Thread):
             if macs:
                 conn.executemany(_TRIM_EVENTS, [(m, m, self._retention) for m in macs])
             conn.execute("COMMIT")
+            EVENTS_COMMITTED.labels("sqlite").inc(committed)
+            COMMIT_BATCH.labels("sqlite").observe(len(work))
+            COMMIT_SECONDS.labels("sqlite").observe(time.perf_counter() - started)
         except Exception as exc:
             log.error("state store: commit of %d writes to %s failed: %s", len(work), self._path, exc)
             if conn.in_transaction:
