@@ -22,7 +22,8 @@ def open_store(url: str, retention: int = 1000, **options) -> Store:
         from bootserver.state.sqlite import SqliteStore
         path = url[len("sqlite:///"):]
         if not path:
-            raise StoreError(f"state URL {url!r} names no file: use sqlite:///relative/path.db or sqlite:////abs/path.db")
+            raise StoreError(f"state URL {url!r} names no file: "
+                             "use sqlite:///relative/path.db or sqlite:////abs/path.db")
         return SqliteStore(path, retention, **options)
     if url.startswith(("postgresql://", "postgres://")):
         from bootserver.state.postgres import PostgresStore

@@ -169,7 +169,8 @@ def _settle_all(outcomes: list) -> None:
 def _migrate(conn: sqlite3.Connection, where: str) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
-        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)")
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_version "
+                     "(version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)")
         current = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()[0]
         for version, statements in pending_migrations(current, MIGRATIONS, where):
             for statement in statements:

@@ -24,7 +24,6 @@ from bootserver.catalog.loader import load_catalog
 from bootserver.config import Settings
 from bootserver.http.server import make_app
 from bootserver.runtime import Runtime
-from bootserver.state import Event
 from bootserver.state.memory import MemoryStore
 
 TOKEN = "s3cret-admin-token"
@@ -185,7 +184,8 @@ def netns():
     name = f"bsst-adm-{os.getpid()}"
     subprocess.run(["ip", "netns", "add", name], check=True)
     try:
-        for cmd in (["ip", "link", "set", "lo", "up"], ["ip", "link", "add", "bsst0", "type", "veth", "peer", "name", "bsst1"],
+        for cmd in (["ip", "link", "set", "lo", "up"],
+                    ["ip", "link", "add", "bsst0", "type", "veth", "peer", "name", "bsst1"],
                     ["ip", "addr", "add", "10.231.0.1/24", "dev", "bsst0"], ["ip", "link", "set", "bsst0", "up"],
                     ["ip", "link", "set", "bsst1", "up"]):
             subprocess.run(["ip", "netns", "exec", name, *cmd], check=True)
