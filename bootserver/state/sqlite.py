@@ -20,7 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
-from bootserver.state.base import Event, MachineRecord, StoreError, UnknownMachine, check_facts
+from bootserver.state.base import (Event, MachineRecord, StoreError, StoreUnavailable, UnknownMachine,
+                                   check_facts)
 from bootserver.state.metrics import COMMIT_BATCH, COMMIT_SECONDS, EVENTS_COMMITTED
 from bootserver.state.sql import (MACHINE_COLUMNS, MACHINE_SELECT, detail_json, event_from_row,
                                   machine_from_row, pending_migrations)
@@ -74,6 +75,8 @@ class _GroupCommitWriter(threading.Thread):
         self.ready: asyncio.Future = loop.create_future()
 
     def submit(self, op: Event | Callable[[sqlite3.Connection], Any]) -> asyncio.Future:
+        if not self.is_alive():
+            raise StoreUnavailable(f"the writer of {self._path} has stopped")
         fut = self._loop.create_future()
         self._queue.put((op, fut))
         return fut
@@ -144,11 +147,14 @@ class _GroupCommitWriter(threading.Thread):
             EVENTS_COMMITTED.labels("sqlite").inc(committed)
             COMMIT_BATCH.labels("sqlite").observe(len(work))
             COMMIT_SECONDS.labels("sqlite").observe(time.perf_counter() - started)
-        except Exception as exc:
+        except Exception as exc:  # disk full, I/O error: nothing in this batch was acknowledged
             log.error("state store: commit of %d writes to %s failed: %s", len(work), self._path, exc)
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            outcomes = [(fut, None, StoreError(f"write to {self._path} failed: {exc}")) for _, fut in work]
+            try:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            outcomes = [(fut, None, StoreUnavailable(f"write to {self._path} failed: {exc}")) for _, fut in work]
         self._loop.call_soon_threadsafe(_settle_all, outcomes)
 
 
@@ -223,7 +229,12 @@ class SqliteStore:
     async def _read(self, sql: str, params: tuple = ()) -> list[tuple]:
         def run() -> list[tuple]:
             return self._read_conn.execute(sql, params).fetchall()
-        return await asyncio.get_running_loop().run_in_executor(self._reader, run)
+        if self._reader is None:
+            raise StoreError("the state store is not open")
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._reader, run)
+        except sqlite3.OperationalError as exc:  # locked past busy_timeout, I/O error
+            raise StoreUnavailable(f"reading {self.path} failed: {exc}") from None
 
     async def _write(self, op: Event | Callable[[sqlite3.Connection], Any]) -> Any:
         if self._writer is None:
