@@ -15,7 +15,7 @@ from aiohttp import web
 
 from bootserver.catalog.mac import MacError, normalize_mac
 from bootserver.state.base import StoreUnavailable, UnknownMachine
-from bootserver.state.views import NotAdopted, event_view, machine_view, reinstall
+from bootserver.state.views import NotAdopted, event_view, machine_view, next_boot, reinstall
 
 log = logging.getLogger("bootserver.admin")
 MAX_EVENTS = 1000
@@ -94,7 +94,8 @@ def add_routes(app: web.Application, runtime) -> None:
         record = await store.get(mac)
         if record is None:
             raise UnknownMachine(mac)
-        return web.json_response(machine_view(record))
+        return web.json_response({**machine_view(record),
+                                  "next_boot": next_boot(record, runtime.catalog, runtime.settings)})
 
     async def machine_events(request: web.Request) -> web.Response:
         mac = _mac(request)

@@ -31,7 +31,7 @@ from bootserver.catalog.loader import CatalogError, load_catalog
 from bootserver.catalog.mac import MacError, normalize_mac
 from bootserver.config import Settings
 from bootserver.state import StoreError, UnknownMachine, connect_store
-from bootserver.state.views import NotAdopted, event_view, machine_view, reinstall
+from bootserver.state.views import NotAdopted, event_view, machine_view, next_boot, reinstall
 
 
 class CommandError(Exception):
@@ -137,12 +137,16 @@ class StoreSource:
     async def __aexit__(self, *exc) -> None:
         await self._store.close()
 
-    def profiles(self) -> set[str] | None:
-        """Profile names in the configured catalog, or None when it cannot be read."""
+    def _catalog(self):
         try:
-            return set(load_catalog(self._settings.catalog, self._settings.assets).profiles)
+            return load_catalog(self._settings.catalog, self._settings.assets)
         except (CatalogError, OSError):
             return None
+
+    def profiles(self) -> set[str] | None:
+        """Profile names in the configured catalog, or None when it cannot be read."""
+        catalog = self._catalog()
+        return set(catalog.profiles) if catalog else None
 
     async def machines(self, state: str | None) -> list[dict]:
         return [machine_view(m) for m in await self._store.machines(state)]
@@ -151,7 +155,10 @@ class StoreSource:
         record = await self._store.get(mac)
         if record is None:
             raise CommandError(f"no machine {mac} in the state store")
-        return machine_view(record)
+        catalog = self._catalog()
+        if catalog is None:
+            return machine_view(record)
+        return {**machine_view(record), "next_boot": next_boot(record, catalog, self._settings)}
 
     async def events(self, mac: str, limit: int, before: int | None) -> dict:
         events = await self._store.events(mac, limit, before)
@@ -268,8 +275,12 @@ def discovered_table(machines: list[dict]) -> str:
 
 
 def show_text(machine: dict) -> str:
-    width = max(len(k) for k in machine)
-    return "\n".join(f"{k.replace('_', ' '):<{width}}  {'-' if v is None else v}" for k, v in machine.items())
+    fields = {k: v for k, v in machine.items() if k != "next_boot"}
+    nxt = machine.get("next_boot")
+    if nxt:
+        fields["next boot"] = f"{nxt['action']}: {nxt['reason']}"
+    width = max(len(k) for k in fields)
+    return "\n".join(f"{k.replace('_', ' '):<{width}}  {'-' if v is None else v}" for k, v in fields.items())
 
 
 def timeline_table(page: dict) -> str:

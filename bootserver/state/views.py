@@ -9,6 +9,10 @@ import datetime as dt
 from typing import Any
 
 from bootserver.boot import lifecycle
+from bootserver.boot.request import BootRequest
+from bootserver.catalog.matching import match
+from bootserver.catalog.model import Catalog
+from bootserver.config import Settings
 from bootserver.state.base import Event, MachineRecord, Store, UnknownMachine
 
 
@@ -27,6 +31,15 @@ def machine_view(rec: MachineRecord) -> dict[str, Any]:
             "uuid": rec.uuid, "vendor": rec.vendor, "interface": rec.interface, "client_ip": rec.client_ip,
             "first_seen": iso(rec.first_seen), "last_seen": iso(rec.last_seen),
             "state_changed": iso(rec.state_changed)}
+
+
+def next_boot(rec: MachineRecord, catalog: Catalog, settings: Settings) -> dict[str, Any]:
+    """What the machine would get if it asked /ipxe now, as it last asked (arch, uuid, address), and why."""
+    request = BootRequest(mac=rec.mac, arch=rec.arch, uuid=rec.uuid, client_ip=rec.client_ip)
+    fallback = settings.unknown_profile if settings.unknown_machines == "discover" else None
+    decision = lifecycle.decide(request, match(catalog, request, fallback), rec, settings)
+    return {"action": decision.action, "reason": decision.reason,
+            "profile": decision.match.profile.name if decision.match else None}
 
 
 def event_view(event: Event) -> dict[str, Any]:

@@ -106,6 +106,8 @@ async def test_machines_show_events_reinstall_forget(admin):
     status, shown = await admin.call("GET", "/api/v1/machines/52-54-00-00-00-01")  # any spelling
     assert status == 200 and (shown["profile"], shown["arch"], shown["client_ip"]) == ("install", "x86_64-efi",
                                                                                           "10.0.0.5")
+    assert shown["next_boot"] == {"action": "local-disk", "profile": "install", "reason": (
+        "installed; profile install boots installed machines from local disk")}
     status, page = await admin.call("GET", f"/api/v1/machines/{NODE1}/events", params={"limit": "2"})
     assert [e["kind"] for e in page["events"]] == ["http.ignition", "installer.installed"]
     assert page["before"] == page["events"][0]["seq"] and page["events"][0]["source"] == "10.0.0.5"

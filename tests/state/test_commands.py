@@ -51,11 +51,13 @@ def test_list_table_and_json(tmp_path, state):
     assert [m["mac"] for m in data["machines"]] == [NODE1] and "token" not in data["machines"][0]
 
 
-def test_discovered_show_timeline(tmp_path, state):
+def test_discovered_show_timeline(tmp_path, state, catalog_dir):
     assert STRANGER in machines(tmp_path, "discovered", "--state", state).stdout
     assert "Intel Corporate" in machines(tmp_path, "discovered", "--state", state).stdout
     shown = json.loads(machines(tmp_path, "show", "52-54-00-00-00-01", "--json", "--state", state).stdout)
-    assert (shown["mac"], shown["state"]) == (NODE1, "installed")
+    assert (shown["mac"], shown["state"]) == (NODE1, "installed") and "next_boot" not in shown  # no catalog here
+    text = machines(tmp_path, "show", NODE1, "--state", state, "--catalog", str(catalog_dir)).stdout
+    assert "next boot      local-disk: installed; profile install boots installed machines from local disk" in text
     page = json.loads(machines(tmp_path, "timeline", NODE1, "--limit", "2", "--json", "--state", state).stdout)
     assert [e["kind"] for e in page["events"]] == ["http.ipxe", "installer.installed"]
     older = machines(tmp_path, "timeline", NODE1, "--before", str(page["before"]), "--state", state).stdout
