@@ -19,7 +19,8 @@ from typing import Any, Awaitable, Callable
 
 import asyncpg
 
-from bootserver.state.base import Event, MachineRecord, StoreUnavailable, UnknownMachine, check_facts, redact
+from bootserver.state.base import (Event, MachineRecord, StoreError, StoreUnavailable, UnknownMachine, check_facts,
+                                   redact)
 from bootserver.state.metrics import (COMMIT_BATCH, COMMIT_SECONDS, EVENTS_BUFFERED, EVENTS_COMMITTED,
                                       EVENTS_DROPPED)
 from bootserver.state.sql import (MACHINE_COLUMNS, MACHINE_SELECT, detail_json, event_from_row,
@@ -106,6 +107,8 @@ class PostgresStore:
                             redact(self.url), exc or type(exc).__name__, wait)
                 await asyncio.sleep(wait)
                 delay = min(delay * 2, 10.0)
+            except asyncpg.PostgresError as exc:  # reached, but refused (password, no database): no retry
+                raise StoreError(f"PostgreSQL at {redact(self.url)} refused bootserver: {exc}") from None
         try:
             async with pool.acquire() as conn:
                 await _migrate(conn, redact(self.url))

@@ -193,3 +193,15 @@ async def test_boots_keep_working_from_the_catalog_during_an_outage(pg_url, cata
         await fresh.close()
         await store.close()
         await relay.cut()
+
+
+async def test_wrong_password_is_a_clear_error_without_retries(pg_url):
+    from bootserver.state import StoreError
+
+    parts = urlsplit(pg_url)
+    url = urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":not-the-password@")))
+    with pytest.raises(StoreError) as refused:
+        await PostgresStore(url, start_timeout=30).open()
+    assert not isinstance(refused.value, StoreUnavailable)
+    assert "refused bootserver" in str(refused.value) and "password authentication failed" in str(refused.value)
+    assert "not-the-password" not in str(refused.value)
