@@ -38,14 +38,15 @@ class Runtime:
             self.remember_ip(request.client_ip, request.mac)
         if found is None and self.settings.unknown_machines == "ignore":
             return lifecycle.decide(request, None, None, self.settings)
-        record = None
+        record, answered = None, False
         try:
             record = await self.store.get(request.mac)
+            answered = True  # the store knows whether this machine is new
             record = await self._remember(request, found, record)
         except StoreUnavailable as exc:  # decide from the last known record, else the catalog alone
             log.warning("machine %s: %s; deciding from %s", request.mac, exc,
                         "its last known record" if record else "the catalog alone")
-            return lifecycle.decide(request, found, record, self.settings, store_ok=record is not None)
+            return lifecycle.decide(request, found, record, self.settings, store_ok=answered)
         return lifecycle.decide(request, found, record, self.settings)
 
     async def _remember(self, request: BootRequest, found: Match | None,
