@@ -1,4 +1,4 @@
-"""Schema versions: applied at start, recorded, upgraded in place, and a newer database refused."""
+"""Schema versions: applied at start, recorded, upgraded in place, a newer database refused; data kept."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sqlite3
 import asyncpg
 import pytest
 
-from bootserver.state import SchemaTooNew, connect_store
+from bootserver.state import Event, SchemaTooNew, connect_store
 from bootserver.state import postgres as pg_backend
 from bootserver.state import sqlite as sqlite_backend
 
@@ -81,3 +81,18 @@ async def test_failed_migration_changes_nothing(sql_url, monkeypatch):
     assert "rack" not in [c[1] if sql_url.startswith("sqlite") else c[0] for c in await sql(
         sql_url, "PRAGMA table_info(machines)" if sql_url.startswith("sqlite") else
         "SELECT column_name FROM information_schema.columns WHERE table_name = 'machines'")]
+
+
+async def test_state_survives_reopen(sql_url):
+    first = await connect_store(sql_url)
+    rec = await first.ensure(MAC, state="ready")
+    await first.set_state(MAC, "installed")
+    await first.record(Event(MAC, "installer.installed", "10.0.0.5"))
+    await first.close()
+    second = await connect_store(sql_url)
+    try:
+        again = await second.get(MAC)
+        assert (again.state, again.token) == ("installed", rec.token)
+        assert [e.kind for e in await second.events(MAC)] == ["installer.installed"]
+    finally:
+        await second.close()

@@ -120,17 +120,3 @@ async def test_concurrent_writers_all_land(store):
     for mac in macs[::37]:
         assert [e.kind for e in await store.events(mac)] == ["dhcp.offer", "dhcp.ack", "tftp.transfer",
                                                               "http.ipxe", "http.asset"]
-
-
-async def test_state_survives_reopen(make_store, store_url):
-    if store_url.startswith("memory"):
-        pytest.skip("the memory store keeps nothing by design")
-    first = await make_store()
-    rec = await first.ensure(MAC, state="ready")
-    await first.set_state(MAC, "installed")
-    await first.record(Event(MAC, "installer.installed", "10.0.0.5"))
-    await first.close()
-    second = await make_store()
-    again = await second.get(MAC)
-    assert (again.state, again.token) == ("installed", rec.token)
-    assert [e.kind for e in await second.events(MAC)] == ["installer.installed"]
