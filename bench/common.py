@@ -211,6 +211,7 @@ http {{
         listen {listen};
         location /assets/ {{ alias {assets}/; }}
         location / {{ root {root}; }}
+        {extra}
     }}
 }}
 """
@@ -219,9 +220,11 @@ http {{
 class Nginx:
     """nginx (Debian's nginx-light) in a namespace, serving `assets` under /assets/ and `root` at /."""
 
-    def __init__(self, ns: Netns, workdir: Path, listen: str, assets: Path, root: Path | None = None) -> None:
+    def __init__(self, ns: Netns, workdir: Path, listen: str, assets: Path, root: Path | None = None,
+                 extra: str = "") -> None:
         conf = workdir / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(dir=workdir, listen=listen, assets=assets, root=root or assets))
+        conf.write_text(NGINX_CONF.format(dir=workdir, listen=listen, assets=assets, root=root or assets,
+                                          extra=extra))
         self.proc = ns.popen(["nginx", "-c", str(conf)], log=workdir / "nginx.out")
         wait_for(lambda: len(children(self.proc.pid)) >= 1 or self.proc.poll() is not None, 15, "nginx workers")
         if self.proc.poll() is not None:
