@@ -137,6 +137,11 @@ def peak_rss_mb(pid: int) -> float:
     return _status_kb(pid, "VmHWM") / 1024
 
 
+def tree_peak_rss_mb(pid: int) -> float:
+    """Peak resident set of a process plus its children's (nginx: master + workers)."""
+    return peak_rss_mb(pid) + sum(tree_peak_rss_mb(kid) for kid in children(pid))
+
+
 def stop(proc: subprocess.Popen, timeout: float = 10) -> None:
     """SIGTERM our own process, SIGKILL if it does not go."""
     if proc.poll() is None:

@@ -40,6 +40,9 @@ UEFI_X64 = 7
 VENDOR_PXE = b"PXEClient:Arch:00007:UNDI:003016"
 VENDOR_IPXE = b"PXEClient:Arch:00007:UNDI:003010"
 SO_BINDTODEVICE = 25
+# edk2's PXE driver (NetworkPkg/UefiPxeBcDxe): 4 s per TFTP timeout, 6 tries
+TFTP_TIMEOUT, TFTP_TRIES = 4.0, 6
+RETRIES: Counter = Counter()  # retransmissions by the simulated machines, by protocol
 
 
 class StepError(Exception):
@@ -127,6 +130,7 @@ class Port68(asyncio.DatagramProtocol):
             try:
                 return await asyncio.wait_for(future, timeout)
             except asyncio.TimeoutError:
+                RETRIES["dhcp"] += 1
                 continue
             finally:
                 self.waiting.pop(xid, None)
@@ -152,6 +156,7 @@ async def request_4011(ip: str, server: str, packet: bytes, xid: int, timeout: f
                 try:
                     data, _ = await asyncio.wait_for(proto.replies.get(), left)
                 except asyncio.TimeoutError:
+                    RETRIES["dhcp"] += 1
                     break
                 with_reply = _parsed(data)
                 if with_reply and with_reply["xid"] == xid:
@@ -239,6 +244,7 @@ async def tftp_get(ip: str, server: str, filename: str, timeout: float, tries: i
                 silent = silent + 1 if proto.progress == seen else 0
                 if silent >= tries:
                     raise StepError("tftp: timed out") from None
+                RETRIES["tftp"] += 1
                 transport.sendto(proto.last, proto.peer or (server, 69))
         proto.done.result()
         return proto.size, proto.hash.hexdigest()
@@ -340,7 +346,7 @@ async def boot(i: int, args, port68: Port68, steps: dict[str, list[float]]) -> N
     if not filename:
         raise StepError("dhcp: ack names no boot file")
     t = lap("dhcp (67 + 4011)", t)
-    size, digest = await tftp_get(ip, server_of(ack, server), filename, 1.0, 5)
+    size, digest = await tftp_get(ip, server_of(ack, server), filename, TFTP_TIMEOUT, TFTP_TRIES)
     if digest != args.loader_sha256:
         raise StepError("tftp: wrong content")
     t = lap("tftp loader", t)
@@ -418,7 +424,7 @@ async def storm(args) -> dict:
     transport.close()
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return {"wall": wall, "done": len(steps["machine"]), "errors": dict(errors),
-            "client_cpu": usage.ru_utime + usage.ru_stime,
+            "client_cpu": usage.ru_utime + usage.ru_stime, "retries": dict(RETRIES),
             "durations": steps.pop("machine", []), "steps": {k: sorted(v) for k, v in steps.items()}}
 
 

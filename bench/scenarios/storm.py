@@ -19,8 +19,8 @@ import sys
 from pathlib import Path
 
 from bench.catalog import READY_IGNITION, write_catalog
-from bench.common import (Bootserver, Netns, Nginx, peak_rss_mb, percentile, result, scenario_main, sh,
-                          children, stop, tree_cpu_seconds, veth, wait_for, workdir)
+from bench.common import (Bootserver, Netns, Nginx, percentile, result, scenario_main, sh,
+                          stop, tree_cpu_seconds, tree_peak_rss_mb, veth, wait_for, workdir)
 
 MACHINES, CONCURRENCY = 1000, 200
 KERNEL, INITRD = 8 << 20, 64 << 20
@@ -66,7 +66,7 @@ def measure(pids: callable, client: Netns, iface: str) -> dict:
     cpu0 = sum(tree_cpu_seconds(pid) for pid in pids())
     figures = storm(client, iface)
     figures["cpu"] = sum(tree_cpu_seconds(pid) for pid in pids()) - cpu0
-    figures["rss"] = sum(peak_rss_mb(pid) for pid in pids())
+    figures["rss"] = sum(tree_peak_rss_mb(pid) for pid in pids())
     return figures
 
 
@@ -127,12 +127,13 @@ def run(reps: int = 1) -> list[dict]:
     steps = ours[-1]["steps"]
     breakdown = ", ".join(f"{k} {statistics.median(v) * 1000:.0f} ms" for k, v in steps.items() if v)
     client_cpu = ", ".join(f"{f['client_cpu']:.0f} s" for f in ours + peer)
+    retries = ", ".join(json.dumps(f.get("retries", {})) for f in ours + peer)
     return [
         result(name, "time to last machine done", "s", per(ours, lambda f: f["wall"]), peer_name,
                per(peer, lambda f: f["wall"]), False, {"ratio": 1.5},
                note=(f"{MACHINES} machines, {CONCURRENCY} at once, one storm per server; /ignition from a {how}; "
                      f"bootserver per-machine median by step: {breakdown}; load client CPU per storm "
-                     f"(ours, peer): {client_cpu}")),
+                     f"(ours, peer): {client_cpu}; retransmissions by the machines (ours, peer): {retries}")),
         result(name, "per-machine p50", "s", per(ours, pct(50)), peer_name, per(peer, pct(50)), False),
         result(name, "per-machine p99", "s", per(ours, pct(99)), peer_name, per(peer, pct(99)), False),
         result(name, "errors", "machines", per(ours, lambda f: sum(f["errors"].values())), peer_name,
