@@ -121,6 +121,15 @@ def tree_cpu_seconds(pid: int) -> float:
     return cpu_seconds(pid) + sum(tree_cpu_seconds(kid) for kid in children(pid))
 
 
+def pin(pid: int, cpus: set[int] | None) -> None:
+    """Set the CPU affinity of every thread of a process and of its children (None: all CPUs)."""
+    cpus = cpus if cpus is not None else set(range(os.cpu_count() or 1))
+    for kid in [pid] + children(pid):
+        for task in glob.glob(f"/proc/{kid}/task/*"):
+            with contextlib.suppress(OSError, ValueError):
+                os.sched_setaffinity(int(os.path.basename(task)), cpus)
+
+
 def _status_kb(pid: int, key: str) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(key + ":"):
