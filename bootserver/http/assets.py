@@ -31,6 +31,7 @@ from prometheus_client import Counter, Gauge
 
 from bootserver.catalog.mac import MacError, normalize_mac
 from bootserver.metrics import REGISTRY
+from bootserver.state.base import StoreError
 
 log = logging.getLogger("bootserver.http.assets")
 
@@ -294,7 +295,11 @@ class AssetsHandler:
             response, sent = await self._serve(request, real)
         except NotServable as exc:
             return web.Response(status=exc.status, text=f"{exc.reason}\n")
-        await self._observe(request, real, response.status, sent)
+        try:
+            await self._observe(request, real, response.status, sent)
+        except StoreError as exc:  # the file went out; a store outage must not turn that into a 500
+            log.warning("asset %s to %s: not recorded on the machine's timeline: %s", request.path,
+                        request.remote, exc)
         return response
 
     async def _serve(self, request: web.Request, real: str) -> tuple[web.StreamResponse, int]:

@@ -20,6 +20,7 @@ from bootserver.http import assets
 from bootserver.http.server import make_app
 from bootserver.metrics import REGISTRY
 from bootserver.runtime import Runtime
+from bootserver.state.base import StoreUnavailable
 from bootserver.state.memory import MemoryStore
 
 BIG = 64 * 1024 * 1024
@@ -406,6 +407,20 @@ async def test_fetch_by_unknown_or_no_machine_is_not_observed(server, client, qu
     async with client.get(f"{base}/assets/boot.ipxe{query}") as resp:
         assert resp.status == 200
     assert await runtime.store.machines() == []
+
+
+class BrokenStore(MemoryStore):
+    async def get(self, mac):
+        raise StoreUnavailable("database is locked for good")
+
+
+async def test_store_outage_does_not_fail_the_download(server, client, folder, caplog):
+    base, _, runtime = server
+    runtime.store = BrokenStore()
+    async with client.get(f"{base}/assets/flatcar/current/vmlinuz?mac={KNOWN_MAC}") as resp:
+        assert resp.status == 200
+        assert await resp.read() == b"kernel-4081" * 1000
+    assert any("not recorded" in r.getMessage() for r in caplog.records)
 
 
 async def test_access_log_counts_sendfile_bytes(server, client, caplog):
