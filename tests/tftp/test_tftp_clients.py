@@ -1,0 +1,115 @@
+"""Real clients (curl, atftp, tftp-hpa) fetch files over real sockets; content checked by sha256."""
+
+from __future__ import annotations
+
+import pytest
+from tftp_helpers import run, sha256
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def url(server, name: str) -> str:
+    return f"tftp://127.0.0.1:{server.address[1]}/{name}"
+
+
+@pytest.mark.parametrize("blksize", [None, 8, 1024, 1468, 8192, 65464])
+async def test_curl_blksizes_1m(server, runtime, files, tmp_path, blksize):
+    out = tmp_path / "out"
+    extra = [] if blksize is None else ["--tftp-blksize", str(blksize)]
+    rc, log = await run("curl", "-sS", *extra, "-o", str(out), url(server, "f1m"))
+    assert rc == 0, log
+    assert sha256(out) == sha256(files / "f1m")
+    event, = [e for e in runtime.observed if e.kind == "tftp.transfer"]
+    assert event.detail["outcome"] == "complete"
+    assert event.detail["bytes"] == 1 << 20
+    assert event.detail["blksize"] == (blksize or 512)
+    assert event.detail["windowsize"] == 1
+    assert event.detail["duration"] > 0
+    assert event.source == "127.0.0.1"
+    assert not server.sessions and len(server.files) == 0
+
+
+@pytest.mark.parametrize("options", [["windowsize 16"], ["blksize 1468"], ["windowsize 16", "blksize 1468"],
+                                     ["windowsize 4", "blksize 1468", "tsize 0"]])
+async def test_atftp_options_1m(server, runtime, files, tmp_path, options):
+    out = tmp_path / "out"
+    flags = [arg for opt in options for arg in ("--option", opt)]
+    rc, log = await run("atftp", *flags, "-g", "-r", "f1m", "-l", str(out), "127.0.0.1", str(server.address[1]))
+    assert rc == 0, log
+    assert sha256(out) == sha256(files / "f1m")
+    detail = runtime.observed[-1].detail
+    assert detail["windowsize"] == (16 if "windowsize 16" in options else 4 if "windowsize 4" in options else 1)
+    assert detail["blksize"] == (1468 if "blksize 1468" in options else 512)
+
+
+async def test_tftp_hpa_1m(server, files, tmp_path):
+    out = tmp_path / "out"
+    rc, log = await run("tftp", "-m", "binary", "127.0.0.1", str(server.address[1]), "-c", "get", "f1m", str(out))
+    assert rc == 0, log
+    assert sha256(out) == sha256(files / "f1m")
+
+
+async def test_64m_atftp_windowsize_and_curl(server, files, tmp_path):
+    expected = sha256(files / "f64m")
+    out = tmp_path / "a"
+    rc, log = await run("atftp", "--option", "windowsize 16", "--option", "blksize 1468", "-g", "-r", "f64m",
+                        "-l", str(out), "127.0.0.1", str(server.address[1]))
+    assert rc == 0, log
+    assert sha256(out) == expected
+    out = tmp_path / "c"
+    rc, log = await run("curl", "-sS", "--tftp-blksize", "1468", "-o", str(out), url(server, "f64m"))
+    assert rc == 0, log
+    assert sha256(out) == expected
+
+
+async def test_block_number_rollover_at_512(server, runtime, files, tmp_path):
+    """More than 65,535 blocks of 512 bytes: the block number wraps and the bytes stay right."""
+    expected = sha256(files / "rollover")
+    out = tmp_path / "curl"
+    rc, log = await run("curl", "-sS", "-o", str(out), url(server, "rollover"))
+    assert rc == 0, log
+    assert sha256(out) == expected
+    out = tmp_path / "hpa"
+    rc, log = await run("tftp", "-m", "binary", "127.0.0.1", str(server.address[1]), "-c", "get", "rollover",
+                        str(out))
+    assert rc == 0, log
+    assert sha256(out) == expected
+    assert [e.detail["blksize"] for e in runtime.observed] == [512, 512]
+
+
+@pytest.mark.parametrize("name", ["empty", "exact1024", "sub/nested.bin", "inside-link"])
+async def test_edge_sizes_and_links_inside_root(server, files, tmp_path, name):
+    """(atftp: curl 7.88 fails on any empty TFTP file, with tftpd-hpa too: getpeername() errno 107.)"""
+    out = tmp_path / "out"
+    rc, log = await run("atftp", "--option", "blksize 1024", "-g", "-r", name, "-l", str(out),
+                        "127.0.0.1", str(server.address[1]))
+    assert rc == 0, log
+    assert out.read_bytes() == (files / name).read_bytes()
+
+
+async def test_ipxe_dir_searched_before_tftp_root(server, runtime, tmp_path):
+    (runtime.settings.ipxe_dir / "undionly.kpxe").write_bytes(b"from ipxe_dir")
+    out = tmp_path / "out"
+    rc, log = await run("curl", "-sS", "-o", str(out), url(server, "undionly.kpxe"))
+    assert rc == 0, log
+    assert out.read_bytes() == b"from ipxe_dir"
+
+
+async def test_observed_by_mac_when_runtime_knows_it(server, runtime, tmp_path):
+    runtime.macs["127.0.0.1"] = "52:54:00:12:34:56"
+    rc, log = await run("curl", "-sS", "-o", str(tmp_path / "out"), url(server, "sub/nested.bin"))
+    assert rc == 0, log
+    events = await runtime.store.events("52:54:00:12:34:56")
+    assert [(e.kind, e.detail["file"], e.detail["bytes"]) for e in events] == [
+        ("tftp.transfer", "sub/nested.bin", 3000)]
+
+
+async def test_concurrent_sessions_share_one_mapping(server, files, tmp_path):
+    import asyncio
+    results = await asyncio.gather(*(
+        run("curl", "-sS", "--tftp-blksize", "512", "-o", str(tmp_path / f"o{i}"), url(server, "f1m"))
+        for i in range(8)))
+    assert all(rc == 0 for rc, _ in results), results
+    expected = sha256(files / "f1m")
+    assert all(sha256(tmp_path / f"o{i}") == expected for i in range(8))
+    assert not server.sessions and len(server.files) == 0
