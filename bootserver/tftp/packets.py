@@ -48,13 +48,30 @@ def parse_request(datagram: bytes) -> Request:
     try:
         packet = _factory.parse(datagram)
     except Exception as exc:  # tftpy raises TftpException, struct.error, UnicodeDecodeError…
-        raise MalformedPacket(f"undecodable request: {exc}") from None
+        # tftpy rejects an option with an empty value (RFC 2090's "multicast") or a dangling name.
+        # Options are optional: serve the request as if it had none rather than drop it.
+        head = _without_options(datagram)
+        try:
+            packet = _factory.parse(head) if head else None
+        except Exception:
+            packet = None
+        if packet is None:
+            raise MalformedPacket(f"undecodable request: {exc}") from None
     if not isinstance(packet, (TftpPacketRRQ, TftpPacketWRQ)):
         raise MalformedPacket(f"opcode {packet.opcode} sent to the request port")
     if not packet.filename:
         raise MalformedPacket("empty file name")
     options = {str(k).lower(): str(v) for k, v in packet.options.items()}
     return Request(isinstance(packet, TftpPacketWRQ), packet.filename, packet.mode, options)
+
+
+def _without_options(datagram: bytes) -> bytes | None:
+    """The opcode, file name and mode of a request, when it has them all."""
+    if datagram[:2] not in (b"\0\x01", b"\0\x02"):
+        return None
+    name_end = datagram.find(b"\0", 2)
+    mode_end = datagram.find(b"\0", name_end + 1) if name_end > 0 else -1
+    return datagram[:mode_end + 1] if mode_end > 0 else None
 
 
 def error_packet(code: int, message: str | None = None) -> bytes:
