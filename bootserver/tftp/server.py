@@ -212,6 +212,10 @@ class TFTPServer:
     def _open(self, request: Request, peer: tuple[str, int], local_ip: str, ifindex: int,
               lease: Lease) -> None:
         agreed = negotiate(request.options, len(lease.view), self._blksize_cap(ifindex))
+        # A client's timeout option is honoured as an upper bound: curl asks 6 s, but on a boot
+        # network resending a lost block after our own (shorter) timeout costs nothing: duplicate
+        # DATA is ignored by every client and duplicate ACKs by us.
+        timeout = min(agreed.timeout or self.retransmit_timeout, self.retransmit_timeout)
         try:
             sock = self._reply_socket(local_ip, peer)
         except OSError as exc:
@@ -220,7 +224,7 @@ class TFTPServer:
             log.error("tftp: no socket for %s:%d (%s): %s", *peer, request.filename, exc)
             return
         session = ReadSession(self._loop, sock, peer, request.filename, lease, agreed.blksize,
-                              agreed.windowsize, agreed.timeout or self.retransmit_timeout,
+                              agreed.windowsize, timeout,
                               oack_packet(agreed.oack) if agreed.oack else None, self._finished)
         self.sessions[peer] = session
         metrics.SESSIONS.inc()

@@ -3,7 +3,8 @@
 Each session owns a non-blocking UDP socket connected to the client (its transfer ID), so the
 kernel drops packets from any other address and no lookup is needed per packet. DATA goes out
 with `sendmsg([header, slice of the mmap])`: no copy of the file bytes in Python. Timeouts are not
-timers per session: the server's one sweep calls `retransmit()` on sessions past their deadline.
+timers per session: the server's one sweep calls `retransmit()` on sessions past their deadline,
+and consecutive timeouts back off exponentially.
 
 Block numbers are absolute inside the session and only truncated to 16 bits on the wire, so a
 file of more than 65535 blocks rolls over to block 0 (what tftp-hpa, curl, atftp and iPXE expect).
@@ -24,6 +25,10 @@ if TYPE_CHECKING:
 
 _DATA_HEADER = struct.Struct("!HH").pack
 _OP_DATA, _OP_ACK, _OP_ERROR = 3, 4, 5
+# Consecutive timeouts double the wait (RFC 1123 4.2.3.2 asks for an adaptive timeout), up to 8x.
+# Besides sparing a congested link, the longer silences let a windowed client whose own timer is
+# reset by every duplicate DATA (atftp: 5 s) time out and re-send the ACK we lost.
+MAX_BACKOFF = 8
 
 
 class ReadSession:
@@ -80,11 +85,11 @@ class ReadSession:
         if self.retries > max_retries:
             return False
         self.retransmits += max(1, min(self.sent, self.window_end) - self.base + 1)
-        self._send_window()
+        self._send_window(min(1 << self.retries, MAX_BACKOFF))
         return True
 
-    def _send_window(self) -> None:
-        self.deadline = self._loop.time() + self.timeout
+    def _send_window(self, backoff: int = 1) -> None:
+        self.deadline = self._loop.time() + self.timeout * backoff
         if self.base == 0:
             self.window_end = 0
             self._send(self.oack)
@@ -107,9 +112,11 @@ class ReadSession:
             if not self.writing:
                 self.writing = True
                 self._loop.add_writer(self.fd, self._flush)
-        except OSError:
+        except ConnectionRefusedError:  # ICMP port unreachable: the client went away
             self._end(self, "client_gone")
             return
+        except OSError:
+            pass  # ENOBUFS, EPERM from a firewall, no route: as if lost; the sweep resends
         else:
             if self.writing:
                 self.writing = False
@@ -121,18 +128,20 @@ class ReadSession:
     def _send(self, packet: bytes) -> None:
         try:
             self.sock.send(packet)
-        except (BlockingIOError, InterruptedError):
-            pass  # the sweep resends it
-        except OSError:
+        except ConnectionRefusedError:
             self._end(self, "client_gone")
+        except OSError:
+            pass  # full buffer, firewall, no route: as if lost; the sweep resends it
 
     def _on_readable(self) -> None:
         try:
             packet = self.sock.recv(516)
         except (BlockingIOError, InterruptedError):
             return
-        except OSError:  # ICMP port unreachable: the client went away
+        except ConnectionRefusedError:  # ICMP port unreachable: the client went away
             self._end(self, "client_gone")
+            return
+        except OSError:
             return
         if len(packet) < 4 or packet[0]:
             self.malformed += 1

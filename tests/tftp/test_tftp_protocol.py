@@ -9,13 +9,22 @@ import struct
 import pytest
 from tftp_helpers import RawClient, ack, parse_error, parse_oack, rrq, run
 
-from bootserver.tftp import metrics
+from bootserver.tftp import TFTPServer, metrics
 
 pytestmark = pytest.mark.timeout(60)
 
 
 def counter(metric, *labels) -> float:
     return (metric.labels(*labels) if labels else metric)._value.get()
+
+
+@pytest.fixture
+async def patient_server(runtime):
+    """Retransmits only after 5 s: nothing resent by timeout within these tests."""
+    srv = TFTPServer(runtime, retransmit_timeout=5.0)
+    await srv.start()
+    yield srv
+    await srv.stop()
 
 
 @pytest.fixture
@@ -89,7 +98,8 @@ async def test_undecodable_options_served_as_plain_request(server, client, optio
     assert data[:4] == b"\0\x03\0\x01" and len(data) == 4 + 512
 
 
-async def test_oack_carries_only_known_options(server, client, files):
+async def test_oack_carries_only_known_options(patient_server, client, files):
+    server = patient_server
     client.send(rrq("sub/nested.bin", tsize=0, color="blue", blksize=1000, timeout=3, windowsize=2),
                 server.address)
     data, tid = await client.recv()
@@ -112,8 +122,6 @@ async def test_oack_carries_only_known_options(server, client, files):
 
 async def test_blksize_capped_by_setting(runtime, client):
     from dataclasses import replace
-
-    from bootserver.tftp import TFTPServer
     runtime.settings = replace(runtime.settings, tftp_blksize_max=1024)
     srv = TFTPServer(runtime)
     await srv.start()
@@ -176,23 +184,17 @@ async def test_malformed_packets_inside_a_session_ignored(server, client, files)
     assert not server.sessions
 
 
-async def test_duplicate_acks_never_cause_duplicate_data(runtime, client, files):
+async def test_duplicate_acks_never_cause_duplicate_data(patient_server, client, files):
     """The Sorcerer's Apprentice: every duplicate ACK answered would double the traffic."""
-    from bootserver.tftp import TFTPServer
-    srv = TFTPServer(runtime, retransmit_timeout=5.0)  # no timeout retransmission within the test
-    await srv.start()
-    try:
-        client.send(rrq("sub/nested.bin"), srv.address)
-        data, tid = await client.recv()
-        for _ in range(3):
-            client.send(ack(1), tid)
-        data, _ = await client.recv()
-        assert data[:4] == b"\0\x03\0\x02"
-        await client.recv_none(0.3)
-        client.send(ack(1), tid)  # a late duplicate of an old ACK
-        await client.recv_none(0.3)
-    finally:
-        await srv.stop()
+    client.send(rrq("sub/nested.bin"), patient_server.address)
+    data, tid = await client.recv()
+    for _ in range(3):
+        client.send(ack(1), tid)
+    data, _ = await client.recv()
+    assert data[:4] == b"\0\x03\0\x02"
+    await client.recv_none(0.3)
+    client.send(ack(1), tid)  # a late duplicate of an old ACK
+    await client.recv_none(0.3)
 
 
 async def test_retransmitted_request_does_not_start_a_second_transfer(server, client):
@@ -203,13 +205,14 @@ async def test_retransmitted_request_does_not_start_a_second_transfer(server, cl
 
 
 async def test_client_that_stops_acking_is_dropped_and_freed(server, client, runtime):
-    """timeout 0.2 s, 3 retries: block 1 is sent 4 times, then an error, then nothing is held."""
+    """timeout 0.2 s, 3 retries (backing off: 0.2, 0.4, 0.8, 1.6 s): block 1 is sent 4 times, then an
+    error, then nothing is held."""
     before = counter(metrics.RETRANSMITS)
     client.send(rrq("f1m"), server.address)
     got = []
     try:
         while True:
-            data, _ = await client.recv(timeout=1.5)
+            data, _ = await client.recv(timeout=2.5)
             got.append(data[:4])
     except asyncio.TimeoutError:
         pass
