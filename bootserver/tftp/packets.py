@@ -41,6 +41,7 @@ class Request:
     filename: str
     mode: str
     options: dict[str, str]  # names lower-cased, as the client sent them
+    datagram: bytes  # as received: a retransmitted request is byte-identical
 
 
 def parse_request(datagram: bytes) -> Request:
@@ -62,7 +63,7 @@ def parse_request(datagram: bytes) -> Request:
     if not packet.filename:
         raise MalformedPacket("empty file name")
     options = {str(k).lower(): str(v) for k, v in packet.options.items()}
-    return Request(isinstance(packet, TftpPacketWRQ), packet.filename, packet.mode, options)
+    return Request(isinstance(packet, TftpPacketWRQ), packet.filename, packet.mode, options, datagram)
 
 
 def _without_options(datagram: bytes) -> bytes | None:

@@ -87,7 +87,7 @@ class TFTPServer:
         self.sessions: dict[tuple[str, int], ReadSession] = {}
         self.files = MappedFiles()
         self.address: tuple[str, int] | None = None
-        self._preparing: set[tuple[str, int]] = set()  # clients whose dynamic file is rendering
+        self._preparing: dict[tuple[str, int], bytes] = {}  # request being answered by a generator
         self._tasks: set[asyncio.Task] = set()
         self._sock: socket.socket | None = None
         self._sweeper: asyncio.TimerHandle | None = None
@@ -154,8 +154,11 @@ class TFTPServer:
             metrics.ERRORS.labels("malformed").inc()
             log.debug("tftp: dropped a malformed packet from %s:%d: %s", *peer, exc)
             return
-        if peer in self.sessions or peer in self._preparing:
+        running = self.sessions.get(peer)
+        if running is not None and running.request == data and running.base <= 1:
             return  # a retransmitted request: the transfer already running answers it
+        if self._preparing.get(peer) == data:
+            return
         self._handle(request, peer, local_ip, ifindex)
 
     def _handle(self, request: Request, peer: tuple[str, int], local_ip: str, ifindex: int) -> None:
@@ -169,7 +172,7 @@ class TFTPServer:
             return
         generator = self.dynamic.get(request.filename)
         if generator is not None:
-            self._preparing.add(peer)
+            self._preparing[peer] = request.datagram
             self._spawn(self._serve_generated(generator, request, peer, local_ip, ifindex))
             return
         try:
@@ -207,7 +210,8 @@ class TFTPServer:
             if self._sock is not None:
                 self._open(request, peer, local_ip, ifindex, Lease(memoryview(bytes(content))))
         finally:
-            self._preparing.discard(peer)
+            if self._preparing.get(peer) == request.datagram:
+                del self._preparing[peer]
 
     def _open(self, request: Request, peer: tuple[str, int], local_ip: str, ifindex: int,
               lease: Lease) -> None:
@@ -223,7 +227,12 @@ class TFTPServer:
             metrics.ERRORS.labels("socket").inc()
             log.error("tftp: no socket for %s:%d (%s): %s", *peer, request.filename, exc)
             return
-        session = ReadSession(self._loop, sock, peer, request.filename, lease, agreed.blksize,
+        running = self.sessions.get(peer)
+        if running is not None:
+            # Same client port, a new request: the client gave up on the old transfer. (edk2 ends
+            # its tsize probe with an ERROR, but its next RRQ may be read before that ERROR.)
+            self._finished(running, "probed" if running.base == 0 else "restarted")
+        session = ReadSession(self._loop, sock, peer, request.datagram, request.filename, lease, agreed.blksize,
                               agreed.windowsize, timeout,
                               oack_packet(agreed.oack) if agreed.oack else None, self._finished)
         self.sessions[peer] = session
@@ -293,10 +302,13 @@ class TFTPServer:
         sent = session.acked_bytes
         metrics.TRANSFERS.labels(outcome).inc()
         metrics.BYTES.inc(sent)
-        if outcome != "complete":
-            metrics.ERRORS.labels(outcome).inc()
         if session.malformed:
             metrics.ERRORS.labels("malformed").inc(session.malformed)
+        if outcome == "probed":  # not a transfer: firmware asked for the size (tsize) and stopped
+            log.debug("tftp: %s:%d probed %s (%d bytes)", *session.peer, session.filename, session.size)
+            return
+        if outcome != "complete":
+            metrics.ERRORS.labels(outcome).inc()
         log.info("tftp: %s %s to %s:%d: %d of %d bytes, blksize %d, windowsize %d, %.3f s, %d retransmits",
                  outcome, session.filename, *session.peer, sent, session.size, session.blksize,
                  session.windowsize, duration, session.retransmits)

@@ -32,18 +32,19 @@ MAX_BACKOFF = 8
 
 
 class ReadSession:
-    __slots__ = ("peer", "filename", "sock", "fd", "lease", "view", "size", "blksize", "windowsize",
+    __slots__ = ("peer", "request", "filename", "sock", "fd", "lease", "view", "size", "blksize", "windowsize",
                  "timeout", "oack", "last", "base", "sent", "next", "window_end", "deadline", "retries",
                  "retransmits", "malformed", "started", "writing", "_loop", "_end")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, peer: tuple[str, int],
-                 filename: str, lease: Lease, blksize: int, windowsize: int, timeout: float,
+                 request: bytes, filename: str, lease: Lease, blksize: int, windowsize: int, timeout: float,
                  oack: bytes | None, end: Callable[[ReadSession, str], None]) -> None:
         self._loop = loop
-        self._end = end  # called once with the outcome: complete, timeout, client_error, client_gone
+        self._end = end  # called once: complete, probed, timeout, client_error, client_gone
         self.sock = sock
         self.fd = sock.fileno()
         self.peer = peer
+        self.request = request
         self.filename = filename
         self.lease = lease
         self.view = lease.view
@@ -161,6 +162,7 @@ class ReadSession:
             self.retries = 0
             self._send_window()
         elif opcode == _OP_ERROR:
-            self._end(self, "client_error")
+            # An error in answer to the OACK is how PXE firmware ends its size probe (tsize).
+            self._end(self, "probed" if self.base == 0 else "client_error")
         else:
             self.malformed += 1

@@ -223,12 +223,52 @@ async def test_client_that_stops_acking_is_dropped_and_freed(server, client, run
     assert runtime.observed[-1].detail["outcome"] == "timeout"
 
 
-async def test_client_error_ends_session(server, client):
+async def test_client_error_mid_transfer_ends_session(server, client, runtime):
     client.send(rrq("f1m", blksize=1024), server.address)
     _, tid = await client.recv()
-    client.send(b"\0\x05\0\x08option refused\0", tid)
+    client.send(ack(0), tid)
+    await client.recv()
+    client.send(b"\0\x05\0\x00disk full\0", tid)
     await asyncio.sleep(0.05)
     assert not server.sessions and len(server.files) == 0
+    assert runtime.observed[-1].detail["outcome"] == "client_error"
+
+
+async def edk2_fetch(client, server, name: str) -> bytes:
+    """What OVMF's PXE does: a tsize probe ended by an ERROR, then the real request, windowsize 4.
+    The second RRQ reaches the request port before the ERROR reaches the session's port."""
+    client.send(rrq(name, tsize=0, blksize=1468, windowsize=4), server.address)
+    oack, tid = await client.recv()
+    assert parse_oack(oack) == {"tsize": str((server.runtime.settings.tftp_root[0] / name).stat().st_size),
+                                "blksize": "1468", "windowsize": "4"}
+    client.send(rrq(name, blksize=1468, windowsize=4), server.address)
+    await asyncio.sleep(0.01)
+    client.send(b"\0\x05\0\x08size probe\0", tid)
+    oack, tid = await client.recv()
+    assert parse_oack(oack) == {"blksize": "1468", "windowsize": "4"}
+    client.send(ack(0), tid)
+    received, expected, in_window = bytearray(), 1, 0
+    while True:
+        data, _ = await client.recv()
+        block = struct.unpack("!H", data[2:4])[0]
+        assert data[:2] == b"\0\x03" and block == expected & 0xFFFF
+        received += data[4:]
+        expected += 1
+        in_window += 1
+        if len(data) < 4 + 1468:
+            client.send(ack(block), tid)
+            return bytes(received)
+        if in_window == 4:
+            client.send(ack(block), tid)
+            in_window = 0
+
+
+async def test_edk2_probe_then_windowed_transfer(patient_server, client, runtime, files):
+    assert await edk2_fetch(client, patient_server, "f1m") == (files / "f1m").read_bytes()
+    await asyncio.sleep(0.05)
+    assert not patient_server.sessions
+    assert [e.detail["outcome"] for e in runtime.observed] == ["complete"]  # the probe is no transfer
+    assert runtime.observed[0].detail["windowsize"] == 4
 
 
 async def test_shared_mapping_while_two_transfers_run(server, files):
