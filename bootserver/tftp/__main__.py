@@ -1,7 +1,7 @@
 """Run the TFTP component alone: `python -m bootserver.tftp --listen 127.0.0.1:6969 --root DIR`.
 
 Used by the network-namespace tests and the benchmark to run the server inside a namespace; the
-real server runs it inside `bootserver serve`. Transfers are logged; events go nowhere.
+real server runs it inside `bootserver serve`. Transfers are logged.
 """
 
 from __future__ import annotations
@@ -17,20 +17,18 @@ from bootserver.config import Settings
 from bootserver.tftp.server import TFTPServer
 
 
-class _LoggingRuntime:
-    """Just enough runtime for a standalone server: settings, and events that are only logged."""
+class _SettingsOnly:
+    """Just enough runtime for a standalone server: no DHCP knows any MAC, so transfers are only
+    logged, never recorded as machine events."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-
-    async def observe(self, mac, kind, detail, source=None) -> None:
-        pass  # the server already logs one line per transfer
 
 
 async def _serve(args: argparse.Namespace) -> None:
     settings = replace(Settings(), tftp=args.listen, ipxe_dir=Path(args.root[0]),
                        tftp_root=tuple(Path(r) for r in args.root[1:]), tftp_blksize_max=args.blksize_max)
-    server = TFTPServer(_LoggingRuntime(settings), retransmit_timeout=args.timeout, retries=args.retries)
+    server = TFTPServer(_SettingsOnly(settings), retransmit_timeout=args.timeout, retries=args.retries)
     await server.start()
     print(f"listening {server.address[0]}:{server.address[1]}", flush=True)
     stop = asyncio.Event()

@@ -12,7 +12,6 @@ slice with one scatter-gather `sendmsg` (measured in bench/loop_io.py).
 from __future__ import annotations
 
 import asyncio
-import inspect
 import ipaddress
 import logging
 import os
@@ -196,7 +195,7 @@ class TFTPServer:
     async def _serve_generated(self, generator: Generator, request: Request, peer: tuple[str, int],
                                local_ip: str, ifindex: int) -> None:
         try:
-            info = FileRequest(request.filename, peer[0], peer[1], await self._mac_for(peer[0]))
+            info = FileRequest(request.filename, peer[0], peer[1], self._mac_for(peer[0]))
             try:
                 content = await generator(info)
             except Exception:
@@ -318,19 +317,19 @@ class TFTPServer:
         self._spawn(self._observe(session.peer[0], detail))
 
     async def _observe(self, client_ip: str, detail: dict) -> None:
+        """A machine event when DHCP told the runtime this address's MAC; else only the log line."""
+        mac = self._mac_for(client_ip)
+        if mac is None:
+            return
         try:
-            mac = await self._mac_for(client_ip)
             await self.runtime.observe(mac, "tftp.transfer", detail, source=client_ip)
         except Exception:
-            log.exception("tftp: could not record the transfer of %s to %s", detail["file"], client_ip)
+            log.exception("tftp: could not record the transfer of %s to %s", detail["file"], mac)
 
-    async def _mac_for(self, client_ip: str) -> str | None:
-        """The runtime's optional `mac_for_ip` (learnt from DHCP); None when it has none."""
+    def _mac_for(self, client_ip: str) -> str | None:
+        """The runtime's `mac_for_ip` (learnt from DHCP and HTTP), when it has one."""
         lookup = getattr(self.runtime, "mac_for_ip", None)
-        if lookup is None:
-            return None
-        mac = lookup(client_ip)
-        return await mac if inspect.isawaitable(mac) else mac
+        return lookup(client_ip) if lookup is not None else None
 
     def _spawn(self, coro: Awaitable) -> None:
         task = asyncio.ensure_future(coro)

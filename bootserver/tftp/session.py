@@ -25,10 +25,10 @@ if TYPE_CHECKING:
 
 _DATA_HEADER = struct.Struct("!HH").pack
 _OP_DATA, _OP_ACK, _OP_ERROR = 3, 4, 5
-# Consecutive timeouts double the wait (RFC 1123 4.2.3.2 asks for an adaptive timeout), up to 8x.
-# Besides sparing a congested link, the longer silences let a windowed client whose own timer is
-# reset by every duplicate DATA (atftp: 5 s) time out and re-send the ACK we lost.
-MAX_BACKOFF = 8
+# Consecutive timeouts double the wait (RFC 1123 4.2.3.2 asks for an adaptive timeout), up to 8 s.
+# Besides sparing a congested link, a silence longer than 5 s lets a windowed client whose own
+# timer is reset by every duplicate DATA (atftp: a fixed 5 s) time out and re-send the ACK we lost.
+MAX_INTERVAL = 8.0
 
 
 class ReadSession:
@@ -86,11 +86,11 @@ class ReadSession:
         if self.retries > max_retries:
             return False
         self.retransmits += max(1, min(self.sent, self.window_end) - self.base + 1)
-        self._send_window(min(1 << self.retries, MAX_BACKOFF))
+        self._send_window(min(self.timeout * (1 << self.retries), max(self.timeout, MAX_INTERVAL)))
         return True
 
-    def _send_window(self, backoff: int = 1) -> None:
-        self.deadline = self._loop.time() + self.timeout * backoff
+    def _send_window(self, wait: float | None = None) -> None:
+        self.deadline = self._loop.time() + (wait or self.timeout)
         if self.base == 0:
             self.window_end = 0
             self._send(self.oack)

@@ -1,4 +1,4 @@
-"""Fixtures for the TFTP tests: served files, a minimal runtime with a MemoryStore, a live server."""
+"""Fixtures for the TFTP tests: served files, a Runtime on a MemoryStore, a live server."""
 
 from __future__ import annotations
 
@@ -8,30 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from bootserver.catalog.model import Catalog
 from bootserver.config import Settings
-from bootserver.state.base import Event
+from bootserver.runtime import Runtime
 from bootserver.state.memory import MemoryStore
 from bootserver.tftp import TFTPServer
+from tests.tftp.tftp_helpers import CLIENT_MAC
 
 ROLLOVER_SIZE = 65_700 * 512 + 100  # more than 65,535 blocks at blksize 512
-
-
-class MiniRuntime:
-    """Stands in for bootserver.runtime.Runtime: settings, a store, observe(), mac_for_ip()."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.store = MemoryStore()
-        self.macs: dict[str, str] = {}  # what DHCP would have taught the runtime
-        self.observed: list[Event] = []
-
-    def mac_for_ip(self, ip: str) -> str | None:
-        return self.macs.get(ip)
-
-    async def observe(self, req_or_mac, kind, detail, source=None) -> None:
-        event = Event(mac=req_or_mac or f"ip:{source}", kind=kind, source=source, detail=detail)
-        self.observed.append(event)
-        await self.store.record(event)
 
 
 def _random_file(path: Path, size: int) -> Path:
@@ -61,10 +45,13 @@ def files(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def runtime(files, tmp_path) -> MiniRuntime:
+def runtime(files, tmp_path) -> Runtime:
     empty_ipxe = tmp_path / "ipxe"
     empty_ipxe.mkdir()
-    return MiniRuntime(replace(Settings(), tftp="127.0.0.1:0", ipxe_dir=empty_ipxe, tftp_root=(files,)))
+    settings = replace(Settings(), tftp="127.0.0.1:0", ipxe_dir=empty_ipxe, tftp_root=(files,))
+    rt = Runtime(settings, Catalog(root=tmp_path), MemoryStore())
+    rt.remember_ip("127.0.0.1", CLIENT_MAC)
+    return rt
 
 
 @pytest.fixture

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
-from tftp_helpers import run, sha256
+from tests.tftp.tftp_helpers import CLIENT_MAC, run, sha256, transfers
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -19,13 +21,13 @@ async def test_curl_blksizes_1m(server, runtime, files, tmp_path, blksize):
     rc, log = await run("curl", "-sS", *extra, "-o", str(out), url(server, "f1m"))
     assert rc == 0, log
     assert sha256(out) == sha256(files / "f1m")
-    event, = [e for e in runtime.observed if e.kind == "tftp.transfer"]
-    assert event.detail["outcome"] == "complete"
-    assert event.detail["bytes"] == 1 << 20
-    assert event.detail["blksize"] == (blksize or 512)
-    assert event.detail["windowsize"] == 1
-    assert event.detail["duration"] > 0
-    assert event.source == "127.0.0.1"
+    detail, = await transfers(runtime)
+    assert detail["outcome"] == "complete"
+    assert detail["file"] == "f1m"
+    assert detail["bytes"] == 1 << 20
+    assert detail["blksize"] == (blksize or 512)
+    assert detail["windowsize"] == 1
+    assert detail["duration"] > 0
     assert not server.sessions and len(server.files) == 0
 
 
@@ -37,7 +39,7 @@ async def test_atftp_options_1m(server, runtime, files, tmp_path, options):
     rc, log = await run("atftp", *flags, "-g", "-r", "f1m", "-l", str(out), "127.0.0.1", str(server.address[1]))
     assert rc == 0, log
     assert sha256(out) == sha256(files / "f1m")
-    detail = runtime.observed[-1].detail
+    detail = (await transfers(runtime))[-1]
     assert detail["windowsize"] == (16 if "windowsize 16" in options else 4 if "windowsize 4" in options else 1)
     assert detail["blksize"] == (1468 if "blksize 1468" in options else 512)
 
@@ -74,7 +76,7 @@ async def test_block_number_rollover_at_512(server, runtime, files, tmp_path):
                         str(out))
     assert rc == 0, log
     assert sha256(out) == expected
-    assert [e.detail["blksize"] for e in runtime.observed] == [512, 512]
+    assert [d["blksize"] for d in await transfers(runtime)] == [512, 512]
 
 
 @pytest.mark.parametrize("name", ["empty", "exact1024", "sub/nested.bin", "inside-link"])
@@ -95,13 +97,20 @@ async def test_ipxe_dir_searched_before_tftp_root(server, runtime, tmp_path):
     assert out.read_bytes() == b"from ipxe_dir"
 
 
-async def test_observed_by_mac_when_runtime_knows_it(server, runtime, tmp_path):
-    runtime.macs["127.0.0.1"] = "52:54:00:12:34:56"
+async def test_event_source_and_unknown_clients(server, runtime, tmp_path, caplog):
     rc, log = await run("curl", "-sS", "-o", str(tmp_path / "out"), url(server, "sub/nested.bin"))
     assert rc == 0, log
-    events = await runtime.store.events("52:54:00:12:34:56")
-    assert [(e.kind, e.detail["file"], e.detail["bytes"]) for e in events] == [
-        ("tftp.transfer", "sub/nested.bin", 3000)]
+    event, = await runtime.store.events(CLIENT_MAC)
+    assert (event.kind, event.source, event.detail["file"], event.detail["bytes"]) == (
+        "tftp.transfer", "127.0.0.1", "sub/nested.bin", 3000)
+    # A client DHCP never told us about: logged by address, no machine event.
+    runtime._ip_to_mac.clear()
+    with caplog.at_level(logging.INFO, logger="bootserver.tftp"):
+        rc, log = await run("curl", "-sS", "-o", str(tmp_path / "out"), url(server, "sub/nested.bin"))
+        assert rc == 0, log
+    assert any(r.message.startswith("tftp: complete sub/nested.bin to 127.0.0.1:") for r in caplog.records)
+    assert len(await runtime.store.events(CLIENT_MAC)) == 1
+    assert [m.mac for m in await runtime.store.machines()] == []
 
 
 async def test_concurrent_sessions_share_one_mapping(server, files, tmp_path):

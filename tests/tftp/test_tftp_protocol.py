@@ -7,9 +7,9 @@ import logging
 import struct
 
 import pytest
-from tftp_helpers import RawClient, ack, parse_error, parse_oack, rrq, run
 
 from bootserver.tftp import TFTPServer, metrics
+from tests.tftp.tftp_helpers import CLIENT_MAC, ack, parse_error, parse_oack, RawClient, rrq, run, transfers
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -220,7 +220,7 @@ async def test_client_that_stops_acking_is_dropped_and_freed(server, client, run
     assert sum(1 for g in got if g[:2] == b"\0\x05") == 1  # "timed out"
     assert server.sessions == {} and len(server.files) == 0
     assert counter(metrics.RETRANSMITS) == before + 3
-    assert runtime.observed[-1].detail["outcome"] == "timeout"
+    assert (await transfers(runtime))[-1]["outcome"] == "timeout"
 
 
 async def test_client_error_mid_transfer_ends_session(server, client, runtime):
@@ -231,7 +231,7 @@ async def test_client_error_mid_transfer_ends_session(server, client, runtime):
     client.send(b"\0\x05\0\x00disk full\0", tid)
     await asyncio.sleep(0.05)
     assert not server.sessions and len(server.files) == 0
-    assert runtime.observed[-1].detail["outcome"] == "client_error"
+    assert (await transfers(runtime))[-1]["outcome"] == "client_error"
 
 
 async def edk2_fetch(client, server, name: str) -> bytes:
@@ -267,8 +267,8 @@ async def test_edk2_probe_then_windowed_transfer(patient_server, client, runtime
     assert await edk2_fetch(client, patient_server, "f1m") == (files / "f1m").read_bytes()
     await asyncio.sleep(0.05)
     assert not patient_server.sessions
-    assert [e.detail["outcome"] for e in runtime.observed] == ["complete"]  # the probe is no transfer
-    assert runtime.observed[0].detail["windowsize"] == 4
+    detail, = await transfers(runtime)  # the probe is no transfer
+    assert (detail["outcome"], detail["windowsize"], detail["blksize"]) == ("complete", 4, 1468)
 
 
 async def test_shared_mapping_while_two_transfers_run(server, files):
@@ -300,16 +300,15 @@ async def test_dynamic_file_rendered_per_client(server, runtime, tmp_path):
     async def broken(req):
         raise RuntimeError("template error")
 
-    runtime.macs["127.0.0.1"] = "52:54:00:aa:bb:cc"
     server.register("boot.ipxe", boot_ipxe)
     server.register("nothing.ipxe", nothing)
     server.register("broken.ipxe", broken)
     base = f"tftp://127.0.0.1:{server.address[1]}"
     rc, log = await run("curl", "-sS", "-o", str(tmp_path / "o"), f"{base}/boot.ipxe")
     assert rc == 0, log
-    assert (tmp_path / "o").read_text() == "#!ipxe\necho hello 127.0.0.1 52:54:00:aa:bb:cc\n"
-    assert (seen[0].filename, seen[0].client_ip, seen[0].mac) == ("boot.ipxe", "127.0.0.1", "52:54:00:aa:bb:cc")
-    assert runtime.observed[-1].detail["file"] == "boot.ipxe"
+    assert (tmp_path / "o").read_text() == f"#!ipxe\necho hello 127.0.0.1 {CLIENT_MAC}\n"
+    assert (seen[0].filename, seen[0].client_ip, seen[0].mac) == ("boot.ipxe", "127.0.0.1", CLIENT_MAC)
+    assert (await transfers(runtime))[-1]["file"] == "boot.ipxe"
     rc, log = await run("curl", "-sS", "-o", str(tmp_path / "o"), f"{base}/nothing.ipxe")
     assert rc == 68, log
     client = RawClient()

@@ -8,6 +8,13 @@ import socket
 import struct
 from pathlib import Path
 
+CLIENT_MAC = "52:54:00:12:34:56"  # what DHCP taught the runtime about 127.0.0.1
+
+
+async def transfers(runtime, mac: str = CLIENT_MAC) -> list[dict]:
+    """The details of the tftp.transfer events recorded for `mac`, oldest first."""
+    return [e.detail for e in await runtime.store.events(mac) if e.kind == "tftp.transfer"]
+
 
 def sha256(path: Path) -> str:
     h = hashlib.sha256()
