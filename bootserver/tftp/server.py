@@ -23,7 +23,7 @@ from typing import Any, Awaitable, Callable, Mapping
 
 from bootserver.config import split_hostport
 from bootserver.tftp import metrics
-from bootserver.tftp.files import Lease, MappedFiles, PathRefused, resolve
+from bootserver.tftp.files import Lease, MappedFiles, PathRefused, Root, resolve
 from bootserver.tftp.packets import (
     ERR_ACCESS, ERR_NOT_FOUND, ERR_UNDEFINED, MAX_BLKSIZE, MIN_BLKSIZE, MalformedPacket, Request,
     error_packet, negotiate, oack_packet, parse_request,
@@ -94,8 +94,9 @@ class TFTPServer:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
-    def roots(self) -> list[str]:
-        return [str(self.settings.ipxe_dir), *(str(p) for p in self.settings.tftp_root)]
+    def roots(self) -> list[Root]:
+        return [Root(str(self.settings.ipxe_dir), confined=False),
+                *(Root(str(p)) for p in self.settings.tftp_root)]
 
     def register(self, name: str, generator: Generator) -> None:
         self.dynamic[name] = generator
@@ -115,7 +116,7 @@ class TFTPServer:
         self._sock = sock
         self.address = sock.getsockname()
         self._loop.add_reader(sock.fileno(), self._on_request)
-        log.info("tftp: listening on %s:%d, serving %s", *self.address, ", ".join(self.roots))
+        log.info("tftp: listening on %s:%d, serving %s", *self.address, ", ".join(r.path for r in self.roots))
 
     async def stop(self) -> None:
         if self._sock is not None:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
+
+from bootserver.config import Settings
 from tests.tftp.tftp_helpers import CLIENT_MAC, run, sha256, transfers
 
 pytestmark = pytest.mark.timeout(120)
@@ -87,6 +90,35 @@ async def test_edge_sizes_and_links_inside_root(server, files, tmp_path, name):
                         "127.0.0.1", str(server.address[1]))
     assert rc == 0, log
     assert out.read_bytes() == (files / name).read_bytes()
+
+
+async def test_ipxe_dir_links_are_followed_outside_it(server, runtime, files, tmp_path):
+    """The iPXE folder is a package's (Debian links ipxe.efi to /boot/ipxe.efi): its links are
+    followed; tftp_root's links must stay inside (see test_path_escape_refused_and_logged)."""
+    (runtime.settings.ipxe_dir / "linked.efi").symlink_to(files / "sub" / "nested.bin")
+    out = tmp_path / "out"
+    rc, log = await run("curl", "-sS", "-o", str(out), url(server, "linked.efi"))
+    assert rc == 0, log
+    assert out.read_bytes() == (files / "sub" / "nested.bin").read_bytes()
+
+
+@pytest.mark.skipif(not Path("/usr/lib/ipxe/ipxe.efi").exists(), reason="Debian package ipxe not installed")
+@pytest.mark.parametrize("name", ["ipxe.efi", "snponly.efi", "undionly.kpxe"])
+async def test_debian_ipxe_binaries_with_default_settings(runtime, tmp_path, name):
+    from dataclasses import replace
+
+    from bootserver.tftp import TFTPServer
+    runtime.settings = replace(runtime.settings, ipxe_dir=Settings().ipxe_dir, tftp_root=())
+    srv = TFTPServer(runtime)
+    await srv.start()
+    try:
+        out = tmp_path / "out"
+        rc, log = await run("atftp", "--option", "blksize 1468", "--option", "windowsize 4", "--option", "tsize 0",
+                            "-g", "-r", name, "-l", str(out), "127.0.0.1", str(srv.address[1]))
+        assert rc == 0, log
+        assert sha256(out) == sha256(Path("/usr/lib/ipxe", name).resolve())
+    finally:
+        await srv.stop()
 
 
 async def test_ipxe_dir_searched_before_tftp_root(server, runtime, tmp_path):
