@@ -77,12 +77,13 @@ class TFTPServer:
     """
 
     def __init__(self, runtime: Any, dynamic: Mapping[str, Generator] | None = None, *,
-                 retransmit_timeout: float = 1.0, retries: int = 5) -> None:
+                 retransmit_timeout: float = 1.0, retries: int = 5, max_sessions: int = 1000) -> None:
         self.runtime = runtime
         self.settings = runtime.settings
         self.dynamic: dict[str, Generator] = dict(dynamic or {})
         self.retransmit_timeout = retransmit_timeout
         self.retries = retries
+        self.max_sessions = max_sessions  # each holds a socket: keep the process's descriptors for HTTP
         self.sessions: dict[tuple[str, int], ReadSession] = {}
         self.files = MappedFiles()
         self.address: tuple[str, int] | None = None
@@ -146,8 +147,8 @@ class TFTPServer:
         local_ip, ifindex = self.address[0], 0
         for level, kind, value in ancillary:
             if level == socket.SOL_IP and kind == IP_PKTINFO and len(value) >= _PKTINFO.size:
-                ifindex, _spec, addr = _PKTINFO.unpack_from(value)
-                local_ip = socket.inet_ntoa(addr)
+                ifindex, local, _dst = _PKTINFO.unpack_from(value)
+                local_ip = socket.inet_ntoa(local)  # our address on that interface (also for broadcasts)
         try:
             request = parse_request(data)
         except MalformedPacket as exc:
@@ -158,6 +159,9 @@ class TFTPServer:
         if running is not None and running.request == data and running.base <= 1:
             return  # a retransmitted request: the transfer already running answers it
         if self._preparing.get(peer) == data:
+            return
+        if len(self.sessions) + len(self._preparing) >= self.max_sessions and running is None:
+            self._refuse(peer, local_ip, "busy", ERR_UNDEFINED, "too many transfers, try again", None)
             return
         self._handle(request, peer, local_ip, ifindex)
 
