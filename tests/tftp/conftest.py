@@ -32,6 +32,7 @@ def _random_file(path: Path, size: int) -> Path:
 def files(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("tftproot")
     _random_file(root / "f1m", 1 << 20)
+    _random_file(root / "f100k", 100_000)
     _random_file(root / "f64m", 64 << 20)
     _random_file(root / "rollover", ROLLOVER_SIZE)
     _random_file(root / "exact1024", 4 * 1024)  # a multiple of the block size: ends with an empty block

@@ -79,7 +79,12 @@ async def test_block_number_rollover_at_512(server, runtime, files, tmp_path):
                         str(out))
     assert rc == 0, log
     assert sha256(out) == expected
-    assert [d["blksize"] for d in await transfers(runtime)] == [512, 512]
+    out = tmp_path / "atftp"  # rollover inside windows
+    rc, log = await run("atftp", "--option", "windowsize 16", "-g", "-r", "rollover", "-l", str(out), "127.0.0.1",
+                        str(server.address[1]))
+    assert rc == 0, log
+    assert sha256(out) == expected
+    assert [(d["blksize"], d["windowsize"]) for d in await transfers(runtime)] == [(512, 1), (512, 1), (512, 16)]
 
 
 @pytest.mark.parametrize("name", ["empty", "exact1024", "sub/nested.bin", "inside-link"])

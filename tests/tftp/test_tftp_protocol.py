@@ -338,3 +338,57 @@ async def test_dynamic_file_rendered_per_client(server, runtime, tmp_path):
     finally:
         client.close()
     assert not server.sessions
+
+
+# -- a hostile network, simulated by the client -------------------------------------------------
+
+async def lossy_windowed_fetch(client, server, name: str, blksize: int, windowsize: int, rng) -> bytes:
+    """An RFC 7440 receiver that loses 10% of DATA, acknowledges the block before a gap, repeats 10%
+    of its ACKs and re-sends its last ACK after 0.3 s of silence: every byte must arrive, in order."""
+    client.send(rrq(name, blksize=blksize, windowsize=windowsize), server.address)
+    oack, tid = await client.recv()
+    assert parse_oack(oack) == {"blksize": str(blksize), "windowsize": str(windowsize)}
+    received, expected, in_window, last_ack, gap_acked = bytearray(), 1, 0, ack(0), 0
+    client.send(last_ack, tid)
+    while True:
+        try:
+            data, _ = await client.recv(timeout=0.3)
+        except asyncio.TimeoutError:
+            client.send(last_ack, tid)
+            continue
+        if rng.random() < 0.1:
+            continue  # lost
+        block = struct.unpack("!H", data[2:4])[0]
+        if block != expected & 0xFFFF:
+            if gap_acked != expected:  # a gap: say once where we are, as RFC 7440 asks
+                gap_acked, last_ack, in_window = expected, ack(expected - 1), 0
+                client.send(last_ack, tid)
+            continue
+        received += data[4:]
+        expected += 1
+        in_window += 1
+        final = len(data) < 4 + blksize
+        if final or in_window == windowsize:
+            last_ack, in_window = ack(block), 0
+            client.send(last_ack, tid)
+            if rng.random() < 0.1:
+                client.send(last_ack, tid)
+        if final:
+            return bytes(received)
+
+
+@pytest.mark.parametrize("seed", range(6))
+async def test_windows_survive_loss_and_duplicate_acks(runtime, client, files, seed):
+    import random
+    rng = random.Random(seed)
+    srv = TFTPServer(runtime, retransmit_timeout=0.05, retries=10)
+    await srv.start()
+    try:
+        blksize, windowsize = rng.choice([8, 512, 1468]), rng.randint(1, 8)
+        name = "sub/nested.bin" if blksize == 8 else "f100k"
+        got = await asyncio.wait_for(lossy_windowed_fetch(client, srv, name, blksize, windowsize, rng), 60)
+        assert got == (files / name).read_bytes()
+        await asyncio.sleep(0.05)
+        assert not srv.sessions and len(srv.files) == 0
+    finally:
+        await srv.stop()
