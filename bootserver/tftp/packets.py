@@ -15,13 +15,9 @@ from tftpy.TftpPacketTypes import TftpPacketERR, TftpPacketOACK, TftpPacketRRQ, 
 # tftpy logs every byte it decodes at debug level; that belongs to tftpy's debugging, not ours.
 logging.getLogger("tftpy").setLevel(logging.WARNING)
 
-OP_RRQ, OP_WRQ, OP_DATA, OP_ACK, OP_ERROR, OP_OACK = 1, 2, 3, 4, 5, 6
-
 ERR_UNDEFINED = 0
 ERR_NOT_FOUND = 1
 ERR_ACCESS = 2
-ERR_ILLEGAL = 4
-ERR_OPTIONS = 8
 
 DEFAULT_BLKSIZE = 512  # RFC 1350
 MIN_BLKSIZE, MAX_BLKSIZE = 8, 65464  # RFC 2348

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-import os
 import socket
 import struct
 import time
@@ -25,8 +24,17 @@ from bootserver.config import split_hostport
 from bootserver.tftp import metrics
 from bootserver.tftp.files import Lease, MappedFiles, PathRefused, Root, resolve
 from bootserver.tftp.packets import (
-    ERR_ACCESS, ERR_NOT_FOUND, ERR_UNDEFINED, MAX_BLKSIZE, MIN_BLKSIZE, MalformedPacket, Request,
-    error_packet, negotiate, oack_packet, parse_request,
+    ERR_ACCESS,
+    ERR_NOT_FOUND,
+    ERR_UNDEFINED,
+    MAX_BLKSIZE,
+    MIN_BLKSIZE,
+    MalformedPacket,
+    Request,
+    error_packet,
+    negotiate,
+    oack_packet,
+    parse_request,
 )
 from bootserver.tftp.session import ReadSession
 

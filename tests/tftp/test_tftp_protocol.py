@@ -9,7 +9,7 @@ import struct
 import pytest
 
 from bootserver.tftp import TFTPServer, metrics
-from tests.tftp.tftp_helpers import CLIENT_MAC, ack, parse_error, parse_oack, RawClient, rrq, run, transfers
+from tests.tftp.tftp_helpers import CLIENT_MAC, RawClient, ack, parse_error, parse_oack, rrq, run, transfers
 
 pytestmark = pytest.mark.timeout(60)
 
