@@ -417,6 +417,17 @@ async def test_fetch_by_unknown_or_no_machine_is_not_observed(server, client, qu
         assert await runtime.store.events(mac) == []
 
 
+async def test_metrics_endpoint_shows_asset_counters(server, client):
+    base, _, _ = server
+    async with client.get(f"{base}/assets/boot.ipxe") as resp:
+        await resp.read()
+    async with client.get(f"{base}/metrics") as resp:
+        text = await resp.text()
+    for name in ("bootserver_http_asset_bytes_sent_total", "bootserver_http_asset_open_transfers",
+                 "bootserver_http_asset_refused_total"):
+        assert name in text
+
+
 class BrokenStore(MemoryStore):
     async def get(self, mac):
         raise StoreUnavailable("database is locked for good")
