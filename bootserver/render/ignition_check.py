@@ -224,7 +224,10 @@ class _Checker:
                 self.error(where + ("device",), "disk device is required")
             else:
                 self.path(luks["device"], where + ("device",))
+            before = len(self.report.entries)
             self.resource(luks.get("keyFile") or {}, where + ("keyFile",))
+            if len(self.report.entries) > before:
+                self.error(where + ("keys",), "invalid key-file source")
             for i, tang in enumerate((luks.get("clevis") or {}).get("tang") or []):
                 if not tang.get("url"):
                     self.error(where + ("clevis", "tang", i, "url"), "url is required")

@@ -131,7 +131,7 @@ def _mapping_items(node: yaml.MappingNode, seen: dict[int, Node]) -> tuple:
     merged: list[tuple[str, Node, int, int]] = []
     for key_node, value_node in node.value:
         key_line, key_col = _pos(key_node)
-        if isinstance(key_node, yaml.ScalarNode) and key_node.value == MERGE_KEY and key_node.style is None:
+        if isinstance(key_node, yaml.ScalarNode) and key_node.value == MERGE_KEY and not key_node.style:
             sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
             for source in sources:
                 converted = _convert(source, seen)
