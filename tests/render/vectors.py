@@ -14,7 +14,6 @@ import gzip
 import json
 import os
 import socket
-import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,19 +23,13 @@ from bootserver.render.butane import schema, validate, yamlsrc
 from bootserver.render.butane.decode import decode
 from bootserver.render.butane.report import path_string
 from bootserver.render.butane.translate import Translator
+from tests.conftest import shared_dir
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def conformance_dir() -> Path:
-    for candidate in (REPO / ".." / "shared" / "conformance" / "butane", Path("/work/shared/conformance/butane")):
-        if (candidate / "vectors.json").is_file():
-            return candidate.resolve()
-    raise FileNotFoundError("conformance vectors not found beside the clone (../shared) nor in /work/shared")
 
 
 def load_vectors() -> list[dict]:
-    return json.loads((conformance_dir() / "vectors.json").read_text())
+    """../shared/conformance/butane beside the clone (CI), else the workplace copy in /work/shared."""
+    return json.loads((shared_dir() / "conformance" / "butane" / "vectors.json").read_text())
 
 
 class NotApplicable(Exception):
@@ -294,10 +287,3 @@ def _decimal_modes(vector: dict) -> Outcome:
     assert spec["message"] == validate.DECIMAL_MODE
     return Outcome()
 
-
-def permission_restore(root: Path) -> None:
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            path = os.path.join(dirpath, name)
-            if not os.path.islink(path):
-                os.chmod(path, os.stat(path).st_mode | stat.S_IRWXU)
