@@ -8,6 +8,7 @@ warning carries its path in the source ($.storage.files.0.mode) and, where known
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from .. import ignition_check
@@ -96,10 +97,11 @@ def _spec_version(root: yamlsrc.Node | None) -> tuple:
     return VERSIONS[version.text]
 
 
-def _is_semver(text: str) -> bool:
-    import re
+_SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
 
-    return bool(re.match(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$", text))
+
+def _is_semver(text: str) -> bool:
+    return bool(_SEMVER.match(text))
 
 
 def _from_json(report: Report, translator: Translator) -> Report:

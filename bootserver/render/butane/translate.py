@@ -15,6 +15,7 @@ import re
 import stat
 
 from . import dataurl, localfiles, schema
+from .validate import check_embedded_ignition
 from .report import Path, Report
 from .schema import ListOf, Struct
 
@@ -124,9 +125,7 @@ class Translator:
                 except localfiles.LocalFileError as exc:
                     self.report.error(here, str(exc))
                     return
-                if here[:2] == ("ignition", "config"):
-                    from .validate import check_embedded_ignition  # local: only known at translation
-
+                if here[:2] == ("ignition", "config"):  # a local file's contents are only known now
                     check_embedded_ignition(contents, ypath, self.report)
             else:
                 contents = value["inline"].encode("utf-8", "surrogateescape")
