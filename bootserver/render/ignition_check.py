@@ -9,6 +9,7 @@ Paths in the report are JSON paths into the config (("storage", "files", 0, "mod
 from __future__ import annotations
 
 import base64
+import json
 import posixpath
 import re
 from urllib.parse import unquote_to_bytes, urlsplit
@@ -84,40 +85,40 @@ class _Checker:
             return False
         return True
 
-    def url(self, value: str, where: Path) -> str | None:
-        """The scheme of a valid URL, else None (error recorded)."""
-        try:
-            parts = urlsplit(value)
-        except ValueError:
-            self.error(where, "unable to parse url")
-            return None
-        scheme = parts.scheme.lower()
-        if scheme == "arn" and self.version not in ("3.0.0", "3.1.0", "3.2.0", "3.3.0"):
-            return scheme
-        if scheme not in _SCHEMES:
-            self.error(where, "invalid url scheme")
-            return None
-        if scheme == "data":
-            problem = _data_url_problem(value)
-            if problem:
-                self.error(where, problem)
-                return None
-        return scheme
+    def url(self, value: str, where: Path, quiet: bool = False) -> str | None:
+        """The scheme of a valid URL, else None (error recorded unless quiet)."""
+        scheme = go_url_scheme(value)
+        if scheme is None:
+            problem = "unable to parse url"
+        else:
+            if scheme == "arn" and self.version not in ("3.0.0", "3.1.0", "3.2.0", "3.3.0"):
+                return scheme
+            problem = "invalid url scheme" if scheme not in _SCHEMES else None
+            if scheme == "data":
+                problem = _data_url_problem(value)
+            if problem is None:
+                return scheme
+        if not quiet:
+            self.error(where, problem)
+        return None
 
     def resource(self, res: dict, where: Path, source_required: bool = False) -> None:
         if not isinstance(res, dict):
             return
         source = res.get("source")
         scheme = self.url(source, where + ("source",)) if source else None
-        if source_required and not source:
-            self.error(where, "source is required")
+        if source_required:  # merged configs and CAs: the item itself is reported too
+            if not source:
+                self.error(where, "source is required")
+            elif scheme is None:
+                self.url(source, where)
         compression = res.get("compression")
         if compression not in (None, "", "gzip"):
             self.error(where + ("compression",), "invalid compression method")
         digest = (res.get("verification") or {}).get("hash")
         if digest is not None:
             hash_path = where + ("verification", "hash")
-            if not source:
+            if source is None:  # an empty source is "specified" here
                 self.error(hash_path, "source must be specified if verification is specified")
             function, sep, hexsum = digest.partition("-")
             if not sep:
@@ -128,11 +129,16 @@ class _Checker:
                 self.error(hash_path, "incorrect size for hash sum")
         headers = res.get("httpHeaders") or []
         if headers:
-            if source and scheme not in ("http", "https", None):
+            header_scheme = go_url_scheme(source) if source else None
+            if header_scheme is None:
+                self.error(where + ("httpHeaders",), "unable to parse url")
+            elif header_scheme not in ("http", "https"):
                 self.error(where + ("httpHeaders",), "cannot use HTTP headers with this source scheme")
             for index, header in enumerate(headers):
                 if not header.get("name"):
                     self.error(where + ("httpHeaders", index, "name"), "HTTP header name can't be empty")
+                if header.get("value") == "":
+                    self.error(where + ("httpHeaders", index, "value"), "unable to parse HTTP header")
             self.dups(headers, where + ("httpHeaders",), lambda h: h.get("name"))
 
     def mode(self, mode, where: Path) -> None:
@@ -146,7 +152,7 @@ class _Checker:
     def owner(self, node: dict, where: Path) -> None:
         for key in ("user", "group"):
             who = node.get(key) or {}
-            if who.get("id") is not None and who.get("name") is not None:
+            if who.get("id") is not None and who.get("name"):
                 self.error(where + (key,), "cannot set both id and name")
 
     # sections ---------------------------------------------------------------------------------
@@ -159,18 +165,20 @@ class _Checker:
         cfg = ign.get("config") or {}
         for index, res in enumerate(cfg.get("merge") or []):
             self.resource(res, ("ignition", "config", "merge", index), source_required=True)
+        self.dups(cfg.get("merge") or [], ("ignition", "config", "merge"), lambda r: r.get("source") or "")
         if cfg.get("replace"):
             self.resource(cfg["replace"], ("ignition", "config", "replace"))
-        for index, res in enumerate(((ign.get("security") or {}).get("tls") or {}).get("certificateAuthorities") or []):
+        authorities = ((ign.get("security") or {}).get("tls") or {}).get("certificateAuthorities") or []
+        for index, res in enumerate(authorities):
             self.resource(res, ("ignition", "security", "tls", "certificateAuthorities", index), source_required=True)
+        self.dups(authorities, ("ignition", "security", "tls", "certificateAuthorities"),
+                  lambda r: r.get("source") or "")
         proxy = ign.get("proxy") or {}
+        self.dups(proxy.get("noProxy") or [], ("ignition", "proxy", "noProxy"), lambda item: item)
         for key in ("httpProxy", "httpsProxy"):
-            if proxy.get(key):
-                try:
-                    scheme = urlsplit(proxy[key]).scheme
-                    if proxy[key].startswith(":"):
-                        raise ValueError
-                except ValueError:
+            if proxy.get(key) is not None:
+                scheme = go_url_scheme(proxy[key])
+                if scheme is None:
                     self.error(("ignition", "proxy", key), "unable to parse url")
                     continue
                 if scheme not in ("http", "https"):
@@ -178,10 +186,9 @@ class _Checker:
 
     def storage(self, storage: dict) -> None:
         base: Path = ("storage",)
-        links = storage.get("links") or []
-        symlinks = [l.get("path") for l in links if l.get("path") and not l.get("hard")]
+        link_paths = [link.get("path") or "" for link in storage.get("links") or []]
         nodes = {}
-        for kind, noun in (("files", "file"), ("directories", "directory"), ("links", "link")):
+        for kind, noun in (("directories", "directory"), ("files", "file"), ("links", "link")):
             for index, node in enumerate(storage.get(kind) or []):
                 where = base + (kind, index)
                 self.path(node.get("path"), where + ("path",))
@@ -197,9 +204,10 @@ class _Checker:
                         self.error(where + ("overwrite",), "overwrite must be false if source is unspecified")
                 if kind == "links" and not node.get("target"):
                     self.error(where + ("target",), "link target is required")
-                p = node.get("path") or ""
-                if any(p.startswith(link + "/") for link in symlinks):
-                    self.error(where, f"{noun} path includes link in config")
+                own = node.get("path") or ""
+                for link in link_paths:  # as Ignition checks it: hard links and empty paths included
+                    if own.startswith(link + "/"):
+                        self.error(where, f"{noun} path includes link in config")
             self.dups(storage.get(kind) or [], base + (kind,), lambda n: n.get("path"), shared=nodes)
         for index, fs in enumerate(storage.get("filesystems") or []):
             self.filesystem(fs, base + ("filesystems", index))
@@ -209,7 +217,9 @@ class _Checker:
         self.dups(storage.get("disks") or [], base + ("disks",), lambda d: d.get("device"))
         for index, raid in enumerate(storage.get("raid") or []):
             where = base + ("raid", index)
-            if raid.get("level") is not None and raid["level"] not in _RAID_LEVELS:
+            if not raid.get("level"):
+                self.error(where + ("level",), "raid level is required")
+            elif raid["level"] not in _RAID_LEVELS:
                 self.error(where + ("level",), "unrecognized raid level")
             elif raid.get("spares") and raid.get("level") in ("linear", "raid0"):
                 self.error(where + ("level",), "spares unsupported for linear and raid0 arrays")
@@ -217,6 +227,7 @@ class _Checker:
                 self.error(where + ("devices",), "raid devices required")
             for i, device in enumerate(raid.get("devices") or []):
                 self.path(device, where + ("devices", i))
+            self.dups(raid.get("devices") or [], where + ("devices",), lambda d: d)
         self.dups(storage.get("raid") or [], base + ("raid",), lambda r: r.get("name"))
         for index, luks in enumerate(storage.get("luks") or []):
             where = base + ("luks", index)
@@ -224,16 +235,37 @@ class _Checker:
                 self.error(where + ("device",), "disk device is required")
             else:
                 self.path(luks["device"], where + ("device",))
-            before = len(self.report.entries)
-            self.resource(luks.get("keyFile") or {}, where + ("keyFile",))
-            if len(self.report.entries) > before:
+            key_file = luks.get("keyFile") or {}
+            self.resource(key_file, where + ("keyFile",))
+            if key_file.get("source") and self.url(key_file["source"], (), quiet=True) is None:
                 self.error(where + ("keys",), "invalid key-file source")
-            for i, tang in enumerate((luks.get("clevis") or {}).get("tang") or []):
-                if not tang.get("url"):
-                    self.error(where + ("clevis", "tang", i, "url"), "url is required")
-                if not tang.get("thumbprint"):
-                    self.error(where + ("clevis", "tang", i, "thumbprint"), "thumbprint is required")
+            if "/" in (luks.get("name") or ""):
+                self.error(where + ("name",), "device names cannot contain slashes")
+            self.clevis(luks.get("clevis") or {}, where + ("clevis",))
         self.dups(storage.get("luks") or [], base + ("luks",), lambda l: l.get("name"))
+
+    def clevis(self, clevis: dict, where: Path) -> None:
+        tangs = clevis.get("tang") or []
+        for i, tang in enumerate(tangs):
+            scheme = go_url_scheme(tang.get("url") or "")
+            if scheme is None:
+                self.error(where + ("tang", i, "url"), "unable to parse url")
+            elif scheme not in ("http", "https"):
+                self.error(where + ("tang", i, "url"), "invalid url scheme")
+            if not tang.get("thumbprint"):
+                self.error(where + ("tang", i, "thumbprint"), "thumbprint is required")
+        self.dups(tangs, where + ("tang",), lambda t: t.get("url") or "")
+        custom = clevis.get("custom") or {}
+        if not (custom.get("pin") or custom.get("config") or custom.get("needsNetwork")):
+            return
+        if custom.get("pin") and (clevis.get("tpm2") or tangs or clevis.get("threshold")):
+            self.error(where, "cannot use custom clevis config with tpm2, tang, or threshold")
+        if not custom.get("pin"):
+            self.error(where + ("custom", "pin"), "missing required custom clevis pin")
+        elif custom["pin"] not in ("tpm2", "tang", "sss"):
+            self.error(where + ("custom", "pin"), "unsupported clevis pin")
+        if not custom.get("config"):
+            self.error(where + ("custom", "config"), "missing required custom clevis config")
 
     def filesystem(self, fs: dict, where: Path) -> None:
         self.path(fs.get("device"), where + ("device",))
@@ -271,19 +303,30 @@ class _Checker:
             for key in ("guid", "typeGuid"):
                 if part.get(key) and not _GUID.match(part[key]):
                     self.error(here + (key,), 'doesn\'t match the form "01234567-89AB-CDEF-EDCB-A98765432101"')
-            if not part.get("number") and not label:
+            if not part.get("number") and label is None:
                 self.error(here, "a partition number >= 1 or a label must be specified")
-            if part.get("shouldExist") is False and any(
-                    part.get(k) is not None for k in ("label", "typeGuid", "guid", "sizeMiB", "startMiB", "resize")):
+            if part.get("shouldExist") is False and (any(part.get(k) for k in ("label", "typeGuid", "guid")) or any(
+                    part.get(k) is not None for k in ("sizeMiB", "startMiB"))):
                 self.error(here, "shouldExist specified false with other options also specified")
-        self.dups(parts, where + ("partitions",), lambda p: p.get("number") or p.get("label"))
+        self.dups(parts, where + ("partitions",), _partition_key)
+        if not disk.get("device"):  # Ignition checks the partitions as a set only on a named disk
+            return
+        if any(p.get("shouldExist") is False for p in parts) and any(not p.get("number") for p in parts):
+            self.error(where + ("partitions",),
+                       "shouldExist is false for a partition and other partition(s) has start or size 0")
+        labels: set[str] = set()
+        for index, part in enumerate(parts):
+            if part.get("label") is not None:
+                if part["label"] in labels:
+                    self.error(where + ("partitions", index), "cannot use the same partition label twice")
+                labels.add(part["label"])
 
     def systemd(self, systemd: dict) -> None:
         units = systemd.get("units") or []
         for index, unit in enumerate(units):
             where = ("systemd", "units", index)
             name = unit.get("name") or ""
-            if posixpath.splitext(name)[1] not in _UNIT_TYPES:
+            if name[name.rfind("."):] not in _UNIT_TYPES or "/" in name[name.rfind("."):]:  # Go's path.Ext
                 self.error(where + ("name",), "invalid systemd unit extension")
             contents = unit.get("contents")
             sections = None
@@ -319,25 +362,101 @@ class _Checker:
             self.dups(kargs.get(key) or [], ("kernelArguments", key), lambda a: a, shared=seen)
 
 
+LINE_MAX = 2048  # systemd's (and go-systemd's) longest line
+
+
+_GO_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def go_url_scheme(value: str) -> str | None:
+    """The lower-cased scheme ("" for none) if Go's url.Parse accepts `value`, else None."""
+    if _CONTROL.search(value) or value.startswith(":"):
+        return None
+    found = _GO_SCHEME.match(value)
+    scheme = found.group(1).lower() if found else ""
+    rest = value[found.end():] if found else value
+    if not found and ":" in rest.split("/", 1)[0]:
+        return None  # "first path segment in URL cannot contain colon"
+    if _BAD_ESCAPE.search(rest.split("#", 1)[0]):
+        return None
+    if rest.startswith("//"):
+        authority = rest[2:].split("/", 1)[0].split("?", 1)[0].split("#", 1)[0].rpartition("@")[2]
+        if authority.startswith("["):
+            if "]" not in authority:
+                return None
+            port = authority.split("]", 1)[1]
+        else:
+            port = authority[authority.index(":"):] if ":" in authority else ""
+        if port and not re.fullmatch(r":[0-9]*", port):
+            return None
+    return scheme
+
+
+def _partition_key(part: dict) -> str:
+    if part.get("number"):
+        return f"number:{part['number']}"
+    return f"label:{part['label']}" if part.get("label") is not None else ""
+
+
 def parse_unit(text: str) -> tuple[str | None, set[str] | None]:
-    """(problem, section names) for systemd unit text, as go-systemd's deserializer reads it."""
+    """(problem, names of sections that hold options): go-systemd's unit lexer, which Ignition uses.
+
+    Text before the first section is skipped, a section header may not be followed by anything but
+    blanks, an option needs "=" on its line, a value continues after a trailing backslash.
+    """
+    data, n, i = text, len(text), 0
     sections: set[str] = set()
-    continuing = False
-    for raw in text.split("\n"):
-        line = raw.strip()
-        if continuing:
-            continuing = line.endswith("\\")
-            continue
-        if not line or line[0] in "#;":
-            continue
-        if line.startswith("["):
-            if not line.endswith("]"):
+
+    def to_eol(start: int) -> tuple[str, int] | str:
+        end = data.find("\n", start)
+        stop = n if end < 0 else end + 1
+        if len(data[start:stop].encode("utf-8", "surrogateescape")) > LINE_MAX:
+            return f"line too long (max {LINE_MAX} bytes)"
+        return data[start:stop].rstrip("\r\n"), stop
+
+    section: str | None = None  # None: before the first section header
+    while i < n:
+        char = data[i]
+        i += 1
+        if char == "[":
+            end = data.find("]", i)
+            if end < 0:
                 return "unable to find end of section", None
-            sections.add(line[1:-1])
+            section = data[i:end]
+            rest = to_eol(end + 1)
+            if isinstance(rest, str):
+                return rest, None
+            if rest[0].strip():
+                return f"found garbage after section name : {json.dumps(rest[0].strip())}", None
+            i = rest[1]
+        elif char in "#;":
+            rest = to_eol(i)
+            if isinstance(rest, str):
+                return rest, None
+            i = rest[1]
+        elif section is None or char.isspace():
             continue
-        if "=" not in line:
-            return f"unable to parse line {line!r}: missing '='", None
-        continuing = line.endswith("\\")
+        else:  # an option: NAME=VALUE, the value continued by trailing backslashes
+            equals = i - 1
+            while True:
+                if equals >= n:
+                    return "EOF", None
+                if data[equals] in "\r\n":
+                    return "unexpected newline encountered while parsing option name", None
+                if data[equals] == "=":
+                    break
+                equals += 1
+            i = equals + 1
+            while True:
+                rest = to_eol(i)
+                if isinstance(rest, str):
+                    return rest, None
+                line, i = rest
+                if not line.strip() or not line.endswith("\\"):
+                    break
+            sections.add(section)
     return None, sections
 
 
