@@ -12,7 +12,7 @@ import base64
 import json
 import posixpath
 import re
-from urllib.parse import unquote_to_bytes, urlsplit
+from urllib.parse import unquote_to_bytes
 
 from .butane.report import Path, Report
 
@@ -60,30 +60,22 @@ class _Checker:
     def error(self, path: Path, message: str) -> None:
         self.report.error(path, message)
 
-    def dups(self, items, path: Path, key, shared: dict | None = None, list_path: Path | None = None) -> None:
+    def dups(self, items, path: Path, key, shared: dict | None = None) -> None:
+        """Ignition's duplicate check: a later item with the key of an earlier one (in `shared` lists too)."""
         seen = {} if shared is None else shared
         for index, item in enumerate(items):
             k = key(item)
-            if k is None:
-                continue
             if k in seen:
-                self.error((list_path or path) + (index,), DUPLICATE)
+                self.error(path + (index,), DUPLICATE)
             seen[k] = True
 
-    def path(self, value, where: Path) -> bool:
+    def path(self, value, where: Path) -> None:
         if not value:
             self.error(where, "path not specified")
-            return False
-        if not value.startswith("/"):
+        elif not value.startswith("/"):
             self.error(where, "path not absolute")
-            return False
-        clean = posixpath.normpath(value)
-        if clean.startswith("//"):
-            clean = clean[1:]
-        if clean != value:
+        elif _clean(value) != value:
             self.error(where, "path is not fully simplified")
-            return False
-        return True
 
     def url(self, value: str, where: Path, quiet: bool = False) -> str | None:
         """The scheme of a valid URL, else None (error recorded unless quiet)."""
@@ -187,6 +179,7 @@ class _Checker:
     def storage(self, storage: dict) -> None:
         base: Path = ("storage",)
         link_paths = [link.get("path") or "" for link in storage.get("links") or []]
+        directories = {d.get("path") for d in storage.get("directories") or []}
         nodes = {}
         for kind, noun in (("directories", "directory"), ("files", "file"), ("links", "link")):
             for index, node in enumerate(storage.get(kind) or []):
@@ -200,10 +193,12 @@ class _Checker:
                     self.resource(contents, where + ("contents",))
                     for i, res in enumerate(node.get("append") or []):
                         self.resource(res, where + ("append", i))
-                    if node.get("overwrite") and not contents.get("source"):
+                    if node.get("overwrite") and contents.get("source") is None:
                         self.error(where + ("overwrite",), "overwrite must be false if source is unspecified")
                 if kind == "links" and not node.get("target"):
                     self.error(where + ("target",), "link target is required")
+                if kind == "links" and node.get("hard") and _hard_link_target(node) in directories:
+                    self.error(where, "hard link target is a directory")
                 own = node.get("path") or ""
                 for link in link_paths:  # as Ignition checks it: hard links and empty paths included
                     if own.startswith(link + "/"):
@@ -305,12 +300,22 @@ class _Checker:
                     self.error(here + (key,), 'doesn\'t match the form "01234567-89AB-CDEF-EDCB-A98765432101"')
             if not part.get("number") and label is None:
                 self.error(here, "a partition number >= 1 or a label must be specified")
-            if part.get("shouldExist") is False and (any(part.get(k) for k in ("label", "typeGuid", "guid")) or any(
-                    part.get(k) is not None for k in ("sizeMiB", "startMiB"))):
+            if part.get("shouldExist") is False and (any(part.get(k) for k in ("typeGuid", "guid")) or any(
+                    part.get(k) is not None for k in ("label", "sizeMiB", "startMiB"))):
                 self.error(here, "shouldExist specified false with other options also specified")
         self.dups(parts, where + ("partitions",), _partition_key)
         if not disk.get("device"):  # Ignition checks the partitions as a set only on a named disk
             return
+        numbers: dict[int, list[int]] = {}
+        for index, part in enumerate(parts):
+            if part.get("number"):
+                numbers.setdefault(part["number"], []).append(index)
+        collision = next((indexes[1] for indexes in numbers.values() if len(indexes) > 1), None)
+        if collision is not None:
+            self.error(where + ("partitions", collision), "partition numbers collide")
+        overlap = _overlapping_partition(parts)
+        if overlap is not None:
+            self.error(where + ("partitions", overlap), "partitions overlap")
         if any(p.get("shouldExist") is False for p in parts) and any(not p.get("number") for p in parts):
             self.error(where + ("partitions",),
                        "shouldExist is false for a partition and other partition(s) has start or size 0")
@@ -392,6 +397,38 @@ def go_url_scheme(value: str) -> str | None:
         if port and not re.fullmatch(r":[0-9]*", port):
             return None
     return scheme
+
+
+def _overlapping_partition(parts: list[dict]) -> int | None:
+    """Index of the first partition an explicitly placed partition overlaps (Ignition's order)."""
+    def placed(part):
+        return part.get("startMiB") and part.get("sizeMiB") is not None
+
+    def end(part):
+        return part["startMiB"] if part["sizeMiB"] == 0 else part["startMiB"] + part["sizeMiB"] - 1
+
+    for p in filter(placed, parts):
+        for index, o in enumerate(parts):
+            if o is p or not placed(o):
+                continue
+            if (o["startMiB"] <= p["startMiB"] <= end(o) or o["startMiB"] <= end(p) <= end(o)
+                    or (p["startMiB"] < o["startMiB"] and end(p) > end(o))):
+                return index
+    return None
+
+
+def _hard_link_target(link: dict) -> str:
+    """Where Ignition takes a hard link's target to be: relative targets are joined to the link's own path."""
+    target = link.get("target") or ""
+    if target.startswith("/"):
+        return _clean(target)
+    return _clean(posixpath.join(link.get("path") or "", target)) if link.get("path") else _clean(target)
+
+
+def _clean(path: str) -> str:
+    """Go's path.Clean (posixpath.normpath keeps a leading "//")."""
+    clean = posixpath.normpath(path)
+    return clean[1:] if clean.startswith("//") else clean
 
 
 def _partition_key(part: dict) -> str:
