@@ -197,7 +197,8 @@ class _Checker:
                         self.error(where + ("overwrite",), "overwrite must be false if source is unspecified")
                 if kind == "links" and not node.get("target"):
                     self.error(where + ("target",), "link target is required")
-                if kind == "links" and node.get("hard") and _hard_link_target(node) in directories:
+                if (kind == "links" and node.get("hard") and node.get("target") is not None
+                        and _hard_link_target(node) in directories):
                     self.error(where, "hard link target is a directory")
                 own = node.get("path") or ""
                 for link in link_paths:  # as Ignition checks it: hard links and empty paths included
@@ -419,7 +420,7 @@ def _overlapping_partition(parts: list[dict]) -> int | None:
 
 def _hard_link_target(link: dict) -> str:
     """Where Ignition takes a hard link's target to be: relative targets are joined to the link's own path."""
-    target = link.get("target") or ""
+    target = link["target"]
     if target.startswith("/"):
         return _clean(target)
     return _clean(posixpath.join(link.get("path") or "", target)) if link.get("path") else _clean(target)
