@@ -20,8 +20,9 @@ from . import butane, ignition_check, jinja
 
 
 class RenderError(Exception):
-    """The config could not be rendered. `file`/`line` locate the problem; for Butane and Ignition
-    problems the line is the line of the rendered template, and `entries` holds the full report."""
+    """The config could not be rendered. `file`/`line` locate the problem in the template (for Butane
+    and Ignition problems: the template line that produced the offending line of the rendered
+    document); `entries` holds Butane's full report, with lines of the rendered document."""
 
     def __init__(self, file: str | Path, line: int | None, message: str, entries: list | None = None):
         self.file = str(file)
@@ -50,24 +51,33 @@ def render_ignition(template_path: Path, context: dict, files_dir: Path, strict:
         text = jinja.render_file(template_path, context)
     except jinja.TemplateError as exc:
         raise RenderError(exc.file, exc.line, exc.message) from None
-    return translate_text(text, template_path, files_dir, strict)
-
-
-def translate_text(text: str, source: str | Path, files_dir: Path | None, strict: bool = False
-                   ) -> tuple[dict, list[RenderWarning]]:
-    """Butane text -> Ignition config; errors are reported against `source`."""
     try:
         result = butane.translate(text, files_dir=str(files_dir) if files_dir else None, strict=strict)
     except butane.ButaneError as exc:
         entries = exc.report.entries
         first = exc.report.errors[0] if exc.report.errors else entries[0]
+        file, line = _template_line(template_path, context, first.line)
         message = f"{first.kind} at {butane.path_string(first.path)}: {first.message}"
+        if first.line is not None:
+            message += f" (line {first.line} of the rendered document)"
         if len(entries) > 1:
             message += f" (and {len(entries) - 1} more)"
-        raise RenderError(source, first.line, message, entries) from None
-    warnings = [RenderWarning(str(source), e.line, butane.path_string(e.path), e.message)
-                for e in result.report.entries]
+        raise RenderError(file, line, message, entries) from None
+    warnings = []
+    for entry in result.report.entries:
+        file, line = _template_line(template_path, context, entry.line)
+        warnings.append(RenderWarning(file, line, butane.path_string(entry.path), entry.message))
     return result.config, warnings
+
+
+def _template_line(template_path: Path, context: dict, rendered_line: int | None) -> tuple[str, int | None]:
+    """The template file and line that produced `rendered_line` of the rendered document."""
+    if rendered_line is None:
+        return str(template_path), None
+    origins = jinja.line_origins(template_path, context)
+    if 0 < rendered_line <= len(origins):
+        return origins[rendered_line - 1]
+    return str(template_path), rendered_line
 
 
 def check_config(config: Any, source: str | Path) -> dict:

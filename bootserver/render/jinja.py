@@ -141,6 +141,57 @@ def render_file(path: str | Path, context: dict[str, Any]) -> str:
         raise TemplateError(file, line, f"{type(exc).__name__}: {exc}") from None
 
 
+def line_origins(path: str | Path, context: dict[str, Any]) -> list[tuple[str, int]]:
+    """For each line of the rendered output, the template file and line it came from.
+
+    Used to point Butane errors (which know lines of the rendered document) back at the template.
+    The template is rendered again chunk by chunk: a static chunk is found in its template's source
+    (so its lines map exactly); a value written by an expression maps to the expression's line.
+    """
+    path = Path(path)
+    generator = environment(path.parent).get_template(path.name).generate(context)
+    sources: dict[str, str] = {}
+    cursors: dict[str, int] = {}
+    origins: list[tuple[str, int]] = []
+    line_open = False
+    for chunk in generator:
+        frame = generator
+        while getattr(frame, "gi_yieldfrom", None) is not None and hasattr(frame.gi_yieldfrom, "gi_frame"):
+            frame = frame.gi_yieldfrom
+        code = frame.gi_frame
+        file = code.f_code.co_filename
+        expression_line = _debug_line(code)
+        start = None
+        if chunk in code.f_code.co_consts:  # template text, not a computed value
+            if file not in sources:
+                sources[file] = Path(file).read_text(encoding="utf-8") if os.path.isfile(file) else ""
+            at = sources[file].find(chunk, cursors.get(file, 0))
+            at = at if at >= 0 else sources[file].find(chunk)
+            if at >= 0:
+                start = sources[file].count("\n", 0, at) + 1
+                cursors[file] = at + len(chunk)
+            else:  # text Jinja folded together with constant expressions: starts at its node's line
+                start = expression_line
+        for index, part in enumerate(chunk.split("\n")):
+            if index > 0:
+                line_open = False
+            if not line_open and (part or index < chunk.count("\n")):
+                origins.append((file, start + index if start is not None else expression_line))
+                line_open = True
+    return origins
+
+
+def _debug_line(frame) -> int:
+    """The template line of the code a compiled template is executing (Jinja's debug_info)."""
+    line = 1
+    for pair in frame.f_globals.get("debug_info", "").split("&"):
+        if pair:
+            template_line, code_line = map(int, pair.split("="))
+            if code_line <= frame.f_lineno:
+                line = template_line
+    return line
+
+
 def _template_frame(exc: BaseException, default: Path) -> tuple[str, int | None]:
     """The innermost template file and line in the traceback (Jinja maps template frames to them)."""
     found: tuple[str, int | None] = (str(default), None)

@@ -56,7 +56,29 @@ def test_butane_error_names_template_and_rendered_line(tmp_path):
         render_ignition(path, CONTEXT, files_dir=tmp_path)
     err = info.value
     assert (err.file, err.line) == (str(path), 5)
-    assert err.message == "error at $.storage.files.0.path: path not absolute"
+    assert err.message == "error at $.storage.files.0.path: path not absolute (line 5 of the rendered document)"
+    assert [(e.line, e.message) for e in err.entries] == [(5, "path not absolute")]
+
+
+def test_butane_errors_point_at_the_template_line_after_multiline_values(tmp_path):
+    (tmp_path / "part.bu").write_text("  - path: /etc/from-include\n    mode: 0644\n")
+    path = write(tmp_path, HEAD + (
+        "passwd:\n  users:\n  - name: core\n"
+        "    ssh_authorized_keys: {{ metadata.ssh_keys | tojson(indent=2) | indent(4) }}\n"  # 6 lines of output
+        "storage:\n  files:\n"
+        "{% for i in range(3) %}\n  - path: /etc/f{{ i }}\n{% endfor %}\n"
+        "{% include 'part.bu' %}\n"
+        "  - path: {{ metadata.bad | tojson }}\n"
+        "    mode: 644\n"))
+    context = {**CONTEXT, "metadata": {"ssh_keys": ["ssh-ed25519 A", "ssh-ed25519 B", "ssh-ed25519 C"], "bad": "rel/x"}}
+    with pytest.raises(RenderError) as info:
+        render_ignition(path, context, files_dir=tmp_path)
+    err = info.value
+    assert (err.file, err.line) == (str(path), 13)  # the template line, not the rendered line
+    assert "path not absolute (line 23 of the rendered document)" in err.message
+    good = {**context, "metadata": {**context["metadata"], "bad": "/etc/ok"}}
+    _, warnings = render_ignition(path, good, files_dir=tmp_path)
+    assert [(w.file, w.line, w.path) for w in warnings] == [(str(path), 14, "$.storage.files.4.mode")]
 
 
 def test_local_file_outside_files_dir_is_refused(tmp_path):
