@@ -56,28 +56,33 @@ def render_ignition(template_path: Path, context: dict, files_dir: Path, strict:
     except butane.ButaneError as exc:
         entries = exc.report.entries
         first = exc.report.errors[0] if exc.report.errors else entries[0]
-        file, line = _template_line(template_path, context, first.line)
+        file, line = _TemplateLines(template_path, context).of(first.line)
         message = f"{first.kind} at {butane.path_string(first.path)}: {first.message}"
         if first.line is not None:
             message += f" (line {first.line} of the rendered document)"
         if len(entries) > 1:
             message += f" (and {len(entries) - 1} more)"
         raise RenderError(file, line, message, entries) from None
-    warnings = []
-    for entry in result.report.entries:
-        file, line = _template_line(template_path, context, entry.line)
-        warnings.append(RenderWarning(file, line, butane.path_string(entry.path), entry.message))
+    lines = _TemplateLines(template_path, context)
+    warnings = [RenderWarning(*lines.of(e.line), butane.path_string(e.path), e.message) for e in result.report.entries]
     return result.config, warnings
 
 
-def _template_line(template_path: Path, context: dict, rendered_line: int | None) -> tuple[str, int | None]:
-    """The template file and line that produced `rendered_line` of the rendered document."""
-    if rendered_line is None:
-        return str(template_path), None
-    origins = jinja.line_origins(template_path, context)
-    if 0 < rendered_line <= len(origins):
-        return origins[rendered_line - 1]
-    return str(template_path), rendered_line
+class _TemplateLines:
+    """Maps lines of the rendered document to template lines; renders again only when first asked."""
+
+    def __init__(self, template_path: Path, context: dict):
+        self.template_path, self.context = template_path, context
+        self.origins: list[tuple[str, int]] | None = None
+
+    def of(self, rendered_line: int | None) -> tuple[str, int | None]:
+        if rendered_line is None:
+            return str(self.template_path), None
+        if self.origins is None:
+            self.origins = jinja.line_origins(self.template_path, self.context)
+        if 0 < rendered_line <= len(self.origins):
+            return self.origins[rendered_line - 1]
+        return str(self.template_path), rendered_line
 
 
 def check_config(config: Any, source: str | Path) -> dict:
