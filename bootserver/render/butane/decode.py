@@ -10,10 +10,8 @@ from __future__ import annotations
 
 from . import yamlsrc
 from .report import Path, Report
-from .schema import ListOf, Struct, type_name
+from .schema import ZERO, ListOf, Struct, type_name
 from .yamlsrc import Mapping, Node, Scalar, Sequence
-
-_ZERO = {"str": "", "int": 0, "bool": False}
 
 
 class Decoded:
@@ -94,7 +92,7 @@ class _Decoder:
                 out[key] = value
         validate = self.validators.get(kind.name)
         if validate is not None:
-            validate(out, path, self.out.report, self.version)
+            validate(out, path, self.out.report)
         return out
 
     def list(self, node: Node, kind: ListOf, path: Path) -> list | None:
@@ -105,7 +103,7 @@ class _Decoder:
             child_path = path + (index,)
             if _is_null(child):
                 self.out.positions[child_path] = (child.line, child.column)
-                out.append({} if isinstance(kind.item, Struct) else _ZERO.get(kind.item))  # type: ignore[arg-type]
+                out.append({} if isinstance(kind.item, Struct) else ZERO.get(kind.item))  # type: ignore[arg-type]
                 continue
             value = self.value(child, kind.item, child_path)
             out.append(value)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+ZERO = {"str": "", "int": 0, "bool": False}  # Go zero values of the scalar kinds
 V1_0 = (1, 0, 0)
 V1_1 = (1, 1, 0)
 IGNITION_VERSION = {V1_0: "3.3.0", V1_1: "3.4.0"}

@@ -24,7 +24,6 @@ TREE_NOT_DIRECTORY = "root of tree must be a directory"
 TREE_FILE_TYPE = "trees may only contain files, directories, and symlinks"
 _LINE_SPLIT = re.compile(r"\r?\n")
 _MISSING = object()
-_ZERO = {"str": "", "int": 0, "bool": False}
 
 
 class Translations:
@@ -86,7 +85,7 @@ class Translator:
             item = value.get(spec.yaml, _MISSING)
             if item is _MISSING:
                 if spec.always:
-                    out[name] = _ZERO[spec.type]  # type: ignore[index]
+                    out[name] = schema.ZERO[spec.type]  # type: ignore[index]
                 continue
             kind_ = spec.type
             if isinstance(kind_, Struct):

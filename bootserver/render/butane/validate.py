@@ -16,7 +16,7 @@ CLEVIS_SUPPORT = "clevis is not supported in this spec version"
 UNKNOWN_IGNITION_VERSION = "skipping validation for the merge/replace ignition config due to an unkown version"
 
 
-def resource(value: dict, path: Path, report: Report, version: tuple = ()) -> None:
+def resource(value: dict, path: Path, report: Report) -> None:
     sources = [field for field in ("local", "inline", "source") if field in value]
     if len(sources) > 1:
         report.error(path + (sources[-1],), TOO_MANY_RESOURCE_SOURCES)
@@ -24,7 +24,7 @@ def resource(value: dict, path: Path, report: Report, version: tuple = ()) -> No
         check_embedded_ignition(value["inline"].encode("utf-8", "surrogateescape"), path, report)
 
 
-def filesystem(value: dict, path: Path, report: Report, version: tuple = ()) -> None:
+def filesystem(value: dict, path: Path, report: Report) -> None:
     if value.get("with_mount_unit") is not True:
         return
     if not value.get("format"):
@@ -33,22 +33,22 @@ def filesystem(value: dict, path: Path, report: Report, version: tuple = ()) -> 
         report.error(path + ("path",), MOUNT_UNIT_NO_PATH)
 
 
-def file(value: dict, path: Path, report: Report, version: tuple = ()) -> None:
+def file(value: dict, path: Path, report: Report) -> None:
     if "mode" in value and is_decimal_mode(value["mode"], directory=False):
         report.warn(path + ("mode",), DECIMAL_MODE)
 
 
-def directory(value: dict, path: Path, report: Report, version: tuple = ()) -> None:
+def directory(value: dict, path: Path, report: Report) -> None:
     if "mode" in value and is_decimal_mode(value["mode"], directory=True):
         report.warn(path + ("mode",), DECIMAL_MODE)
 
 
-def tree(value: dict, path: Path, report: Report, version: tuple = ()) -> None:
+def tree(value: dict, path: Path, report: Report) -> None:
     if not value.get("local"):
         report.error(path, TREE_NO_LOCAL)
 
 
-def unit(value: dict, path: Path, report: Report, version: tuple = ()) -> None:
+def unit(value: dict, path: Path, report: Report) -> None:
     if "contents_local" in value and "contents" in value:
         report.error(path + ("contents_local",), TOO_MANY_SYSTEMD_SOURCES)
 
