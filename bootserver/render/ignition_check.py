@@ -138,7 +138,7 @@ class _Checker:
             return
         if not isinstance(mode, int) or mode < 0 or mode > 0o7777:
             self.error(where, "illegal file mode")
-        elif mode & 0o7000 and self.version in ("3.0.0", "3.1.0", "3.2.0", "3.3.0"):
+        if isinstance(mode, int) and mode & 0o7000 and self.version in ("3.0.0", "3.1.0", "3.2.0", "3.3.0"):
             self.report.warn(where, "setuid/setgid/sticky bits are not supported in spec versions older than 3.4.0")
 
     def owner(self, node: dict, where: Path) -> None:
@@ -175,6 +175,9 @@ class _Checker:
                     continue
                 if scheme not in ("http", "https"):
                     self.error(("ignition", "proxy", key), "proxies must be http(s)")
+                elif key == "httpsProxy" and scheme == "http":
+                    self.report.warn(("ignition", "proxy", key),
+                                     "insecure plaintext HTTP proxy specified for HTTPS resources")
 
     def storage(self, storage: dict) -> None:
         base: Path = ("storage",)
@@ -342,7 +345,8 @@ class _Checker:
                     self.error(where + ("contents",), f"invalid unit content: {problem}")
             if unit.get("enabled") and contents and sections is not None and "Install" not in sections:
                 self.report.warn(where + ("contents",),
-                                 f'unit "{name}" is enabled, but has no install section so enable does nothing')
+                                 f"unit {json.dumps(name, ensure_ascii=False)} is enabled, but has no install "
+                                 "section so enable does nothing")
             for i, dropin in enumerate(unit.get("dropins") or []):
                 if not (dropin.get("name") or "").endswith(".conf"):
                     self.error(where + ("dropins", i, "name"), "invalid systemd drop-in extension")
