@@ -11,12 +11,14 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from . import butane, ignition_check, jinja
+from .metrics import CACHE, RENDER_SECONDS, RENDERS
 
 
 class RenderError(Exception):
@@ -47,6 +49,18 @@ class RenderWarning:
 def render_ignition(template_path: Path, context: dict, files_dir: Path, strict: bool = False
                     ) -> tuple[dict, list[RenderWarning]]:
     """Render the Jinja2-templated Butane file at `template_path` into a checked Ignition config."""
+    started = time.perf_counter()
+    try:
+        result = _render(template_path, context, files_dir, strict)
+    except RenderError:
+        RENDERS.labels("error").inc()
+        raise
+    RENDERS.labels("ok").inc()
+    RENDER_SECONDS.observe(time.perf_counter() - started)
+    return result
+
+
+def _render(template_path: Path, context: dict, files_dir: Path, strict: bool) -> tuple[dict, list[RenderWarning]]:
     try:
         text = jinja.render_file(template_path, context)
     except jinja.TemplateError as exc:
@@ -109,7 +123,6 @@ class RenderCache:
         self.size = size
         self._items: OrderedDict[tuple, Any] = OrderedDict()
         self._lock = threading.Lock()
-        self.hits = self.misses = 0
 
     @staticmethod
     def key(machine: str, generation: Any, context: dict, extra: Any = None) -> tuple:
@@ -120,11 +133,11 @@ class RenderCache:
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
-                self.hits += 1
+                CACHE.labels("hit").inc()
                 return self._items[key]
         value = render()  # errors are not cached: the next request tries again
+        CACHE.labels("miss").inc()
         with self._lock:
-            self.misses += 1
             self._items[key] = value
             if len(self._items) > self.size:
                 self._items.popitem(last=False)

@@ -130,6 +130,13 @@ async def test_install_config_installs_final_profile_and_reports(server, tmp_pat
     assert (stubs / "systemctl.args").read_text().split() == ["reboot"]
     assert not list(Path("/tmp").glob("pwned-*"))
     server.wait_log(rf"node1 \({MAC}\) reports progress: installing Flatcar to ")
+    async with aiohttp.ClientSession() as s:
+        async with s.get(f"{server.url}/metrics") as r:
+            metrics = await r.text()
+    # install, final (twice: the test and the installer fetched it) and live: three renders, one cache hit
+    assert 'bootserver_ignition_renders_total{result="ok"} 3.0' in metrics
+    assert 'bootserver_ignition_cache_total{result="hit"} 1.0' in metrics
+    assert "bootserver_ignition_render_seconds_count 3.0" in metrics
     server.wait_log(rf"node1 \({MAC}\) reports installed: Flatcar installed to .*; state is now installed")
 
 
