@@ -10,6 +10,11 @@ from . import ButaneError, translate
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = ("Translate a Butane config (variant: flatcar, version 1.0.0 or 1.1.0) to Ignition\n"
+                          "(3.3.0 or 3.4.0) like the butane tool: the Ignition JSON on stdout, errors and\n"
+                          "warnings on stderr with their path and line, exit status 1 on any error.")
+    parser.epilog = ("examples:\n  bootserver butane node.bu --pretty > node.ign\n"
+                     "  bootserver butane --files-dir files --strict node.bu -o node.ign")
     parser.add_argument("file", metavar="FILE", help="Butane config (variant: flatcar), or - for stdin")
     parser.add_argument("-d", "--files-dir", metavar="DIR", help="folder that local: paths are relative to")
     parser.add_argument("-s", "--strict", action="store_true", help="fail on any warning")
