@@ -13,6 +13,8 @@ import base64
 import gzip
 import json
 import os
+import select
+import signal
 import socket
 import tempfile
 from dataclasses import dataclass, field
@@ -261,8 +263,11 @@ def _as_unprivileged(vector: dict) -> Outcome:
         finally:
             os._exit(status)
     os.close(write_fd)
+    ready, _, _ = select.select([read_fd], [], [], 60)  # bounded: a stuck child is killed, not waited on
+    if not ready:
+        os.kill(pid, signal.SIGKILL)
     with os.fdopen(read_fd, "rb") as pipe:
-        message = pipe.read().decode()
+        message = pipe.read().decode() if ready else "the unprivileged child did not answer in 60 s"
     os.waitpid(pid, 0)
     _remove_tree(work)
     assert message == "ok", message
