@@ -62,3 +62,17 @@ def test_auto_compression_can_be_turned_off():
     assert butane.translate(text).config["storage"]["files"][0]["contents"]["compression"] == "gzip"
     plain = butane.translate(text, auto_compression=False).config["storage"]["files"][0]["contents"]
     assert plain == {"compression": "", "source": "data:," + "z" * 200}
+
+
+def test_symlinks_out_of_the_files_dir_are_refused(tmp_path):
+    files = tmp_path / "files"
+    files.mkdir()
+    (tmp_path / "secret").write_text("do not serve\n")
+    (files / "escape").symlink_to(tmp_path / "secret")
+    (files / "inside").write_text("fine\n")
+    (files / "alias").symlink_to(files / "inside")
+    text = HEAD + "storage:\n  files:\n  - path: /x\n    contents:\n      local: {}\n"
+    with pytest.raises(butane.ButaneError, match="traverses outside the files directory"):
+        butane.translate(text.format("escape"), files_dir=str(files))
+    config = butane.translate(text.format("alias"), files_dir=str(files)).config
+    assert config["storage"]["files"][0]["contents"]["source"] == "data:,fine%0A"

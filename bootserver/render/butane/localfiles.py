@@ -38,7 +38,12 @@ def ensure_within(path: str, files_dir: str) -> None:
 
 
 def read(config_path: str, files_dir: str | None) -> bytes:
+    """The file's bytes. Unlike Butane, a symlink that leads out of the files directory is refused too:
+    the server reads these files on behalf of whoever can edit the catalog."""
     path = resolve(config_path, files_dir)
+    real, real_base = os.path.realpath(path), os.path.realpath(files_dir)  # type: ignore[arg-type]
+    if real != real_base and not real.startswith(real_base + os.sep):
+        raise LocalFileError(FILES_DIR_ESCAPE)
     try:
         with open(path, "rb") as handle:
             return handle.read()
