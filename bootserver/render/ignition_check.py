@@ -18,9 +18,8 @@ from .butane.report import Path, Report
 
 KNOWN_VERSIONS = frozenset(("3.0.0", "3.1.0", "3.2.0", "3.3.0", "3.4.0", "3.4.0-experimental"))
 DUPLICATE = "duplicate entry defined"
-_SCHEMES = frozenset(("http", "https", "tftp", "gs", "s3", "data", "oem"))
+_SCHEMES = frozenset(("http", "https", "tftp", "gs", "s3", "data"))  # no oem://: Ignition 2.14 refuses it
 _HASH_SIZES = {"sha512": 128, "sha256": 64}
-_HEX = re.compile(r"^[0-9a-fA-F]*$")
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _FORMATS = frozenset(("ext4", "btrfs", "xfs", "vfat", "swap", "none"))
 _LABEL_MAX = {"ext4": 16, "btrfs": 256, "xfs": 12, "swap": 15, "vfat": 11}
@@ -84,10 +83,15 @@ class _Checker:
             problem = "unable to parse url"
         else:
             if scheme == "arn" and self.version not in ("3.0.0", "3.1.0", "3.2.0", "3.3.0"):
-                return scheme
-            problem = "invalid url scheme" if scheme not in _SCHEMES else None
-            if scheme == "data":
+                problem = _s3_arn_problem(value) or _s3_version_problem(value)
+            elif scheme not in _SCHEMES:
+                problem = "invalid url scheme"
+            elif scheme == "data":
                 problem = _data_url_problem(value)
+            elif scheme == "s3":
+                problem = _s3_version_problem(value)
+            else:
+                problem = None
             if problem is None:
                 return scheme
         if not quiet:
@@ -117,7 +121,7 @@ class _Checker:
                 self.error(hash_path, "malformed hash specifier")
             elif function not in _HASH_SIZES:
                 self.error(hash_path, "unrecognized hash function")
-            elif len(hexsum) != _HASH_SIZES[function] or not _HEX.match(hexsum):
+            elif len(hexsum) != _HASH_SIZES[function]:  # Ignition checks the length, not the digits
                 self.error(hash_path, "incorrect size for hash sum")
         headers = res.get("httpHeaders") or []
         if headers:
@@ -389,7 +393,9 @@ def go_url_scheme(value: str) -> str | None:
     rest = value[found.end():] if found else value
     if not found and ":" in rest.split("/", 1)[0]:
         return None  # "first path segment in URL cannot contain colon"
-    if _BAD_ESCAPE.search(rest.split("#", 1)[0]):
+    before_fragment, _, fragment = rest.partition("#")
+    opaque = bool(found) and not rest.startswith("/")  # "data:,…": Go keeps it as it is
+    if _BAD_ESCAPE.search(fragment) or (not opaque and _BAD_ESCAPE.search(before_fragment.split("?", 1)[0])):
         return None
     if rest.startswith("//"):
         authority = rest[2:].split("/", 1)[0].split("?", 1)[0].split("#", 1)[0].rpartition("@")[2]
@@ -502,16 +508,62 @@ def parse_unit(text: str) -> tuple[str | None, set[str] | None]:
     return None, sections
 
 
+def _s3_version_problem(url: str) -> str | None:
+    query = url.partition("?")[2].partition("#")[0]
+    for pair in query.split("&") if query else ():
+        key, _, value = pair.partition("=")
+        if key == "versionId" and not value:
+            return "invalid S3 object VersionId"
+    return None
+
+
+def _s3_arn_problem(url: str) -> str | None:
+    """arn:PARTITION:s3:REGION:ACCOUNT:bucket/key or …:accesspoint/NAME/object/key (Ignition 3.4)."""
+    arn = url.partition("?")[0]
+    parts = arn.split(":", 5)
+    if len(parts) < 6 or parts[2] != "s3":
+        return "invalid S3 ARN format"
+    segments = arn.split("/")
+    if len(segments) < (3 if parts[5].startswith("accesspoint/") else 2):
+        return "invalid S3 ARN format"
+    return None
+
+
+_TOKEN = re.compile(r"^[!#$&'*+.^_`|~0-9A-Za-z-]+$")
+_BASE64 = re.compile(r"^[A-Za-z0-9+/=]*$")
+
+
 def _data_url_problem(url: str) -> str | None:
+    """What Ignition's data URL decoder (vincent-petithory/dataurl) says about `url`, or None."""
     header, comma, payload = url[len("data:"):].partition(",")
     if not comma:
         return "missing data prefix"
-    if header.endswith(";base64"):
-        try:
-            base64.b64decode(unquote_to_bytes(payload), validate=True)
-        except ValueError:
+    media, *params = header.split(";")
+    if media and not (media.count("/") == 1 and all(_TOKEN.match(part) for part in media.split("/"))):
+        return "invalid character for media type"
+    is_base64 = bool(params) and params[-1] == "base64"
+    for param in params[:-1] if is_base64 else params:
+        attribute, equals, value = param.partition("=")
+        if not equals or not _TOKEN.match(attribute):
+            return "invalid character for parameter attribute"
+        if not value:
+            return "invalid character for parameter value"
+    if is_base64:
+        if not _BASE64.match(payload):
             return "invalid data character"
+        try:
+            base64.b64decode(payload, validate=True)
+        except ValueError:
+            return f"illegal base64 data at input byte {len(payload) - len(payload) % 4}"
         return None
     if not _DATA_CHARS.match(payload):
         return "invalid data character"
+    at = payload.find("%")
+    while at >= 0:
+        for digit in payload[at + 1:at + 3]:
+            if digit not in "0123456789abcdefABCDEF":
+                return "rfc2396: invalid char 0x25 in unescape sequence"  # sic: the escape's '%'
+        if len(payload) - at < 3:
+            return "rfc2396: unexpected end of unescape sequence"
+        at = payload.find("%", at + 3)
     return None

@@ -79,6 +79,21 @@ CONFIGS = {
         "compression": "gzip", "verification": {"hash": "sha512-00"}}}]}},
     "bad_data_url": {"ignition": V33, "storage": {"files": [{"path": "/a", "contents": {"source": "data:;base64,!!"}}]}},
     "unsupported_version": {"ignition": {"version": "3.9.0"}},
+    "s3_and_hashes": {"ignition": V33, "storage": {"files": [
+        {"path": "/a", "contents": {"source": "s3://b/k?versionId="}},
+        {"path": "/b", "contents": {"source": "s3://b/k?versionId=1", "verification": {"hash": "sha256-" + "g" * 64}}},
+        {"path": "/c", "contents": {"source": "gs://b/k"}}, {"path": "/d", "contents": {"source": "tftp://h/x"}},
+        {"path": "/e", "contents": {"source": "oem:///x"}}]}},
+    "s3_arns_3_4": {"ignition": {"version": "3.4.0"}, "storage": {"files": [
+        {"path": f"/{i}", "contents": {"source": source}} for i, source in enumerate([
+            "arn:aws:s3:::bucket/key", "arn:aws:iam::1:user/x", "arn:aws:s3:::bucket",
+            "arn:aws:s3:us-east-1:1:accesspoint/ap/object/k?versionId=", "arn:aws:s3:us-east-1:1:accesspoint/ap"])]}},
+    "data_and_escapes": {"ignition": V33, "storage": {"files": [
+        {"path": f"/{i}", "contents": {"source": source}} for i, source in enumerate([
+            "data:,é", 'data:,a"b', "data:,<>", "data:,{x}", "data:;base64,aGk", "data:;base64,a%3D", "data:,%4",
+            "data:,a%", "data:,%%", "data:foo,x", "data:;charset=x,a", "data:text/plain;base64;x,aGk=",
+            "data:text/plain,a", "data:,%zz", "data:,a b", "data:text/plain;charset=utf-8,hi", "http://x/%zz",
+            "http://x/?a=%zz", "http://x/#%zz"])]}},
 }
 
 
