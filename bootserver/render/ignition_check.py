@@ -12,7 +12,6 @@ import base64
 import json
 import posixpath
 import re
-from urllib.parse import unquote_to_bytes
 
 from .butane.report import Path, Report
 

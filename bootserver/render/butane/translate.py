@@ -276,18 +276,27 @@ class Translator:
         else:
             self.report.error(ypath, TREE_FILE_TYPE)
 
+    def _claim(self, ypath: Path, tracker: "_NodeTracker", kind: str, dest: str, filled):
+        """The config's entry in storage.<kind> at `dest` for a tree to fill (a new one if there is none),
+        or None after reporting a collision: an entry that is already `filled`, or one of another type."""
+        index, node = tracker.get(kind, dest)
+        if node is not None:
+            if filled(node):
+                self.report.error(ypath, NODE_EXISTS)
+                return None
+            return index, node
+        if tracker.exists(dest):
+            self.report.error(ypath, NODE_EXISTS)
+            return None
+        index, node = tracker.add(kind, dest)
+        self.translations.add(("storage", kind, index), ypath, Translations.COLLAPSE)
+        return index, node
+
     def _tree_file(self, ypath: Path, tracker: "_NodeTracker", src: str, dest: str, mode: int) -> None:
-        index, file = tracker.get_file(dest)
-        if file is not None:
-            if file.get("contents", {}).get("source"):
-                self.report.error(ypath, NODE_EXISTS)
-                return
-        else:
-            if tracker.exists(dest):
-                self.report.error(ypath, NODE_EXISTS)
-                return
-            index, file = tracker.add_file(dest)
-            self.translations.add(("storage", "files", index), ypath, Translations.COLLAPSE)
+        claimed = self._claim(ypath, tracker, "files", dest, lambda f: f.get("contents", {}).get("source"))
+        if claimed is None:
+            return
+        index, file = claimed
         try:
             with open(src, "rb") as handle:
                 contents = handle.read()
@@ -307,17 +316,10 @@ class Translator:
         _reorder(file, ("group", "overwrite", "path", "user", "append", "contents", "mode"))
 
     def _tree_link(self, ypath: Path, tracker: "_NodeTracker", src: str, dest: str) -> None:
-        index, link = tracker.get_link(dest)
-        if link is not None:
-            if link.get("target"):
-                self.report.error(ypath, NODE_EXISTS)
-                return
-        else:
-            if tracker.exists(dest):
-                self.report.error(ypath, NODE_EXISTS)
-                return
-            index, link = tracker.add_link(dest)
-            self.translations.add(("storage", "links", index), ypath, Translations.COLLAPSE)
+        claimed = self._claim(ypath, tracker, "links", dest, lambda link: link.get("target"))
+        if claimed is None:
+            return
+        index, link = claimed
         try:
             target = os.readlink(src)
         except OSError as exc:
@@ -332,32 +334,29 @@ class _NodeTracker:
 
     def __init__(self, out: dict):
         storage = out.get("storage", {})
-        self.files: list[dict] = storage.get("files", [])
-        self.links: list[dict] = storage.get("links", [])
-        self.file_at = {f["path"]: i for i, f in enumerate(self.files)}
-        self.link_at = {link["path"]: i for i, link in enumerate(self.links)}
+        self.nodes: dict[str, list[dict]] = {kind: storage.get(kind, []) for kind in ("files", "links")}
+        self.index = {kind: {n["path"]: i for i, n in enumerate(nodes)} for kind, nodes in self.nodes.items()}
         self.dirs = {d["path"] for d in storage.get("directories", [])}
 
-    def get_file(self, path: str) -> tuple[int, dict | None]:
-        i = self.file_at.get(path)
-        return (i, self.files[i]) if i is not None else (0, None)
+    @property
+    def files(self) -> list[dict]:
+        return self.nodes["files"]
 
-    def get_link(self, path: str) -> tuple[int, dict | None]:
-        i = self.link_at.get(path)
-        return (i, self.links[i]) if i is not None else (0, None)
+    @property
+    def links(self) -> list[dict]:
+        return self.nodes["links"]
+
+    def get(self, kind: str, path: str) -> tuple[int, dict | None]:
+        i = self.index[kind].get(path)
+        return (i, self.nodes[kind][i]) if i is not None else (0, None)
 
     def exists(self, path: str) -> bool:
-        return path in self.file_at or path in self.link_at or path in self.dirs
+        return path in self.index["files"] or path in self.index["links"] or path in self.dirs
 
-    def add_file(self, path: str) -> tuple[int, dict]:
-        self.files.append({"path": path})
-        self.file_at[path] = len(self.files) - 1
-        return len(self.files) - 1, self.files[-1]
-
-    def add_link(self, path: str) -> tuple[int, dict]:
-        self.links.append({"path": path})
-        self.link_at[path] = len(self.links) - 1
-        return len(self.links) - 1, self.links[-1]
+    def add(self, kind: str, path: str) -> tuple[int, dict]:
+        self.nodes[kind].append({"path": path})
+        self.index[kind][path] = len(self.nodes[kind]) - 1
+        return len(self.nodes[kind]) - 1, self.nodes[kind][-1]
 
 
 def _reorder(out: dict, order) -> None:
