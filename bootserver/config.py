@@ -43,15 +43,14 @@ class Settings:
     access_log: bool = True
     sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
-    def effective_advertise_url(self, host_ip: str | None = None) -> str:
-        """The base URL machines use: the setting, else http://<host_ip or HTTP host>:<port>."""
+    def effective_advertise_url(self, host_ip: str | None = None, port: int | None = None) -> str:
+        """The base URL machines use: the setting, else http://<HTTP host, or host_ip>:<port>."""
         if self.advertise_url:
             return self.advertise_url.rstrip("/")
-        host, port = split_hostport(self.http)
-        if host_ip:
-            host = host_ip
-        elif host in ("0.0.0.0", "", "::"):
-            host = "127.0.0.1"
+        host, configured_port = split_hostport(self.http)
+        port = port or configured_port
+        if host in ("0.0.0.0", "", "::"):  # listening everywhere: the address the client reached
+            host = host_ip or "127.0.0.1"
         return f"http://{host}:{port}"
 
 

@@ -28,7 +28,12 @@ async def get_ignition(request: web.Request) -> web.Response:
         raise _json_error(web.HTTPNotFound, f"no profile matches MAC {boot.mac}: {decision.reason}")
     match = decision.match
     request["machine"] = match.name
-    profile = _profile_for_stage(match.profile, request.query.get("stage", ""), runtime.catalog)
+    try:
+        profile = ignition_render.profile_for_stage(match.profile, request.query.get("stage", ""), runtime.catalog)
+    except LookupError as exc:
+        raise _json_error(web.HTTPNotFound, str(exc).strip("'\"")) from None
+    except ValueError as exc:
+        raise _json_error(web.HTTPBadRequest, str(exc)) from None
     if profile.ignition is None:
         raise _json_error(web.HTTPNotFound, f"profile {profile.name} has no ignition config")
     context = template_context(match, boot, base_url(request), decision.record.token)
@@ -45,17 +50,6 @@ async def get_ignition(request: web.Request) -> web.Response:
     if etag in request.headers.get("If-None-Match", ""):
         return web.Response(status=304, headers={"ETag": etag})
     return web.Response(body=body, content_type="application/json", headers={"ETag": etag})
-
-
-def _profile_for_stage(profile, stage: str, catalog):
-    """`?stage=final` is what an installer writes to disk: the Ignition of the profile's final_profile."""
-    if not stage:
-        return profile
-    if stage != "final":
-        raise _json_error(web.HTTPBadRequest, f"unknown stage {stage!r} (the only stage is 'final')")
-    if not profile.final_profile:
-        raise _json_error(web.HTTPNotFound, f"profile {profile.name} has no final_profile")
-    return catalog.profiles[profile.final_profile]
 
 
 def add_routes(app: web.Application) -> None:

@@ -41,3 +41,15 @@ def _render(profile: Profile, context: dict[str, Any], catalog: Catalog) -> byte
     else:
         config, _warnings = ignition.render_ignition(spec.butane, context, files_dir=catalog.root)
     return json.dumps(config, separators=(",", ":")).encode()
+
+
+def profile_for_stage(profile: Profile, stage: str, catalog: Catalog) -> Profile:
+    """`stage=final` is what an installer writes to disk: the Ignition of the profile's final_profile.
+    Raises ValueError for an unknown stage, LookupError when the profile has no final_profile."""
+    if not stage:
+        return profile
+    if stage != "final":
+        raise ValueError(f"unknown stage {stage!r} (the only stage is 'final')")
+    if not profile.final_profile:
+        raise LookupError(f"profile {profile.name} has no final_profile")
+    return catalog.profiles[profile.final_profile]
