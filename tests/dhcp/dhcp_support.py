@@ -14,14 +14,16 @@ import secrets
 import socket
 import subprocess
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from bootserver.config import Settings
 from bootserver.dhcp.pcap import read_udp
-from bootserver.state.base import Event
+from bootserver.catalog.loader import load_catalog
+from bootserver.runtime import Runtime
 from bootserver.state.memory import MemoryStore
 
 REPO = Path(__file__).resolve().parents[2]
@@ -42,43 +44,31 @@ def fixture_datagrams():
     return [(path.name.split(".")[0], d) for path in FIXTURES for d in read_udp(path)]
 
 
-# -- a Runtime-like object until bootserver.runtime lands on main ----------------------------------
+# -- a real Runtime over a catalog of the capture machines -----------------------------------------
 
-@dataclass
-class Decision:
-    action: str
-    reason: str
-    match: object = None
-    record: object = None
+PROFILE = """\
+apiVersion: bootserver/v1
+kind: Profile
+metadata: {name: install}
+spec:
+  boot: {kernel: "http://10.77.0.3:8080/assets/vmlinuz", args: [console=ttyS0]}
+  after_install: local-disk
+"""
 
 
-@dataclass
-class StoreRuntime:
-    """Known MACs boot their profile, installed ones boot from disk, unknown ones follow the setting."""
+def make_runtime(settings: Settings, known: set[str] = frozenset()) -> Runtime:
+    """bootserver's Runtime over a memory store and a catalog naming the `known` MACs."""
+    docs = [PROFILE] + [f"---\napiVersion: bootserver/v1\nkind: Machine\nmetadata: {{name: m{i}}}\n"
+                        f"spec: {{mac: \"{mac}\", profile: install}}\n" for i, mac in enumerate(sorted(known))]
+    with tempfile.TemporaryDirectory(prefix="bsdh-catalog-") as root:
+        Path(root, "catalog.yaml").write_text("".join(docs))
+        catalog = load_catalog(root)
+    return Runtime(settings, catalog, MemoryStore())
 
-    settings: Settings
-    known: set[str] = field(default_factory=set)
-    store: MemoryStore = field(default_factory=MemoryStore)
 
-    async def decide(self, req):
-        record = await self.store.get(req.mac)
-        if req.mac not in self.known:
-            if self.settings.unknown_machines == "ignore":
-                return Decision("ignore", "unknown machine")
-            record = await self.store.ensure(req.mac, state="discovered", arch=req.arch)
-            return Decision("boot", "discovered", record=record)
-        if record is not None and record.state == "installed":
-            return Decision("local-disk", "installed", record=record)
-        return Decision("boot", "profile test", record=record)
-
-    async def observe(self, req_or_mac, kind, detail, source=None):
-        mac = getattr(req_or_mac, "mac", req_or_mac)
-        await self.store.ensure(mac, state="ready")
-        await self.store.record(Event(mac=mac, kind=kind, source=source, detail=dict(detail)))
-
-    async def set_installed(self, mac: str) -> None:
-        await self.store.ensure(mac, state="ready")
-        await self.store.set_state(mac, "installed")
+async def set_installed(runtime: Runtime, mac: str) -> None:
+    await runtime.store.ensure(mac, state="ready")
+    await runtime.store.set_state(mac, "installed")
 
 
 # -- network namespaces -----------------------------------------------------------------------------

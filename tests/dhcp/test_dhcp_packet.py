@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bootserver.dhcp import packet as P
-from dhcp_support import FIXTURES, fixture_datagrams
+from tests.dhcp.dhcp_support import FIXTURES, fixture_datagrams
 
 
 def test_every_fixture_packet_parses():

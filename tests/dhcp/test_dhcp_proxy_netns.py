@@ -12,7 +12,7 @@ from bootserver.dhcp import packet as P
 from bootserver.dhcp.proxy import ProxyDHCP
 from bootserver.dhcp.ratelimit import MacRateLimiter
 from bootserver.metrics import REGISTRY
-from dhcp_support import SERVER_IP, Client, StoreRuntime, fixture_datagrams, inside, veth_link
+from tests.dhcp.dhcp_support import SERVER_IP, Client, fixture_datagrams, inside, make_runtime, set_installed, veth_link
 
 pytestmark = [pytest.mark.netns, pytest.mark.asyncio(loop_scope="session")]
 
@@ -104,7 +104,7 @@ async def test_replays_capture_field_by_field(reactor, link, capture):
     loader = "snponly.efi" if "snponly" in capture else "ipxe.efi"
     packets = capture_packets(capture)
     mac = packets[0][1].mac
-    runtime = StoreRuntime(settings(link, uefi_loader=loader), known={mac})
+    runtime = make_runtime(settings(link, uefi_loader=loader), known={mac})
     answered = 0
     async with running(link, runtime):
         for d, request, captured in packets:
@@ -142,7 +142,7 @@ def first_discover(capture: str, ipxe: bool) -> P.Packet:
 async def test_relayed_request_goes_back_to_relay_port_67(reactor, link):
     request = first_discover("uefi-virtio", ipxe=False)
     relayed = dataclasses.replace(request, giaddr="10.77.0.141", hops=1)
-    runtime = StoreRuntime(settings(link), known={request.mac})
+    runtime = make_runtime(settings(link), known={request.mac})
     async with running(link, runtime):
         relay = Client(link, ("10.77.0.141", 67))
         try:
@@ -156,7 +156,7 @@ async def test_relayed_request_goes_back_to_relay_port_67(reactor, link):
 
 async def test_client_with_address_gets_unicast(reactor, link):
     request = dataclasses.replace(first_discover("uefi-virtio", ipxe=True), ciaddr="10.77.0.146")
-    runtime = StoreRuntime(settings(link), known={request.mac})
+    runtime = make_runtime(settings(link), known={request.mac})
     async with running(link, runtime):
         got, sport = await ask(link, P.encode(request))
     assert_proxy_reply(got, request, P.OFFER, SCRIPT_URL.encode(), "10.77.0.146", 67, sport)
@@ -166,7 +166,7 @@ async def test_request_on_67_for_the_proxy_is_acked(reactor, link):
     request = first_discover("bios-virtio", ipxe=True)
     request.options[P.OPT_MESSAGE_TYPE] = bytes((P.REQUEST,))
     request.options[P.OPT_SERVER_ID] = bytes(map(int, SERVER_IP.split(".")))
-    runtime = StoreRuntime(settings(link), known={request.mac})
+    runtime = make_runtime(settings(link), known={request.mac})
     async with running(link, runtime):
         got, sport = await ask(link, P.encode(request))
     assert_proxy_reply(got, request, P.ACK, SCRIPT_URL.encode(), "255.255.255.255", 67, sport)
@@ -177,9 +177,9 @@ async def test_request_on_67_for_the_proxy_is_acked(reactor, link):
 async def test_installed_machines(reactor, link, mode, bios_answered, uefi_answered):
     bios = first_discover("bios-virtio-chain", ipxe=True)
     uefi = first_discover("uefi-virtio", ipxe=False)
-    runtime = StoreRuntime(settings(link, installed_dhcp=mode), known={bios.mac, uefi.mac})
-    await runtime.set_installed(bios.mac)
-    await runtime.set_installed(uefi.mac)
+    runtime = make_runtime(settings(link, installed_dhcp=mode), known={bios.mac, uefi.mac})
+    await set_installed(runtime, bios.mac)
+    await set_installed(runtime, uefi.mac)
     async with running(link, runtime):
         got_bios, _ = await ask(link, P.encode(bios), timeout=1.0 if bios_answered else 0.3)
         got_uefi, _ = await ask(link, P.encode(uefi), timeout=1.0 if uefi_answered else 0.3)
@@ -193,14 +193,19 @@ async def test_installed_machines(reactor, link, mode, bios_answered, uefi_answe
 
 async def test_unknown_machines_follow_the_setting(reactor, link):
     request = first_discover("uefi-virtio", ipxe=False)
-    async with running(link, StoreRuntime(settings(link))):
-        got, _ = await ask(link, P.encode(request), timeout=0.3)
-    assert got is None
-    runtime = StoreRuntime(settings(link, unknown_machines="discover"))
-    async with running(link, runtime):
+    ignoring = make_runtime(settings(link))
+    discovering = make_runtime(settings(link, unknown_machines="discover"))
+    serving = make_runtime(settings(link, unknown_machines="discover", unknown_profile="install"))
+    for runtime in (ignoring, discovering):
+        async with running(link, runtime):
+            got, _ = await ask(link, P.encode(request), timeout=0.3)
+        assert got is None
+    assert await ignoring.store.get(request.mac) is None
+    assert (await discovering.store.get(request.mac)).state == "discovered"
+    async with running(link, serving):
         got, sport = await ask(link, P.encode(request))
     assert_proxy_reply(got, request, P.OFFER, b"ipxe.efi", "255.255.255.255", 67, sport)
-    assert (await runtime.store.get(request.mac)).state == "discovered"
+    assert [e.kind for e in await serving.store.events(request.mac)] == ["dhcp.offer"]
 
 
 def with_arch(request: P.Packet, code: int, vendor: str) -> P.Packet:
@@ -212,12 +217,12 @@ def with_arch(request: P.Packet, code: int, vendor: str) -> P.Packet:
 
 async def test_arm64_needs_its_loader(reactor, link, caplog):
     request = with_arch(first_discover("uefi-virtio", ipxe=False), 11, "PXEClient:Arch:00011:UNDI:003000")
-    async with running(link, StoreRuntime(settings(link), known={request.mac})):
+    async with running(link, make_runtime(settings(link), known={request.mac})):
         with caplog.at_level("INFO", logger="bootserver.dhcp"):
             got, _ = await ask(link, P.encode(request), timeout=0.3)
     assert got is None
     assert "arm64_loader is not set" in caplog.text
-    runtime = StoreRuntime(settings(link, arm64_loader="ipxe-arm64.efi"), known={request.mac})
+    runtime = make_runtime(settings(link, arm64_loader="ipxe-arm64.efi"), known={request.mac})
     async with running(link, runtime):
         got, sport = await ask(link, P.encode(request))
     assert_proxy_reply(got, request, P.OFFER, b"ipxe-arm64.efi", "255.255.255.255", 67, sport)
@@ -226,7 +231,7 @@ async def test_arm64_needs_its_loader(reactor, link, caplog):
 
 async def test_uefi_http_boot_gets_a_url(reactor, link):
     request = with_arch(first_discover("uefi-virtio", ipxe=False), 16, "HTTPClient:Arch:00016:UNDI:003000")
-    runtime = StoreRuntime(settings(link), known={request.mac})
+    runtime = make_runtime(settings(link), known={request.mac})
     async with running(link, runtime):
         got, _ = await ask(link, P.encode(request))
     reply = P.decode(got[0])
@@ -239,7 +244,7 @@ async def test_uefi_http_boot_gets_a_url(reactor, link):
 async def test_long_boot_url_moves_to_option_67(reactor, link):
     request = first_discover("uefi-virtio", ipxe=True)
     base = "http://boot.example.internal:8080/" + "x" * 120
-    runtime = StoreRuntime(settings(link, advertise_url=base), known={request.mac})
+    runtime = make_runtime(settings(link, advertise_url=base), known={request.mac})
     async with running(link, runtime):
         got, _ = await ask(link, P.encode(request))
     reply = P.decode(got[0])
@@ -248,7 +253,7 @@ async def test_long_boot_url_moves_to_option_67(reactor, link):
 
 async def test_rate_limit_per_mac(reactor, link):
     request = first_discover("uefi-virtio", ipxe=False)
-    runtime = StoreRuntime(settings(link), known={request.mac})
+    runtime = make_runtime(settings(link), known={request.mac})
     before = REGISTRY.get_sample_value("bootserver_dhcp_unanswered_total", {"reason": "rate_limited"}) or 0
     async with running(link, runtime, limiter=MacRateLimiter(rate=0.01, burst=5)):
         client = Client(link, ("0.0.0.0", 68))
