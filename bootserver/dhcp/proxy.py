@@ -25,9 +25,9 @@ from bootserver.boot.methods import Answer, Silence, arch_for, choose, stage_for
 from bootserver.boot.request import BootRequest
 from bootserver.dhcp.packet import (ACK, BOOTREPLY, BOOTREQUEST, DISCOVER, INFORM, MAX_PACKET,
                                     MESSAGE_TYPES, OFFER, OPT_BOOTFILE, OPT_CLIENT_UUID, OPT_IPXE,
-                                    OPT_MESSAGE_TYPE, OPT_SERVER_ID, OPT_VENDOR, OPT_VENDOR_CLASS,
-                                    PXE_DISCOVERY_CONTROL, REQUEST, MalformedPacket, Packet, decode,
-                                    encode, encode_suboptions)
+                                    OPT_MESSAGE_TYPE, OPT_REQUESTED_IP, OPT_SERVER_ID, OPT_VENDOR,
+                                    OPT_VENDOR_CLASS, PXE_DISCOVERY_CONTROL, REQUEST, MalformedPacket,
+                                    Packet, decode, encode, encode_suboptions)
 from bootserver.dhcp.ratelimit import MacRateLimiter
 from bootserver.metrics import REGISTRY
 
@@ -92,9 +92,11 @@ def reply_type(packet: Packet, port: int, server_ip: str) -> int | str:
         return OFFER
     if kind == REQUEST:
         server_id = packet.server_id
-        if server_id == server_ip:
-            return ACK
-        return f"REQUEST for server {server_id}"
+        if server_id != server_ip:
+            return f"REQUEST for server {server_id}"
+        if OPT_REQUESTED_IP in packet.options:  # a lease request to a DHCP server sharing our address
+            return "REQUEST for an address lease"
+        return ACK
     return f"{MESSAGE_TYPES.get(kind, kind)} on port 67"
 
 

@@ -162,14 +162,18 @@ async def test_client_with_address_gets_unicast(reactor, link):
     assert_proxy_reply(got, request, P.OFFER, SCRIPT_URL.encode(), "10.77.0.146", 67, sport)
 
 
-async def test_request_on_67_for_the_proxy_is_acked(reactor, link):
+async def test_request_on_67_for_the_proxy_is_acked_unless_it_asks_for_a_lease(reactor, link):
     request = first_discover("bios-virtio", ipxe=True)
     request.options[P.OPT_MESSAGE_TYPE] = bytes((P.REQUEST,))
     request.options[P.OPT_SERVER_ID] = bytes(map(int, SERVER_IP.split(".")))
+    lease = dataclasses.replace(request, options={**request.options, P.OPT_REQUESTED_IP: bytes((10, 77, 0, 141))})
     runtime = make_runtime(settings(link), known={request.mac})
     async with running(link, runtime):
         got, sport = await ask(link, P.encode(request))
-    assert_proxy_reply(got, request, P.ACK, SCRIPT_URL.encode(), "255.255.255.255", 67, sport)
+        assert_proxy_reply(got, request, P.ACK, SCRIPT_URL.encode(), "255.255.255.255", 67, sport)
+        # the same REQUEST asking for an address is for a DHCP server that shares our address
+        got, _ = await ask(link, P.encode(lease), timeout=0.3)
+        assert got is None
 
 
 @pytest.mark.parametrize("mode, bios_answered, uefi_answered", [
