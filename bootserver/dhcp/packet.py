@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import socket
 import struct
-import uuid
 from dataclasses import dataclass, field
 
 MAGIC_COOKIE = b"\x63\x82\x53\x63"
@@ -175,7 +174,8 @@ class Packet:
             return None
         if value[0] != 0 or len(value) != 17:
             return None
-        return str(uuid.UUID(bytes_le=bytes(value[1:])))
+        h = (value[4:0:-1] + value[6:4:-1] + value[8:6:-1] + value[9:17]).hex()  # bytes_le -> big endian
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
     @property
     def pxe_options(self) -> dict[int, bytes]:
@@ -214,18 +214,15 @@ def _scan(buf: bytes, start: int, end: int, out: dict[int, bytes], where: str) -
 
 
 def _check_lengths(options: dict[int, bytes]) -> None:
-    for code, value in options.items():
-        expected = _EXACT_LENGTH.get(code)
-        if expected is not None:
-            if len(value) != expected:
-                raise BadOptionLength(f"option {code} has length {len(value)}, expected {expected}")
-            continue
-        rule = _LIST_LENGTH.get(code)
-        if rule is not None:
-            size, count = rule
-            if len(value) < size * count or len(value) % size:
-                raise BadOptionLength(f"option {code} has length {len(value)}, "
-                                      f"expected at least {size * count} in steps of {size}")
+    for code in options.keys() & _EXACT_LENGTH.keys():
+        value, expected = options[code], _EXACT_LENGTH[code]
+        if len(value) != expected:
+            raise BadOptionLength(f"option {code} has length {len(value)}, expected {expected}")
+    for code in options.keys() & _LIST_LENGTH.keys():
+        value, (size, count) = options[code], _LIST_LENGTH[code]
+        if len(value) < size * count or len(value) % size:
+            raise BadOptionLength(f"option {code} has length {len(value)}, "
+                                  f"expected at least {size * count} in steps of {size}")
     if OPT_MESSAGE_TYPE in options and not 1 <= options[OPT_MESSAGE_TYPE][0] <= 18:
         raise BadOptionValue(f"message type {options[OPT_MESSAGE_TYPE][0]} does not exist")
     uuid_value = options.get(OPT_CLIENT_UUID)
