@@ -32,7 +32,8 @@ spec:
   boot:
     kernel: os/vmlinuz
     initrd: [os/initrd.img]
-    args: ["console=ttyS0", "hostname={{ metadata.hostname }}", "ignition.config.url={{ urls.ignition }}"]
+    args: ["console=ttyS0", "hostname={{ metadata.hostname }}", "ignition.config.url={{ urls.ignition }}",
+           "bootserver.events={{ urls.events }}"]
   ignition: {config: ignition.json}
   after_install: local-disk
 ---

@@ -27,7 +27,8 @@ def _flatten(data: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, A
 
 def metadata_lines(metadata: Mapping[str, Any]) -> str:
     """`KEY=value` lines: nested keys joined with `_`, upper case; values shell-quoted when needed,
-    so a value with a newline or `$(…)` stays one inert value for `source`-ing scripts."""
+    so a value with `$(…)` stays inert for `source`-ing scripts; control characters are written as
+    `\n`-style escapes so every key stays on one line."""
     lines = []
     for key, value in _flatten(metadata):
         key = re.sub(r"[^A-Z0-9_]", "_", key.upper())
@@ -37,6 +38,7 @@ def metadata_lines(metadata: Mapping[str, Any]) -> str:
             text = "true" if value else "false"
         else:
             text = "" if value is None else str(value)
+        text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
         lines.append(f"{key}={text if SAFE_VALUE.match(text) else shlex.quote(text)}")
     return "".join(line + "\n" for line in lines)
 

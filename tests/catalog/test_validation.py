@@ -32,7 +32,7 @@ def test_yaml_syntax_error_names_file_and_line(tmp_path):
 def test_duplicate_yaml_key(tmp_path):
     p = one_error(tmp_path, {"a.yaml": PROFILE.replace("  after_install: local-disk",
                                                        "  after_install: local-disk\n  after_install: none")})
-    assert "duplicate key 'after_install'" in p.message and p.line == 11
+    assert "duplicate key 'after_install'" in p.message and p.line == 12
 
 
 def test_unknown_key_with_did_you_mean(tmp_path):
@@ -42,7 +42,7 @@ def test_unknown_key_with_did_you_mean(tmp_path):
 
 def test_wrong_type(tmp_path):
     p = one_error(tmp_path, {"a.yaml": PROFILE.replace('args: ["console=ttyS0"]', "args: console=ttyS0")})
-    assert p.field == "spec.boot.args" and "expected a list" in p.message and p.line == 18
+    assert p.field == "spec.boot.args" and "expected a list" in p.message and p.line == 19
 
 
 def test_missing_required_field(tmp_path):
