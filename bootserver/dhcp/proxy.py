@@ -209,24 +209,24 @@ class ProxyDHCP:
 
     # -- per packet ---------------------------------------------------------------------------
 
-    def _drop(self, reason: str, why: str, listener: _Listener, source: Any, packet: Packet | None) -> None:
-        counter = self._unanswered.get(reason)
-        if counter is None:
-            counter = self._unanswered[reason] = UNANSWERED.labels(reason)
-        counter.inc()
+    @staticmethod
+    def _count(children: dict[str, Any], metric: Counter, reason: str) -> None:
+        child = children.get(reason)
+        if child is None:  # labels() takes a lock and builds a key: look each child up once
+            child = children[reason] = metric.labels(reason)
+        child.inc()
+
+    def _drop(self, reason: str, why: str, listener: _Listener, source: Any, packet: Packet) -> None:
+        self._count(self._unanswered, UNANSWERED, reason)
         if log.isEnabledFor(logging.DEBUG):
-            who = packet.chaddr[:6].hex(":") if packet is not None else "?"
-            log.debug("unanswered %s from %s:%s on %s:%d: %s", who, source[0], source[1],
+            log.debug("unanswered %s from %s:%s on %s:%d: %s", packet.chaddr[:6].hex(":"), source[0], source[1],
                       listener.interface, listener.port, why)
 
     def receive(self, listener: _Listener, data: bytes, source: Any) -> None:
         try:
             packet = decode(data)
         except MalformedPacket as exc:
-            counter = self._malformed.get(exc.reason)
-            if counter is None:
-                counter = self._malformed[exc.reason] = MALFORMED.labels(exc.reason)
-            counter.inc()
+            self._count(self._malformed, MALFORMED, exc.reason)
             if log.isEnabledFor(logging.DEBUG):
                 log.debug("unanswered %d bytes from %s:%s on %s:%d: malformed (%s: %s)", len(data),
                           source[0], source[1], listener.interface, listener.port, exc.reason, exc)
@@ -253,10 +253,7 @@ class ProxyDHCP:
             return
         allowed, dropped = self.limiter.allow(mac)
         if not allowed:
-            counter = self._unanswered.get("rate_limited")
-            if counter is None:
-                counter = self._unanswered["rate_limited"] = UNANSWERED.labels("rate_limited")
-            counter.inc()
+            self._count(self._unanswered, UNANSWERED, "rate_limited")
             if dropped == 1:  # one line per run of drops, so a flooding client cannot flood the log
                 log.debug("unanswered %s on %s:%d: rate limited (further drops are counted, not logged)",
                           mac, listener.interface, listener.port)
@@ -319,7 +316,7 @@ class ProxyDHCP:
             await self.runtime.observe(request, event, {
                 "arch": request.arch, "firmware": request.firmware, "stage": request.stage.value,
                 "interface": listener.interface, "port": listener.port, "file": result.boot_file,
-                "method": result.method}, source=source[0])
+                "method": result.method}, source=request.client_ip)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -331,6 +328,8 @@ async def _resume(coro: Coroutine[Any, Any, None], waiting_on: Any) -> None:
     """Drive a coroutine that started outside a Task from where it first waited (see _run_eagerly)."""
     while True:
         error = None
+        if getattr(waiting_on, "_asyncio_future_blocking", False):
+            waiting_on._asyncio_future_blocking = False  # what a Task does with a yielded future
         try:
             await (waiting_on if waiting_on is not None else asyncio.sleep(0))
         except BaseException as exc:  # noqa: BLE001 - handed to the coroutine below

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 
@@ -12,6 +13,7 @@ from bootserver.dhcp import packet as P
 from bootserver.dhcp.proxy import ProxyDHCP
 from bootserver.dhcp.ratelimit import MacRateLimiter
 from bootserver.metrics import REGISTRY
+from bootserver.state.memory import MemoryStore
 from tests.dhcp.dhcp_support import SERVER_IP, Client, fixture_datagrams, inside, make_runtime, set_installed, veth_link
 
 pytestmark = [pytest.mark.netns, pytest.mark.asyncio(loop_scope="session")]
@@ -271,3 +273,35 @@ async def test_rate_limit_per_mac(reactor, link):
     after = REGISTRY.get_sample_value("bootserver_dhcp_unanswered_total", {"reason": "rate_limited"})
     assert after - before == 15
     assert len([e for e in await runtime.store.events(request.mac) if e.kind == "dhcp.offer"]) == 5
+
+
+class SlowStore(MemoryStore):
+    """A store that really waits on every read, like a database round trip."""
+
+    async def get(self, mac):
+        await asyncio.sleep(0.02)
+        return await super().get(mac)
+
+
+async def test_answers_that_wait_on_the_store(reactor, link):
+    request = first_discover("uefi-virtio", ipxe=False)
+    runtime = make_runtime(settings(link), known={request.mac})
+    runtime.store = SlowStore()
+    errors = REGISTRY.get_sample_value("bootserver_dhcp_unanswered_total", {"reason": "error"}) or 0
+    async with running(link, runtime) as proxy:
+        got, sport = await ask(link, P.encode(request))
+        assert_proxy_reply(got, request, P.OFFER, b"ipxe.efi", "255.255.255.255", 67, sport)
+        # a second one still waiting when the proxy stops is cancelled cleanly
+        client = Client(link, ("0.0.0.0", 68))
+        try:
+            client.send(P.encode(dataclasses.replace(request, xid=request.xid + 1)), ("255.255.255.255", 67))
+            for _ in range(100):
+                if proxy._tasks:
+                    break
+                await asyncio.sleep(0.001)
+            assert len(proxy._tasks) == 1
+        finally:
+            client.close()
+    assert not proxy._tasks
+    assert (REGISTRY.get_sample_value("bootserver_dhcp_unanswered_total", {"reason": "error"}) or 0) == errors
+    assert [e.kind for e in await runtime.store.events(request.mac)] == ["dhcp.offer"]
