@@ -211,7 +211,8 @@ async def test_unknown_machines_follow_the_setting(reactor, link):
     async with running(link, serving):
         got, sport = await ask(link, P.encode(request))
     assert_proxy_reply(got, request, P.OFFER, b"ipxe.efi", "255.255.255.255", 67, sport)
-    assert [e.kind for e in await serving.store.events(request.mac)] == ["dhcp.offer"]
+    kinds = [e.kind for e in await serving.store.events(request.mac)]
+    assert kinds[-1] == "dhcp.offer" and kinds.count("dhcp.offer") == 1
 
 
 def with_arch(request: P.Packet, code: int, vendor: str) -> P.Packet:
