@@ -28,17 +28,18 @@ def dnsmasq(link):
         pytest.skip("dnsmasq is not installed (apt-get install dnsmasq-base)")
     work = Path(tempfile.mkdtemp(prefix="bsdh-dnsmasq-"))
     log = work / "dnsmasq.log"
+    errors = open(work / "stderr", "wb")
     proc = subprocess.Popen(
         ["ip", "netns", "exec", link.server_ns, "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null",
          "--port=0", "--bind-interfaces", f"--interface={link.server_if}", "--except-interface=lo",
          "--dhcp-range=10.77.0.100,10.77.0.199,255.255.255.0,10m", "--no-ping", "--log-dhcp",
          f"--log-facility={log}", f"--dhcp-leasefile={work / 'leases'}", f"--pid-file={work / 'pid'}",
-         "--user=root"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+         "--user=root"], stdout=subprocess.DEVNULL, stderr=errors)
     try:
         deadline = time.monotonic() + 10
         while "started" not in (log.read_text() if log.exists() else ""):
             if proc.poll() is not None:
-                raise RuntimeError(f"dnsmasq exited: {proc.stderr.read().decode()}")
+                raise RuntimeError(f"dnsmasq exited: {(work / 'stderr').read_text()}")
             assert time.monotonic() < deadline, "dnsmasq did not start"
             time.sleep(0.05)
         yield log
@@ -49,6 +50,7 @@ def dnsmasq(link):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        errors.close()
         shutil.rmtree(work, ignore_errors=True)
 
 
