@@ -392,12 +392,16 @@ def run(reps: int = 3) -> list[dict]:
 
 
 def table(results: list[dict]) -> str:
+    """Medians, and the median of per-rep ratios: each rep runs A then B back to back, so pairing them
+    cancels most of the drift of a shared machine's load."""
     lines = [f"{'metric':42s} {'bootserver':>12s} {'dnsmasq':>12s} {'ratio':>7s}"]
     for r in results:
-        ours, peer = statistics.median(r["ours"]), statistics.median(r["peer"])
-        ratio = ours / peer if r["higher_is_better"] else peer / ours
-        lines.append(f"{r['metric']:42s} {ours:12.3f} {peer:12.3f} {ratio:6.2f}x  ({r['unit']}, median)")
-    lines.append("ratio > 1 means bootserver is better")
+        pairs = list(zip(r["ours"], r["peer"]))
+        ratios = [o / p if r["higher_is_better"] else p / o for o, p in pairs if o and p]
+        ratio = statistics.median(ratios) if ratios else float("nan")
+        lines.append(f"{r['metric']:42s} {statistics.median(r['ours']):12.3f} {statistics.median(r['peer']):12.3f} "
+                     f"{ratio:6.2f}x  ({r['unit']})")
+    lines.append("values: medians over reps; ratio: median of per-rep ratios, > 1 means bootserver is better")
     return "\n".join(lines)
 
 
