@@ -89,7 +89,7 @@ class BadOptionValue(MalformedPacket):
     reason = "bad_value"
 
 
-@dataclass
+@dataclass(slots=True)
 class Packet:
     """One DHCP message. Addresses are dotted strings; `sname`/`file` are without NUL padding.
 
@@ -112,8 +112,6 @@ class Packet:
     sname: bytes = b""
     file: bytes = b""
     options: dict[int, bytes] = field(default_factory=dict)
-
-    BROADCAST_FLAG = 0x8000
 
     @property
     def message_type(self) -> int | None:
