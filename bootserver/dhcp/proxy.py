@@ -50,8 +50,8 @@ UNANSWERED = Counter("bootserver_dhcp_unanswered", "Well-formed DHCP packets the
 REPLIES = Counter("bootserver_dhcp_replies", "ProxyDHCP replies sent", ["kind"], registry=REGISTRY)
 
 
-class ProxyStartError(RuntimeError):
-    pass
+class ProxyStartError(OSError):
+    """A listening socket could not be opened; the message says which and why."""
 
 
 def interface_address(name: str) -> str:
@@ -156,7 +156,7 @@ class ProxyDHCP:
                  ports: tuple[int, ...] = (DHCP_PORT, PXE_PORT), limiter: MacRateLimiter | None = None,
                  max_in_flight: int = 1024) -> None:
         self.runtime = runtime
-        self.interfaces = tuple(runtime.settings.dhcp if interfaces is None else interfaces)
+        self.interfaces = tuple(dict.fromkeys(runtime.settings.dhcp if interfaces is None else interfaces))
         self.ports = ports
         self.limiter = MacRateLimiter() if limiter is None else limiter
         self.max_in_flight = max_in_flight

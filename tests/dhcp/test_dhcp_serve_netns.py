@@ -11,7 +11,7 @@ import pytest
 from bootserver.dhcp import packet as P
 from tests.dhcp.dhcp_support import PROFILE, SERVER_IP, Client, fixture_datagrams, veth_link
 
-pytestmark = [pytest.mark.netns, pytest.mark.asyncio(loop_scope="session")]
+pytestmark = [pytest.mark.netns]
 
 
 def ipxe_discover() -> P.Packet:
@@ -22,6 +22,7 @@ def ipxe_discover() -> P.Packet:
     raise AssertionError("no iPXE DISCOVER")
 
 
+@pytest.mark.asyncio(loop_scope="session")
 async def test_serve_answers_and_its_http_serves_the_chain(tmp_path):
     discover = ipxe_discover()
     catalog = tmp_path / "catalog"
@@ -57,3 +58,16 @@ async def test_serve_answers_and_its_http_serves_the_chain(tmp_path):
             proc.terminate()
             assert proc.wait(10) == 0, log.read_text()
     assert f"proxyDHCP on {link.server_if} ({SERVER_IP}), ports 67, 4011" in log.read_text()
+
+
+def test_serve_refuses_an_interface_it_cannot_use(tmp_path):
+    catalog = tmp_path / "catalog"
+    catalog.mkdir()
+    (catalog / "profiles.yaml").write_text(PROFILE)
+    with veth_link() as link:
+        done = subprocess.run(["ip", "netns", "exec", link.server_ns, sys.executable, "-m", "bootserver", "serve",
+                               "--catalog", str(catalog), "--state", "memory://", "--dhcp", "bsdhmissing0",
+                               "--tftp", "off", "--http", "127.0.0.1:0"], capture_output=True, text=True,
+                              timeout=30, cwd=tmp_path)
+    assert done.returncode == 1
+    assert "not starting: interface bsdhmissing0: no IPv4 address" in done.stdout + done.stderr
