@@ -20,5 +20,6 @@ async def reactor():
     from twisted.internet import reactor as installed
 
     if getattr(installed, "_asyncioEventloop", None) is not loop:
-        pytest.skip("the Twisted reactor in this process is bound to another event loop")
+        pytest.fail("the Twisted reactor in this process is bound to another event loop: tests that use "
+                    "Twisted must share the session loop (pytest.mark.asyncio(loop_scope=\"session\"))")
     return installed
