@@ -37,89 +37,6 @@ def _need(*tools: str) -> None:
         pytest.skip("needs root and /dev/net/tun")
 
 
-@pytest.mark.parametrize("firmware, mac, rom", [
-    ("bios", "52:54:00:77:00:01", "default"),  # SeaBIOS + iPXE option ROM: iPXE from the first packet
-    ("uefi", "52:54:00:77:00:11", "none"),  # OVMF's own PXE: OFFER, REQUEST on 4011, TFTP ipxe.efi, iPXE
-])
-def test_firmware_boots_through_the_proxy(tmp_path, firmware, mac, rom):
-    _need("qemu-system-x86_64", "dnsmasq")
-    tag = secrets.token_hex(3)
-    ns, tap = f"bsdh-{tag}-fw", f"bsdh{tag}t"
-    catalog = tmp_path / "catalog"
-    catalog.mkdir()
-    (catalog / "machines.yaml").write_text(
-        PROFILE + f"---\napiVersion: bootserver/v1\nkind: Machine\nmetadata: {{name: vm}}\n"
-                  f"spec: {{mac: \"{mac}\", profile: install}}\n")
-    procs: list[subprocess.Popen] = []
-    serve_log, serial = tmp_path / "serve.log", tmp_path / "serial.log"
-    try:
-        sh("ip", "netns", "add", ns)
-        sh("ip", "-n", ns, "link", "set", "lo", "up")
-        sh("ip", "netns", "exec", ns, "ip", "tuntap", "add", "dev", tap, "mode", "tap")
-        sh("ip", "-n", ns, "addr", "add", f"{SERVER_IP}/24", "dev", tap)
-        sh("ip", "-n", ns, "addr", "add", "fd77::3/64", "dev", tap, "nodad")
-        sh("ip", "-n", ns, "link", "set", tap, "up")
-        procs.append(subprocess.Popen(
-            ["ip", "netns", "exec", ns, "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--user=root",
-             "--pid-file=", "--port=0", f"--interface={tap}", "--bind-interfaces", "--no-ping",
-             "--dhcp-range=10.77.0.100,10.77.0.199,255.255.255.0,10m", "--enable-ra",
-             "--dhcp-range=fd77::,ra-only,64", f"--dhcp-leasefile={tmp_path / 'leases'}",
-             "--enable-tftp", "--tftp-root=/usr/lib/ipxe", f"--log-facility={tmp_path / 'dnsmasq.log'}",
-             "--log-dhcp"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        with open(serve_log, "wb") as out:
-            procs.append(subprocess.Popen(
-                ["ip", "netns", "exec", ns, sys.executable, "-m", "bootserver", "serve", "--catalog", str(catalog),
-                 "--state", "memory://", "--dhcp", tap, "--tftp", "off", "--http", "0.0.0.0:8080",
-                 "--log-level", "debug"], stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path))
-        deadline = time.monotonic() + 20
-        while "bootserver ready" not in serve_log.read_text():
-            assert procs[-1].poll() is None and time.monotonic() < deadline, serve_log.read_text()
-            time.sleep(0.1)
-        qemu = ["qemu-system-x86_64", "-nodefaults", "-no-user-config", "-accel", "tcg",
-                "-uuid", f"00000000-0000-4000-8000-{mac.replace(':', '')}", "-m", "512", "-smp", "1",
-                "-display", "none", "-monitor", "none", "-serial", f"file:{serial}", "-no-reboot",
-                "-netdev", f"tap,id=n0,ifname={tap},script=no,downscript=no",
-                "-device", f"virtio-net-pci,netdev=n0,mac={mac},bootindex=1" + (",romfile=" if rom == "none" else "")]
-        if firmware == "bios":
-            qemu += ["-machine", "pc,graphics=off", "-boot", "order=n"]
-        else:
-            shutil.copy(OVMF_VARS, tmp_path / "vars.fd")
-            qemu += ["-machine", "q35", "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}",
-                     "-drive", f"if=pflash,format=raw,unit=1,file={tmp_path / 'vars.fd'}"]
-        procs.append(subprocess.Popen(["ip", "netns", "exec", ns, *qemu], stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL))
-        wanted = re.compile(re.escape(mac) + r" GET /ipxe 200")  # the access log line of iPXE's /ipxe fetch
-        deadline = time.monotonic() + TIMEOUT
-        while not wanted.search(serve_log.read_text()):
-            assert time.monotonic() < deadline, (
-                f"no /ipxe request from {mac} in {TIMEOUT}s\n--- serve log\n{serve_log.read_text()[-4000:]}"
-                f"\n--- serial\n{serial.read_text(errors='replace')[-3000:] if serial.exists() else ''}")
-            assert procs[-1].poll() is None, "QEMU exited"
-            time.sleep(0.5)
-    finally:
-        for proc in reversed(procs):
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
-    log = serve_log.read_text()
-    offers = re.findall(rf"dhcp\.(offer|ack) to {mac} \(([\w-]+), (\w+)\) on {tap}:(\d+) -> ([\d.]+):(\d+): (\S+)",
-                        log)
-    if firmware == "bios":
-        assert ("offer", "x86_64-bios", "ipxe", "67", "255.255.255.255", "68",
-                f"http://{SERVER_IP}:8080/boot.ipxe") in offers
-    else:  # edk2 PXE: OFFER, then the ACK on 4011 unicast back to port 4011; then iPXE's own DHCP
-        assert ("offer", "x86_64-efi", "pxe", "67", "255.255.255.255", "68", "ipxe.efi") in offers
-        assert any(o[0] == "ack" and o[3] == "4011" and o[5] == "4011" and o[6] == "ipxe.efi" for o in offers), offers
-        assert ("offer", "x86_64-efi", "ipxe", "67", "255.255.255.255", "68",
-                f"http://{SERVER_IP}:8080/boot.ipxe") in offers
-
-
-# -- installed machines with the default installed_dhcp (auto) -------------------------------------
-
 # A master boot record that writes a marker to COM1 and halts: proof that the BIOS booted the disk.
 #   xor ax,ax; mov ds,ax; mov si,msg; mov dx,0x3f8
 #   next: lodsb; test al,al; jz hang; out dx,al; jmp next
@@ -152,20 +69,90 @@ def _network(tmp_path: Path, ns: str, tap: str) -> subprocess.Popen:
          "--enable-tftp", "--tftp-root=/usr/lib/ipxe"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def _qemu(tmp_path: Path, firmware: str, mac: str, tap: str, serial: Path) -> list[str]:
+def _qemu(tmp_path: Path, firmware: str, mac: str, tap: str, serial: Path, disk: bool = False) -> list[str]:
     qemu = ["qemu-system-x86_64", "-nodefaults", "-no-user-config", "-accel", "tcg",
             "-uuid", f"00000000-0000-4000-8000-{mac.replace(':', '')}", "-m", "512", "-smp", "1",
             "-display", "none", "-monitor", "none", "-serial", f"file:{serial}", "-no-reboot",
             "-netdev", f"tap,id=n0,ifname={tap},script=no,downscript=no"]
-    if firmware == "bios":
+    if firmware == "bios":  # QEMU's default NIC ROM is iPXE
+        if disk:
+            qemu += ["-drive", f"file={marker_disk(tmp_path / 'disk.img')},format=raw,if=ide"]
         return qemu + ["-device", f"virtio-net-pci,netdev=n0,mac={mac},bootindex=1",
-                       "-drive", f"file={marker_disk(tmp_path / 'disk.img')},format=raw,if=ide",
                        "-machine", "pc,graphics=off", "-boot", "order=n"]
-    shutil.copy(OVMF_VARS, tmp_path / "vars.fd")
+    shutil.copy(OVMF_VARS, tmp_path / "vars.fd")  # romfile= (none): OVMF's own PXE, not an iPXE ROM
     return qemu + ["-device", f"virtio-net-pci,netdev=n0,mac={mac},bootindex=1,romfile=", "-machine", "q35",
                    "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}",
                    "-drive", f"if=pflash,format=raw,unit=1,file={tmp_path / 'vars.fd'}"]
 
+
+def _catalog(tmp_path: Path, mac: str) -> Path:
+    catalog = tmp_path / "catalog"
+    catalog.mkdir()
+    (catalog / "machines.yaml").write_text(
+        PROFILE + f"---\napiVersion: bootserver/v1\nkind: Machine\nmetadata: {{name: vm}}\n"
+                  f"spec: {{mac: \"{mac}\", profile: install}}\n")
+    return catalog
+
+
+def _stop(procs: list[subprocess.Popen]) -> None:
+    for proc in reversed(procs):
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.parametrize("firmware, mac", [
+    ("bios", "52:54:00:77:00:01"),  # SeaBIOS + iPXE option ROM: iPXE from the first packet
+    ("uefi", "52:54:00:77:00:11"),  # OVMF's own PXE: OFFER, REQUEST on 4011, TFTP ipxe.efi, then iPXE
+])
+def test_firmware_boots_through_the_proxy(tmp_path, firmware, mac):
+    _need("qemu-system-x86_64", "dnsmasq")
+    tag = secrets.token_hex(3)
+    ns, tap = f"bsdh-{tag}-fw", f"bsdh{tag}t"
+    catalog = _catalog(tmp_path, mac)
+    procs: list[subprocess.Popen] = []
+    serve_log, serial = tmp_path / "serve.log", tmp_path / "serial.log"
+    try:
+        procs.append(_network(tmp_path, ns, tap))
+        with open(serve_log, "wb") as out:
+            procs.append(subprocess.Popen(
+                ["ip", "netns", "exec", ns, sys.executable, "-m", "bootserver", "serve", "--catalog", str(catalog),
+                 "--state", "memory://", "--dhcp", tap, "--tftp", "off", "--http", "0.0.0.0:8080",
+                 "--log-level", "debug"], stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path))
+        deadline = time.monotonic() + 20
+        while "bootserver ready" not in serve_log.read_text():
+            assert procs[-1].poll() is None and time.monotonic() < deadline, serve_log.read_text()
+            time.sleep(0.1)
+        procs.append(subprocess.Popen(["ip", "netns", "exec", ns, *_qemu(tmp_path, firmware, mac, tap, serial)],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        wanted = re.compile(re.escape(mac) + r" GET /ipxe 200")  # the access log line of iPXE's /ipxe fetch
+        deadline = time.monotonic() + TIMEOUT
+        while not wanted.search(serve_log.read_text()):
+            assert time.monotonic() < deadline, (
+                f"no /ipxe request from {mac} in {TIMEOUT}s\n--- serve log\n{serve_log.read_text()[-4000:]}"
+                f"\n--- serial\n{serial.read_text(errors='replace')[-3000:] if serial.exists() else ''}")
+            assert procs[-1].poll() is None, "QEMU exited"
+            time.sleep(0.5)
+    finally:
+        _stop(procs)
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+    log = serve_log.read_text()
+    offers = re.findall(rf"dhcp\.(offer|ack) to {mac} \(([\w-]+), (\w+)\) on {tap}:(\d+) -> ([\d.]+):(\d+): (\S+)",
+                        log)
+    if firmware == "bios":
+        assert ("offer", "x86_64-bios", "ipxe", "67", "255.255.255.255", "68",
+                f"http://{SERVER_IP}:8080/boot.ipxe") in offers
+    else:  # edk2 PXE: OFFER, then the ACK on 4011 unicast back to port 4011; then iPXE's own DHCP
+        assert ("offer", "x86_64-efi", "pxe", "67", "255.255.255.255", "68", "ipxe.efi") in offers
+        assert any(o[0] == "ack" and o[3] == "4011" and o[5] == "4011" and o[6] == "ipxe.efi" for o in offers), offers
+        assert ("offer", "x86_64-efi", "ipxe", "67", "255.255.255.255", "68",
+                f"http://{SERVER_IP}:8080/boot.ipxe") in offers
+
+
+# -- installed machines with the default installed_dhcp (auto) -------------------------------------
 
 @pytest.mark.asyncio(loop_scope="session")
 @pytest.mark.parametrize("firmware, mac, expect", [
@@ -182,11 +169,7 @@ async def test_installed_machine_leaves_the_network_boot(reactor, tmp_path, capl
 
     tag = secrets.token_hex(3)
     ns, tap = f"bsdh-{tag}-in", f"bsdh{tag}i"
-    catalog = tmp_path / "catalog"
-    catalog.mkdir()
-    (catalog / "machines.yaml").write_text(
-        PROFILE + f"---\napiVersion: bootserver/v1\nkind: Machine\nmetadata: {{name: vm}}\n"
-                  f"spec: {{mac: \"{mac}\", profile: install}}\n")
+    catalog = _catalog(tmp_path, mac)
     serial = tmp_path / "serial.log"
     server = Server(Settings(catalog=catalog, assets=tmp_path, state="memory://", dhcp=(tap,), tftp="off",
                              http="0.0.0.0:8080"))
@@ -196,7 +179,7 @@ async def test_installed_machine_leaves_the_network_boot(reactor, tmp_path, capl
         with inside(ns):
             await server.start()  # its sockets (proxy and HTTP) are created in the namespace
         await set_installed(server.runtime, mac)
-        procs.append(subprocess.Popen(["ip", "netns", "exec", ns, *_qemu(tmp_path, firmware, mac, tap, serial)],
+        procs.append(subprocess.Popen(["ip", "netns", "exec", ns, *_qemu(tmp_path, firmware, mac, tap, serial, disk=True)],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + TIMEOUT
@@ -206,13 +189,7 @@ async def test_installed_machine_leaves_the_network_boot(reactor, tmp_path, capl
                 assert procs[-1].poll() is None, "QEMU exited: " + serial.read_text(errors="replace")[-3000:]
                 await asyncio.sleep(0.5)
     finally:
-        for proc in reversed(procs):
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        _stop(procs)
         await server.stop()
         subprocess.run(["ip", "netns", "del", ns], capture_output=True)
     kinds = [e.kind for e in await server.runtime.store.events(mac)]
