@@ -12,6 +12,7 @@ This module only translates: bytes -> `BootRequest`, `runtime.decide()` -> `boot
 from __future__ import annotations
 
 import asyncio
+import errno
 import fcntl
 import logging
 import socket
@@ -80,7 +81,7 @@ def open_socket(interface: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         hint = (" (another DHCP server holds the port without SO_REUSEADDR; run dnsmasq with "
-                "--bind-interfaces, see docs/dhcp.md)" if exc.errno == 98 else "")
+                "--bind-interfaces, see docs/dhcp.md)" if exc.errno == errno.EADDRINUSE else "")
         raise ProxyStartError(f"cannot listen on {interface} port {port}: {exc.strerror}{hint}") from None
     return sock
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import socket
 
 import pytest
 
 from bootserver.config import Settings
 from bootserver.dhcp import packet as P
-from bootserver.dhcp.proxy import ProxyDHCP
+from bootserver.dhcp.proxy import ProxyDHCP, ProxyStartError
 from bootserver.dhcp.ratelimit import MacRateLimiter
 from bootserver.metrics import REGISTRY
 from bootserver.state.memory import MemoryStore
@@ -306,3 +307,16 @@ async def test_answers_that_wait_on_the_store(reactor, link):
     assert not proxy._tasks
     assert (REGISTRY.get_sample_value("bootserver_dhcp_unanswered_total", {"reason": "error"}) or 0) == errors
     assert [e.kind for e in await runtime.store.events(request.mac)] == ["dhcp.offer"]
+
+
+async def test_port_held_without_reuseaddr_is_a_clear_error(reactor, link):
+    with inside(link.server_ns):
+        holder = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # like dnsmasq without --bind-interfaces
+        holder.bind(("0.0.0.0", 67))
+    try:
+        proxy = ProxyDHCP(make_runtime(settings(link)), interfaces=(link.server_if,))
+        with inside(link.server_ns), pytest.raises(ProxyStartError, match="--bind-interfaces"):
+            await proxy.start()
+        assert not proxy.listeners
+    finally:
+        holder.close()
