@@ -1,7 +1,8 @@
 """Real firmware through bootserver's proxy: SeaBIOS + iPXE ROM, and genuine OVMF (edk2) PXE, under QEMU.
 
-One namespace holds a tap for QEMU, dnsmasq as the ordinary DHCP server (addresses, IPv6 RAs so iPXE
-does not stall, and TFTP of /usr/lib/ipxe), and `bootserver serve --dhcp TAP`. The boot counts as
+One namespace holds a tap for QEMU, dnsmasq as the ordinary DHCP server (addresses, and IPv6 RAs so
+iPXE does not stall), and `bootserver serve --dhcp TAP` (proxyDHCP, its TFTP for the iPXE binaries,
+HTTP). The boot counts as
 reaching bootserver when iPXE, loaded through the proxy's answers, fetches `/ipxe?mac=<the VM>` over
 HTTP (seen in the access log). The end-to-end issue boots all the way to an installed OS.
 """
@@ -54,7 +55,7 @@ def marker_disk(path: Path) -> Path:
 
 
 def _network(tmp_path: Path, ns: str, tap: str) -> subprocess.Popen:
-    """The namespace with QEMU's tap, and dnsmasq for addresses, RAs and TFTP; returns dnsmasq."""
+    """The namespace with QEMU's tap, and dnsmasq for addresses and RAs; returns dnsmasq."""
     sh("ip", "netns", "add", ns)
     sh("ip", "-n", ns, "link", "set", "lo", "up")
     sh("ip", "netns", "exec", ns, "ip", "tuntap", "add", "dev", tap, "mode", "tap")
@@ -65,8 +66,8 @@ def _network(tmp_path: Path, ns: str, tap: str) -> subprocess.Popen:
         ["ip", "netns", "exec", ns, "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--user=root",
          "--pid-file=", "--port=0", f"--interface={tap}", "--bind-interfaces", "--no-ping",
          "--dhcp-range=10.77.0.100,10.77.0.199,255.255.255.0,10m", "--enable-ra",
-         "--dhcp-range=fd77::,ra-only,64", f"--dhcp-leasefile={tmp_path / 'leases'}",
-         "--enable-tftp", "--tftp-root=/usr/lib/ipxe"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+         "--dhcp-range=fd77::,ra-only,64", f"--dhcp-leasefile={tmp_path / 'leases'}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def _qemu(tmp_path: Path, firmware: str, mac: str, tap: str, serial: Path, disk: bool = False) -> list[str]:
@@ -120,7 +121,7 @@ def test_firmware_boots_through_the_proxy(tmp_path, firmware, mac):
         with open(serve_log, "wb") as out:
             procs.append(subprocess.Popen(
                 ["ip", "netns", "exec", ns, sys.executable, "-m", "bootserver", "serve", "--catalog", str(catalog),
-                 "--state", "memory://", "--dhcp", tap, "--tftp", "off", "--http", "0.0.0.0:8080",
+                 "--state", "memory://", "--dhcp", tap, "--http", "0.0.0.0:8080",
                  "--log-level", "debug"], stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path))
         deadline = time.monotonic() + 20
         while "bootserver ready" not in serve_log.read_text():
@@ -171,7 +172,7 @@ async def test_installed_machine_leaves_the_network_boot(reactor, tmp_path, capl
     ns, tap = f"bsdh-{tag}-in", f"bsdh{tag}i"
     catalog = _catalog(tmp_path, mac)
     serial = tmp_path / "serial.log"
-    server = Server(Settings(catalog=catalog, assets=tmp_path, state="memory://", dhcp=(tap,), tftp="off",
+    server = Server(Settings(catalog=catalog, assets=tmp_path, state="memory://", dhcp=(tap,),
                              http="0.0.0.0:8080"))
     procs: list[subprocess.Popen] = []
     try:
