@@ -33,7 +33,7 @@ class Settings:
     dhcp: tuple[str, ...] = ()  # interfaces for proxyDHCP; empty = off
     uefi_loader: str = "ipxe.efi"  # or snponly.efi
     arm64_loader: str | None = None  # e.g. ipxe-arm64.efi; unset = ARM64 UEFI clients are not answered
-    installed_dhcp: str = "answer"  # answer (point installed machines at the local-disk script) | silent
+    installed_dhcp: str = "auto"  # auto (BIOS answer, UEFI silent) | answer (local-disk script) | silent; docs/dhcp.md
     unknown_machines: str = "ignore"  # ignore | discover
     unknown_profile: str | None = None  # with discover: profile served to unknown MACs (none = record only)
     admin_token: str | None = None  # bearer token for the admin API; unset = loopback only
@@ -56,7 +56,7 @@ class Settings:
 
 CHOICES = {
     "uefi_loader": ("ipxe.efi", "snponly.efi"),
-    "installed_dhcp": ("answer", "silent"),
+    "installed_dhcp": ("auto", "answer", "silent"),
     "unknown_machines": ("ignore", "discover"),
     "log_format": ("human", "json"),
     "log_level": ("debug", "info", "warning", "error"),
