@@ -53,6 +53,7 @@ class FileRequest:
     client_ip: str
     client_port: int
     mac: str | None  # from the runtime's DHCP knowledge (`mac_for_ip`), when it has one
+    server_ip: str = ""  # our address the request arrived on: what the client can reach
 
 
 Generator = Callable[[FileRequest], Awaitable[bytes | None]]
@@ -208,7 +209,7 @@ class TFTPServer:
     async def _serve_generated(self, generator: Generator, request: Request, peer: tuple[str, int],
                                local_ip: str, ifindex: int) -> None:
         try:
-            info = FileRequest(request.filename, peer[0], peer[1], self._mac_for(peer[0]))
+            info = FileRequest(request.filename, peer[0], peer[1], self._mac_for(peer[0]), local_ip)
             try:
                 content = await generator(info)
             except Exception:
