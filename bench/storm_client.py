@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import ipaddress
 import json
@@ -189,6 +190,7 @@ class TftpRead(asyncio.DatagramProtocol):
         self.size = 0
         self.done: asyncio.Future = asyncio.get_running_loop().create_future()
         self.progress = 0
+        self.last_rx = asyncio.get_running_loop().time()
         self.transport = None
 
     def connection_made(self, transport) -> None:
@@ -208,6 +210,7 @@ class TftpRead(asyncio.DatagramProtocol):
             return
         opcode = int.from_bytes(data[:2], "big")
         self.progress += 1
+        self.last_rx = asyncio.get_running_loop().time()
         if opcode == 6:  # OACK
             fields = data[2:].split(b"\0")
             opts = dict(zip(fields[0::2], fields[1::2]))
@@ -235,17 +238,21 @@ async def tftp_get(ip: str, server: str, filename: str, timeout: float, tries: i
     transport, proto = await loop.create_datagram_endpoint(
         lambda: TftpRead((server, 69), filename, 1468), local_addr=(ip, 0))
     try:
+        resent_at = -1  # proto.progress when we last sent again; equal now = still no answer since
         silent = 0
         while not proto.done.done():
-            seen = proto.progress
-            try:
-                await asyncio.wait_for(asyncio.shield(proto.done), timeout)
-            except asyncio.TimeoutError:
-                silent = silent + 1 if proto.progress == seen else 0
-                if silent >= tries:
-                    raise StepError("tftp: timed out") from None
-                RETRIES["tftp"] += 1
-                transport.sendto(proto.last, proto.peer or (server, 69))
+            wait = proto.last_rx + timeout - loop.time()  # firmware restarts its timer on every packet
+            if wait > 0:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(proto.done), wait)
+                continue
+            silent = silent + 1 if proto.progress == resent_at else 1
+            if silent >= tries:
+                raise StepError("tftp: timed out")
+            RETRIES["tftp"] += 1
+            resent_at = proto.progress
+            proto.last_rx = loop.time()
+            transport.sendto(proto.last, proto.peer or (server, 69))
         proto.done.result()
         return proto.size, proto.hash.hexdigest()
     finally:
