@@ -368,14 +368,15 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines + ([""] + notes if notes else []))
 
 
-def machine_description() -> str:
+def machine_description(python: str | None = None) -> str:
+    """Cores, CPU model, memory, kernel, and the Python that runs bootserver."""
     model = "unknown CPU"
     with contextlib.suppress(OSError):
         found = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.M)
         model = found.group(1) if found else model
     mem = _meminfo_gb()
     return (f"{os.cpu_count()} cores, {model}, {mem:.0f} GB RAM; Linux {platform.release()}; "
-            f"Python {platform.python_version()}")
+            f"Python {python or platform.python_version()}")
 
 
 def _meminfo_gb() -> float:
