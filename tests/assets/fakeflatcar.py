@@ -110,15 +110,27 @@ class running_server:
 class SigningKey:
     """An ed25519 signing key in its own GNUPGHOME, made fast with --quick-gen-key."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, signing_subkey: bool = False) -> None:
         self.home = home
-        self._gpg("--quick-gen-key", "bootserver test <test@bootserver.invalid>", "ed25519", "sign", "never")
+        uid = "bootserver test <test@bootserver.invalid>"
+        self._gpg("--quick-gen-key", uid, "ed25519", "cert" if signing_subkey else "sign", "never")
         listing = self._gpg("--with-colons", "--list-keys").stdout.decode()
         self.fingerprint = next(line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr:"))
+        if signing_subkey:  # like Flatcar's key: a certify-only primary with signing subkeys
+            self._gpg("--quick-add-key", self.fingerprint, "ed25519", "sign", "never")
         self.binary = home / "test-key.gpg"
-        self.binary.write_bytes(self._gpg("--export").stdout)
         self.armored = home / "test-key.asc"
+        self._export()
+
+    def _export(self) -> None:
+        self.binary.write_bytes(self._gpg("--export").stdout)
         self.armored.write_bytes(self._gpg("--armor", "--export").stdout)
+
+    def revoke_signing_subkey(self) -> None:
+        """Revoke subkey 1 ("key has been compromised"), as Flatcar did with two of theirs."""
+        script = b"key 1\nrevkey\ny\n0\n\ny\nsave\n"
+        self._gpg("--command-fd", "0", "--edit-key", self.fingerprint, data=script)
+        self._export()
 
     def _gpg(self, *args: str, data: bytes | None = None) -> subprocess.CompletedProcess:
         return subprocess.run(["gpg", "--batch", "--pinentry-mode", "loopback", "--passphrase", "",

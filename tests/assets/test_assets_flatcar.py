@@ -2,11 +2,14 @@
 
 import json
 import os
+import shutil
 import socket
+import tempfile
+from pathlib import Path
 
 from bootserver.assets.mirror import MANIFEST, STAGING
 
-from .fakeflatcar import IMAGE, PXE, digests, publish
+from .fakeflatcar import IMAGE, PXE, SigningKey, digests, publish
 
 CPIO = PXE[1]
 
@@ -188,3 +191,36 @@ def test_unreachable_server_is_a_clear_error(cli, assets, capsys, monkeypatch):
         port = sock.getsockname()[1]
     assert cli("fetch", "flatcar", "--base-url", f"http://127.0.0.1:{port}/amd64-usr") == 1
     assert "cannot connect" in capsys.readouterr().err
+
+
+def test_signature_by_a_revoked_subkey_is_refused(cli, server, assets, capsys):
+    # gpgv itself exits 0 for such a signature (status REVKEYSIG): bootserver must refuse it
+    home = Path(tempfile.mkdtemp(prefix="bsas-rev-", dir="/tmp"))
+    home.chmod(0o700)
+    key = SigningKey(home, signing_subkey=True)
+    try:
+        publish(server, key, "4081.2.0")
+        assert fetch(cli, server, key) == 0  # signed by a valid subkey: accepted
+        publish(server, key, "4116.2.0")
+        key.revoke_signing_subkey()
+        assert fetch(cli, server, key) == 1
+        assert "signed by a revoked key" in capsys.readouterr().err
+        assert os.readlink(assets / "flatcar/amd64/current") == "4081.2.0"
+    finally:
+        key.close()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def test_a_refused_release_fixed_upstream_reuses_the_good_downloads(cli, server, signing_key, assets):
+    genuine = publish(server, signing_key, "4081.2.0", tamper=IMAGE)
+    assert fetch(cli, server, signing_key) == 1
+    server.files[f"/amd64-usr/4081.2.0/{IMAGE}"] = genuine[IMAGE]  # fixed upstream
+    before = len(server.log)
+    assert fetch(cli, server, signing_key) == 0
+    for name in PXE:  # complete and verified last time: a Range request past the end, answered 416
+        (get,) = server.requests(f"/amd64-usr/4081.2.0/{name}")[-1:]
+        assert server.log.index(get) >= before
+        assert get.headers["Range"] == f"bytes={len(genuine[name])}-"
+    assert len(server.requests(f"/amd64-usr/4081.2.0/{IMAGE}")) == 2  # the refused copy was not kept
+    for name in (*PXE, IMAGE):
+        assert (assets / "flatcar/amd64/4081.2.0" / name).read_bytes() == genuine[name]
