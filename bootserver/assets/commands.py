@@ -1,4 +1,10 @@
-"""`bootserver assets ...`: fetch (Flatcar or any URL + SHA-256), list, prune."""
+"""Keep a verified local mirror of OS images in the assets folder.
+
+`fetch flatcar` mirrors a Flatcar release (PXE kernel and initramfs, install image) after checking
+every OpenPGP signature, in the layout `flatcar-install -b` reads; `fetch URL --sha256 HEX --to PATH`
+fetches any other file and places it only if its SHA-256 matches; `list` shows what is mirrored and
+how it was verified; `prune` removes old releases.
+"""
 
 from __future__ import annotations
 
@@ -32,10 +38,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="make this channel the one flatcar/<arch>/current follows")
     fetch.add_argument("--sha256", help="with a URL: the expected SHA-256 (required)")
     fetch.add_argument("--to", help="with a URL: where to place it, relative to the assets folder")
-    sub.add_parser("list", help="mirrored releases and files: sizes, pointers, verification")
-    pruner = sub.add_parser("prune", help="remove old Flatcar releases (never one a current pointer names)")
+    lister = sub.add_parser("list", help="mirrored releases and files: sizes, pointers, verification")
+    pruner = sub.add_parser("prune", help="remove old Flatcar releases (never one a current pointer names) "
+                                          "and abandoned partial downloads")
     pruner.add_argument("--keep", type=int, required=True, help="newest releases to keep per arch")
     pruner.add_argument("--dry-run", action="store_true", help="only say what would be removed")
+    for leaf in (fetch, lister, pruner):
+        # also accepted after the subcommand; SUPPRESS keeps a value given before it
+        leaf.add_argument("--assets", metavar="DIR", default=argparse.SUPPRESS,
+                          help="assets folder (default: the `assets` setting)")
+        leaf.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS, help="settings file (YAML)")
 
 
 def run(args: argparse.Namespace, settings) -> int:

@@ -155,7 +155,8 @@ def _short(fingerprint: str) -> str:
 def prune(assets: Path, keep: int, dry_run: bool = False) -> list[str]:
     """Remove all but the `keep` newest releases per arch; a release a pointer names is always kept.
 
-    Returns the removed folders (relative paths). Channel links to removed releases go too.
+    Returns the removed paths (relative). Channel links to removed releases go too, and so do
+    partial downloads left in .staging by interrupted or refused fetches.
     """
     if keep < 1:
         raise AssetError("--keep must be at least 1")
@@ -178,6 +179,11 @@ def prune(assets: Path, keep: int, dry_run: bool = False) -> list[str]:
                         link.unlink()
                 shutil.rmtree(arch_dir / version)
                 manifest["flatcar"].get(arch_dir.name, {}).get("releases", {}).pop(version, None)
+        staging = assets / STAGING
+        for leftover in sorted(staging.iterdir()) if staging.is_dir() else []:
+            removed.append(f"{STAGING}/{leftover.name}")
+            if not dry_run:
+                shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
         if removed and not dry_run:
             save_manifest(assets, manifest)
     return removed

@@ -108,3 +108,26 @@ def test_prune_keeps_the_newest_and_every_pointed_release(cli, server, signing_k
     assert (arch / "current" / IMAGE).is_file()
     assert cli("prune", "--keep", "0") == 1
     assert "at least 1" in capsys.readouterr().err
+
+
+def test_prune_removes_abandoned_partial_downloads(cli, server, signing_key, assets, capsys):
+    publish(server, signing_key, "4081.2.0", tamper=IMAGE)
+    assert fetch_flatcar(cli, server, signing_key) == 1  # refused: the good PXE files stay staged
+    assert (assets / STAGING / "flatcar-amd64-4081.2.0").is_dir()
+    capsys.readouterr()
+    assert cli("prune", "--keep", "3") == 0
+    assert capsys.readouterr().out == f"removed {STAGING}/flatcar-amd64-4081.2.0\n"
+    assert not list((assets / STAGING).iterdir())
+
+
+def test_assets_folder_can_be_given_after_the_subcommand():
+    import argparse
+
+    from bootserver.assets import commands
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--assets")  # as the main CLI's settings options do, before the subcommand
+    commands.add_arguments(parser)
+    assert parser.parse_args(["--assets", "before", "list"]).assets == "before"
+    assert parser.parse_args(["list", "--assets", "after"]).assets == "after"
+    assert parser.parse_args(["--assets", "before", "prune", "--keep", "1", "--assets", "after"]).assets == "after"
