@@ -107,7 +107,7 @@ def _one_attempt(url: str, dest: Path, validator_file: Path, have: int, progress
             headers["If-Range"] = validator_file.read_text()
     resp = _request(url, headers=headers)
     with resp:
-        status = resp.status if hasattr(resp, "status") else resp.code
+        status = resp.status
         if status == 416:
             total = _range_total(resp.headers.get("Content-Range", ""))
             if total == have:

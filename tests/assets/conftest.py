@@ -1,5 +1,6 @@
 import argparse
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 
@@ -9,6 +10,19 @@ from bootserver.assets import commands
 from bootserver.config import Settings
 
 from .fakeflatcar import SigningKey, running_server
+
+
+@pytest.fixture(autouse=True)
+def loopback_only(monkeypatch):
+    """A safety net: these tests never resolve or reach anything but 127.0.0.1 (no release server)."""
+    real = socket.getaddrinfo
+
+    def guarded(host, *args, **kwargs):
+        if host not in ("127.0.0.1", "localhost", b"127.0.0.1"):
+            raise AssertionError(f"test tried to reach {host!r}; only loopback is allowed")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", guarded)
 
 
 @pytest.fixture(scope="session")

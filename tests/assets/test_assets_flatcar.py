@@ -224,3 +224,10 @@ def test_a_refused_release_fixed_upstream_reuses_the_good_downloads(cli, server,
     assert len(server.requests(f"/amd64-usr/4081.2.0/{IMAGE}")) == 2  # the refused copy was not kept
     for name in (*PXE, IMAGE):
         assert (assets / "flatcar/amd64/4081.2.0" / name).read_bytes() == genuine[name]
+
+
+def test_default_base_url_is_the_official_release_server():
+    from bootserver.assets.flatcar import base_url_for
+
+    assert base_url_for("beta", "arm64", None) == "https://beta.release.flatcar-linux.net/arm64-usr"
+    assert base_url_for("stable", "amd64", "http://mirror/x/") == "http://mirror/x"
