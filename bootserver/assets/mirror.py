@@ -127,7 +127,7 @@ def listing(assets: Path) -> list[Row]:
             elif any(_changed(release / name, info) for name, info in entry["files"].items()):
                 verified = "CHANGED since verified"
             else:
-                verified = "signature " + _short(entry.get("signed_by", "?"))
+                verified = "signature " + _key_ids(entry.get("signed_by", ""))
             note = ", ".join(sorted(name for name, v in named.items() if v == version))
             rows.append(Row(f"flatcar/{arch}/{version}", dir_size(release), verified, note))
     for rel, info in sorted(manifest["files"].items()):
@@ -148,8 +148,9 @@ def _changed(path: Path, info: dict) -> bool:
         return True
 
 
-def _short(fingerprint: str) -> str:
-    return fingerprint[-16:]
+def _key_ids(fingerprints: str) -> str:
+    """Long key ids (the last 16 hex digits), as gpg shows them."""
+    return ", ".join(fp.strip()[-16:] for fp in fingerprints.split(",")) or "?"
 
 
 def prune(assets: Path, keep: int, dry_run: bool = False) -> list[str]:
