@@ -77,6 +77,8 @@ def fetch_release(assets: Path, channel: str = "stable", version: str = "current
         raise AssetError(f"unknown arch {arch!r} (one of {', '.join(ARCHES)})")
     if version != "current" and not VERSION_RE.match(version):
         raise AssetError(f"--version {version!r}: expected current or a version like 4081.2.0")
+    if make_default and version != "current":
+        raise AssetError("--default moves flatcar/<arch>/current, so it needs --version current")
     progress = progress or Progress()
     base = base_url_for(channel, arch, base_url)
     follow_current = version == "current"

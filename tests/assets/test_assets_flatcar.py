@@ -164,6 +164,8 @@ def test_each_channel_has_its_own_current_and_the_default_is_explicit(cli, serve
     assert os.readlink(assets / "flatcar/amd64/current") == "4081.2.0"  # stays on stable
     assert cli("fetch", "flatcar", "--channel", "beta", "--default", *beta) == 0
     assert os.readlink(assets / "flatcar/amd64/current") == "4152.1.0"
+    assert cli("fetch", "flatcar", "--version", "4081.2.0", "--default", *beta) == 1
+    assert os.readlink(assets / "flatcar/amd64/current") == "4152.1.0"
 
 
 def test_bad_version_and_version_txt_are_refused(cli, server, signing_key, assets, capsys):
