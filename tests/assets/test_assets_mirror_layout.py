@@ -23,16 +23,6 @@ from aiohttp import web
 from .fakeflatcar import IMAGE, PXE, publish
 
 
-def _bootserver_app(assets: Path) -> web.Application:
-    from bootserver.catalog.model import Catalog
-    from bootserver.config import Settings
-    from bootserver.http.server import make_app
-    from bootserver.runtime import Runtime
-    from bootserver.state.memory import MemoryStore
-
-    return make_app(Runtime(Settings(assets=assets, access_log=False), Catalog(root=assets.parent), MemoryStore()))
-
-
 def _static_app(assets: Path) -> web.Application:
     app = web.Application()
     app.router.add_static("/assets/", assets)  # follow_symlinks=False: links must stay inside the folder
@@ -40,16 +30,18 @@ def _static_app(assets: Path) -> web.Application:
 
 
 @pytest.fixture(params=["bootserver", "static"])
-async def served(request, assets):
-    """The assets folder over HTTP on 127.0.0.1: bootserver's own app, and a plain static server."""
+async def served(request, assets, tmp_path):
+    """The assets folder over HTTP on 127.0.0.1: `bootserver serve` itself, and a plain static server."""
     assets.mkdir(parents=True, exist_ok=True)
     if request.param == "bootserver":
         if importlib.util.find_spec("bootserver.http.assets") is None:
             pytest.skip("bootserver's HTTP /assets endpoint (bootserver.http.assets) is not in this build yet")
-        app = _bootserver_app(assets)
-    else:
-        app = _static_app(assets)
-    runner = web.AppRunner(app)
+        (tmp_path / "profiles").mkdir()
+        server = request.getfixturevalue("serve")("--catalog", "profiles", "--assets", str(assets),
+                                                  "--state", "memory://")
+        yield f"{server.url}/assets"
+        return
+    runner = web.AppRunner(_static_app(assets))
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
