@@ -145,7 +145,7 @@ def _one_attempt(url: str, dest: Path, validator_file: Path, have: int, progress
 
 def _range_start_total(value: str, url: str) -> tuple[int, int | None]:
     try:
-        unit, _, rest = value.partition(" ")
+        _, _, rest = value.partition(" ")
         span, _, total = rest.partition("/")
         start = int(span.split("-")[0])
         return start, (None if total == "*" else int(total))

@@ -10,13 +10,12 @@ from __future__ import annotations
 import os
 import shutil
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bootserver.assets import AssetError
 from bootserver.assets.download import NotFound, download, exists, fetch_small
-from bootserver.assets.mirror import (ARCHES, CHANNELS, STAGING, VERSION_RE, load_manifest, locked, point,
-                                      save_manifest)
+from bootserver.assets.mirror import ARCHES, CHANNELS, STAGING, VERSION_RE, load_manifest, locked, point, save_manifest
 from bootserver.assets.progress import Progress
 from bootserver.assets.verify import VerificationError, check_digests, file_hash, keyring, verify_signature
 
@@ -149,7 +148,7 @@ def _download_and_verify(release_url: str, version: str, channel: str, arch: str
                           + (", SHA-512 matches DIGESTS" if digests_checked else ""))
         files["version.txt"] = _version_txt(release_url, version, staging, ring)
     return {"channel": channel, "source": release_url, "signed_by": ", ".join(sorted(signed_by)),
-            "fetched_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "files": files}
+            "fetched_at": datetime.now(UTC).isoformat(timespec="seconds"), "files": files}
 
 
 def _refuse_missing(missing: list[str], release_url: str, version: str, channel: str, arch: str) -> None:

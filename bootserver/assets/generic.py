@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
 from bootserver.assets import AssetError
@@ -58,6 +58,6 @@ def fetch_file(assets: Path, url: str, sha256: str, to: str, progress: Progress 
             os.replace(staging, dest)
             already = False
         manifest["files"][rel] = {"size": dest.stat().st_size, "sha256": sha256, "source": url,
-                                  "fetched_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+                                  "fetched_at": datetime.now(UTC).isoformat(timespec="seconds")}
         save_manifest(assets, manifest)
     return FetchResult(rel, dest, already)

@@ -76,13 +76,13 @@ async def flatcar_install_download(base: str, key_file: Path, workdir: Path) -> 
     assert rc == 0, out
     home = Path(tempfile.mkdtemp(prefix="bsas-fi-", dir="/tmp"))
     try:
-        subprocess.run(["gpg", "--batch", "--quiet", "--homedir", str(home), "--import", str(key_file)],
-                       check=True, capture_output=True)
+        rc, out = await run("gpg", "--batch", "--quiet", "--homedir", str(home), "--import", str(key_file))
+        assert rc == 0, out
         rc, out = await run("gpg", "--batch", "--homedir", str(home), "--verify",
                             str(workdir / f"{IMAGE}.sig"), str(workdir / IMAGE))
         assert rc == 0, out
     finally:
-        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], capture_output=True)
+        await run("gpgconf", "--homedir", str(home), "--kill", "all")
         shutil.rmtree(home, ignore_errors=True)
     return version
 

@@ -24,12 +24,10 @@ def test_shipped_flatcar_key_is_the_image_signing_key():
 def test_unreadable_keyring_is_a_clear_error(tmp_path):
     bad = tmp_path / "bad.asc"
     bad.write_text("-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nnot base64 at all!\n-----END PGP PUBLIC KEY BLOCK-----\n")
-    with pytest.raises(AssetError, match="cannot read the OpenPGP key"):
-        with keyring(bad):
-            pass
-    with pytest.raises(AssetError, match="cannot read keyring"):
-        with keyring(tmp_path / "missing.gpg"):
-            pass
+    with pytest.raises(AssetError, match="cannot read the OpenPGP key"), keyring(bad):
+        pass
+    with pytest.raises(AssetError, match="cannot read keyring"), keyring(tmp_path / "missing.gpg"):
+        pass
 
 
 def test_digests_sections():
