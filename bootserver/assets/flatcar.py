@@ -153,6 +153,9 @@ def _download_and_verify(release_url: str, version: str, channel: str, arch: str
 
 def _refuse_missing(missing: list[str], release_url: str, version: str, channel: str, arch: str) -> None:
     pxe = [name for name in missing if name in PXE_FILES]
+    if len(missing) == len(RELEASE_FILES):
+        raise AssetError(f"Flatcar {version} not found at {release_url}/ (is it a {channel} {arch} release? "
+                         f"check --version, --channel and --arch)")
     if pxe:
         raise MissingPXEFiles(
             f"Flatcar {version} ({channel}, {arch}) ships no PXE files: {', '.join(pxe)} not found under "

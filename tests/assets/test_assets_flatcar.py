@@ -233,3 +233,10 @@ def test_default_base_url_is_the_official_release_server():
 
     assert base_url_for("beta", "arm64", None) == "https://beta.release.flatcar-linux.net/arm64-usr"
     assert base_url_for("stable", "amd64", "http://mirror/x/") == "http://mirror/x"
+
+
+def test_unknown_version_is_not_mistaken_for_a_release_without_pxe_files(cli, server, signing_key, capsys):
+    publish(server, signing_key, "4081.2.0")
+    assert fetch(cli, server, signing_key, "--version", "9999.0.0") == 1
+    err = capsys.readouterr().err
+    assert "Flatcar 9999.0.0 not found at" in err and "PXE" not in err
