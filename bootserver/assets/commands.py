@@ -39,6 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fetch.add_argument("--sha256", help="with a URL: the expected SHA-256 (required)")
     fetch.add_argument("--to", help="with a URL: where to place it, relative to the assets folder")
     lister = sub.add_parser("list", help="mirrored releases and files: sizes, pointers, verification")
+    lister.add_argument("--check", action="store_true",
+                        help="hash every file again against what was verified (slow on big images)")
     pruner = sub.add_parser("prune", help="remove old Flatcar releases (never one a current pointer names) "
                                           "and abandoned partial downloads")
     pruner.add_argument("--keep", type=int, required=True, help="newest releases to keep per arch")
@@ -56,7 +58,7 @@ def run(args: argparse.Namespace, settings) -> int:
         if args.assets_command == "fetch":
             return _fetch(args, assets)
         if args.assets_command == "list":
-            return _list(assets)
+            return _list(assets, args.check)
         if args.assets_command == "prune":
             removed = prune(assets, args.keep, dry_run=args.dry_run)
             verb = "would remove" if args.dry_run else "removed"
@@ -91,8 +93,8 @@ def _fetch(args: argparse.Namespace, assets: Path) -> int:
     return 0
 
 
-def _list(assets: Path) -> int:
-    rows = listing(assets)
+def _list(assets: Path, check: bool) -> int:
+    rows = listing(assets, check)
     if not rows:
         print(f"no assets in {assets}")
         return 0

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bootserver.assets import AssetError
+from bootserver.assets.verify import file_hash
 
 MANIFEST = ".manifest.json"
 STAGING = ".staging"
@@ -110,8 +111,12 @@ class Row:
     note: str = ""
 
 
-def listing(assets: Path) -> list[Row]:
-    """Every Flatcar release and generic asset, with its size and what verified it."""
+def listing(assets: Path, check: bool = False) -> list[Row]:
+    """Every Flatcar release and generic asset, with its size and what verified it.
+
+    Whether a file is still the one verified is judged by its size, or with `check` by hashing it
+    again against the SHA-512/SHA-256 recorded when it was verified.
+    """
     manifest = load_manifest(assets)
     rows = []
     flatcar = assets / "flatcar"
@@ -124,7 +129,7 @@ def listing(assets: Path) -> list[Row]:
             release = arch_dir / version
             if entry is None:
                 verified = "NOT VERIFIED"
-            elif any(_changed(release / name, info) for name, info in entry["files"].items()):
+            elif any(_changed(release / name, info, check) for name, info in entry["files"].items()):
                 verified = "CHANGED since verified"
             else:
                 verified = "signature " + _key_ids(entry.get("signed_by", ""))
@@ -136,16 +141,20 @@ def listing(assets: Path) -> list[Row]:
             rows.append(Row(rel, 0, "MISSING"))
         else:
             rows.append(Row(rel, path.stat().st_size,
-                            "CHANGED since verified" if _changed(path, info) else "sha256", ""))
+                            "CHANGED since verified" if _changed(path, info, check) else "sha256", ""))
     return rows
 
 
-def _changed(path: Path, info: dict) -> bool:
-    """A cheap check (size) that the file on disk is still the one that was verified."""
+def _changed(path: Path, info: dict, check: bool) -> bool:
     try:
-        return path.stat().st_size != info["size"]
+        if path.stat().st_size != info["size"]:
+            return True
     except OSError:
         return True
+    if check:
+        algorithm = "sha512" if "sha512" in info else "sha256" if "sha256" in info else None
+        return algorithm is not None and file_hash(path, algorithm) != info[algorithm]
+    return False
 
 
 def _key_ids(fingerprints: str) -> str:

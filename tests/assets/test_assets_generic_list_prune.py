@@ -75,8 +75,15 @@ def test_list_shows_versions_sizes_pointers_and_verification(cli, server, signin
     assert "KiB" in new
     (hand,) = [line for line in lines if line.startswith("flatcar/amd64/3999.2.0")]
     assert "NOT VERIFIED" in hand
-    # a verified file that changed on disk is shown as such
-    with open(assets / "flatcar/amd64/4081.2.0" / IMAGE, "ab") as f:
+    # a verified file changed on disk in place (same size): only --check sees it
+    image = assets / "flatcar/amd64/4081.2.0" / IMAGE
+    data = image.read_bytes()
+    image.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    assert cli("list") == 0
+    assert "CHANGED" not in capsys.readouterr().out
+    assert cli("list", "--check") == 0
+    assert "CHANGED since verified" in capsys.readouterr().out
+    with open(image, "ab") as f:  # a size change shows without --check
         f.write(b"!")
     assert cli("list") == 0
     assert "CHANGED since verified" in capsys.readouterr().out
