@@ -240,3 +240,14 @@ def test_unknown_version_is_not_mistaken_for_a_release_without_pxe_files(cli, se
     assert fetch(cli, server, signing_key, "--version", "9999.0.0") == 1
     err = capsys.readouterr().err
     assert "Flatcar 9999.0.0 not found at" in err and "PXE" not in err
+
+
+def test_the_shipped_profiles_find_their_flatcar_assets_in_the_mirror(cli, server, signing_key, assets):
+    from bootserver.catalog.loader import load_catalog
+
+    profiles = Path(__file__).resolve().parents[2] / "profiles"
+    missing = [w for w in load_catalog(profiles, assets).warnings if "flatcar/amd64/current" in str(w)]
+    assert missing  # before the fetch, the catalog says what is not there yet
+    publish(server, signing_key, "4081.2.0")
+    assert fetch(cli, server, signing_key) == 0
+    assert [w for w in load_catalog(profiles, assets).warnings if "flatcar/" in str(w)] == []
