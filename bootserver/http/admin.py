@@ -13,6 +13,7 @@ import logging
 
 from aiohttp import web
 
+from bootserver.http.common import MAC
 from bootserver.catalog.mac import MacError, normalize_mac
 from bootserver.state.base import StoreUnavailable, UnknownMachine
 from bootserver.state.views import NotAdopted, event_view, machine_view, next_boot, reinstall
@@ -53,7 +54,7 @@ def _mac(request: web.Request) -> str:
         mac = normalize_mac(request.match_info["mac"])
     except MacError as exc:
         raise web.HTTPBadRequest(text=f"{exc}\n") from None
-    request["mac"] = mac
+    request[MAC] = mac
     return mac
 
 

@@ -28,6 +28,7 @@ from urllib.parse import unquote
 from aiohttp import web
 from prometheus_client import Counter, Gauge
 
+from bootserver.http.common import MACHINE, MAC
 from bootserver.catalog.mac import MacError, normalize_mac
 from bootserver.metrics import REGISTRY
 from bootserver.state.base import StoreError
@@ -353,7 +354,7 @@ class AssetsHandler:
         record = await self.runtime.store.get(mac)
         if record is None:
             return
-        request["mac"], request["machine"] = mac, record.name or "unknown"  # for the access log
+        request[MAC], request[MACHINE] = mac, record.name or "unknown"  # for the access log
         rel = relative_asset_path(request.raw_path)
         profile = self.runtime.catalog.profiles.get(record.profile or "")
         fetched = request.method == "GET" and status in (200, 206)

@@ -7,7 +7,7 @@ import logging
 from aiohttp import web
 
 from bootserver.boot.request import Stage
-from bootserver.http.common import base_url, boot_request, runtime_of
+from bootserver.http.common import MACHINE, base_url, boot_request, runtime_of
 from bootserver.render.args import ArgError
 from bootserver.render.context import template_context
 from bootserver.render.ipxe import boot_script, chain_script, local_disk_script, no_boot_script
@@ -25,7 +25,7 @@ async def get_ipxe(request: web.Request) -> web.Response:
     boot = boot_request(request, Stage.IPXE)
     decision = await runtime.decide(boot)
     name = decision.match.name if decision.match else "unknown"
-    request["machine"] = name
+    request[MACHINE] = name
     if decision.action == "ignore":
         log.info("%s (%s): not booting: %s", name, boot.mac, decision.reason)
         await runtime.observe(boot, "http.ipxe", {"action": "ignore", "reason": decision.reason})

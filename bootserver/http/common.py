@@ -11,6 +11,8 @@ from bootserver.catalog.mac import MacError, normalize_mac
 from bootserver.runtime import Runtime
 
 RUNTIME = web.AppKey("runtime", Runtime)
+MACHINE = web.RequestKey("machine", str)  # the machine's name, for the access log
+MAC = web.RequestKey("mac", str)
 #: query parameters that describe the request itself; any other parameter becomes a label
 RESERVED = {"mac", "uuid", "arch", "platform", "token", "stage"}
 
@@ -40,6 +42,6 @@ def boot_request(request: web.Request, stage: Stage) -> BootRequest:
         arch = arch_from_ipxe(arch, query.get("platform"))
     labels = {k: v for k, v in query.items() if k not in RESERVED and v}
     uuid = query.get("uuid") or None
-    request["mac"] = mac
+    request[MAC] = mac
     return BootRequest(mac=mac, arch=arch, stage=stage, uuid=uuid, client_ip=request.remote,
                        labels=MappingProxyType(labels))

@@ -12,7 +12,7 @@ import secrets
 from aiohttp import web
 
 from bootserver.catalog.mac import MacError, normalize_mac
-from bootserver.http.common import runtime_of
+from bootserver.http.common import MAC, MACHINE, runtime_of
 from bootserver.state.base import StoreUnavailable
 
 log = logging.getLogger("bootserver.http")
@@ -26,14 +26,14 @@ async def post_event(request: web.Request) -> web.Response:
         mac = normalize_mac(request.match_info["mac"])
     except MacError as exc:
         raise web.HTTPBadRequest(text=f"{exc}\n") from None
-    request["mac"] = mac
+    request[MAC] = mac
     token = request.query.get("token") or request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
     record = await runtime.store.get(mac)
     if record is None or not token or not secrets.compare_digest(token.encode(), record.token.encode()):
         log.warning("refused installer event for %s from %s: %s token", mac, request.remote,
                     "missing" if not token else "wrong")
         raise web.HTTPForbidden(text="missing or wrong machine token\n")
-    request["machine"] = record.name or "unknown"
+    request[MACHINE] = record.name or "unknown"
     raw = await request.content.read(MAX_BODY + 1)
     if len(raw) > MAX_BODY:
         raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY, actual_size=len(raw))

@@ -9,7 +9,7 @@ import logging
 from aiohttp import web
 
 from bootserver.boot.request import Stage
-from bootserver.http.common import base_url, boot_request, runtime_of
+from bootserver.http.common import MACHINE, base_url, boot_request, runtime_of
 from bootserver.render import profile_ignition as ignition_render
 from bootserver.render.context import template_context
 
@@ -27,7 +27,7 @@ async def get_ignition(request: web.Request) -> web.Response:
     if decision.match is None:
         raise _json_error(web.HTTPNotFound, f"no profile matches MAC {boot.mac}: {decision.reason}")
     match = decision.match
-    request["machine"] = match.name
+    request[MACHINE] = match.name
     try:
         profile = ignition_render.profile_for_stage(match.profile, request.query.get("stage", ""), runtime.catalog)
     except LookupError as exc:

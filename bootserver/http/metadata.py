@@ -10,7 +10,7 @@ from typing import Any, Iterator, Mapping
 from aiohttp import web
 
 from bootserver.boot.request import Stage
-from bootserver.http.common import boot_request, runtime_of
+from bootserver.http.common import MACHINE, boot_request, runtime_of
 from bootserver.render.context import plain
 
 SAFE_VALUE = re.compile(r"^[A-Za-z0-9@%+=:,./_-]*$")
@@ -49,7 +49,7 @@ async def get_metadata(request: web.Request) -> web.Response:
     found = runtime.match(boot)
     if found is None:
         raise web.HTTPNotFound(text=f"no profile matches MAC {boot.mac}\n")
-    request["machine"] = found.name
+    request[MACHINE] = found.name
     if "application/json" in request.headers.get("Accept", ""):
         return web.json_response(plain(found.metadata))
     return web.Response(text=metadata_lines(found.metadata), content_type="text/plain")

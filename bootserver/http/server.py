@@ -9,7 +9,7 @@ from aiohttp import web
 from prometheus_client import Counter
 
 from bootserver.http import boot, events, health, ignition, loaders, metadata
-from bootserver.http.common import RUNTIME
+from bootserver.http.common import MAC, MACHINE, RUNTIME
 from bootserver.metrics import REGISTRY
 from bootserver.runtime import Runtime
 
@@ -43,8 +43,8 @@ async def access_log(request: web.Request, handler) -> web.StreamResponse:
         REQUESTS.labels(endpoint, str(status)).inc()
         BYTES.labels(endpoint).inc(size)
         if request.app[RUNTIME].settings.access_log:
-            access.info("%s %s %s %s %s %d %dB %.1fms", request.remote, request.get("machine", "unknown"),
-                        request.get("mac", "-"), request.method, request.path, status, size,
+            access.info("%s %s %s %s %s %d %dB %.1fms", request.remote, request.get(MACHINE, "unknown"),
+                        request.get(MAC, "-"), request.method, request.path, status, size,
                         (time.perf_counter() - started) * 1000)
 
 
