@@ -1,0 +1,166 @@
+"""Composes the components on one asyncio loop (with Twisted's asyncio reactor) and runs them.
+
+Start order: store, catalog, HTTP, TFTP, proxyDHCP, catalog watcher; stop in reverse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import Any
+
+from aiohttp import web
+
+from bootserver.catalog.loader import CatalogError, load_catalog
+from bootserver.catalog.watch import CatalogWatcher
+from bootserver.config import Settings, split_hostport
+from bootserver.http.server import make_app
+from bootserver.runtime import Runtime
+
+log = logging.getLogger("bootserver")
+
+
+def install_reactor(loop: asyncio.AbstractEventLoop | None = None) -> None:
+    """Make Twisted use this asyncio loop. Must run before anything imports twisted's reactor."""
+    import sys
+
+    if "twisted.internet.reactor" in sys.modules:
+        return
+    from twisted.internet import asyncioreactor
+
+    asyncioreactor.install(loop or asyncio.get_event_loop())
+
+
+class HTTPComponent:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self._runner: web.AppRunner | None = None
+        self.port: int | None = None
+
+    async def start(self) -> None:
+        host, port = split_hostport(self.runtime.settings.http)
+        self._runner = web.AppRunner(make_app(self.runtime), access_log=None, handle_signals=False,
+                                     shutdown_timeout=2.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host or None, port, reuse_address=True)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        log.info("HTTP listening on %s:%d", host, self.port)
+
+    async def stop(self) -> None:
+        if self._runner:
+            await self._runner.cleanup()
+
+
+def open_store(settings: Settings) -> Any:
+    try:
+        from bootserver.state import open_store as open_configured
+    except ImportError:  # until the persistent stores land
+        from bootserver.state.memory import MemoryStore
+
+        log.warning("persistent state is not available in this build; using memory (state: %s ignored)",
+                    settings.state)
+        return MemoryStore(settings.event_retention)
+    return open_configured(settings.state, retention=settings.event_retention)
+
+
+class Server:
+    """All of bootserver in one object: `await start()`, `await stop()`, `await reload()`."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.runtime: Runtime | None = None
+        self.components: list[tuple[str, Any]] = []
+        self.watcher: CatalogWatcher | None = None
+
+    async def start(self) -> None:
+        s = self.settings
+        catalog = load_catalog(s.catalog, s.assets)  # raises CatalogError: refuse to start broken
+        for warning in catalog.warnings:
+            log.warning("%s", warning)
+        store = open_store(s)
+        await store.open()
+        self.runtime = Runtime(s, catalog, store)
+        log.info("catalog %s: %d profiles, %d machines, %d groups; state %s", s.catalog, len(catalog.profiles),
+                 len(catalog.machines), len(catalog.groups), s.state)
+        wanted: list[tuple[str, Any]] = [("http", HTTPComponent(self.runtime))]
+        if s.tftp == "off":
+            log.info("TFTP off (tftp: off)")
+        elif s.tftp == "auto" and not s.dhcp:
+            log.info("TFTP not started: no boot interfaces are set (set dhcp: [IFACE] or tftp: HOST:PORT)")
+        else:
+            from bootserver.tftp import TFTPServer
+
+            wanted.append(("tftp", TFTPServer(self.runtime)))
+        if s.dhcp:
+            from bootserver.dhcp import ProxyDHCP
+
+            wanted.append(("dhcp", ProxyDHCP(self.runtime)))
+        else:
+            log.info("proxyDHCP not started: no interfaces are set (--dhcp IFACE[,IFACE...]); "
+                     "only HTTP is served")
+        for name, component in wanted:
+            try:
+                await component.start()
+            except BaseException:
+                await self.stop()
+                raise
+            self.components.append((name, component))
+            self.runtime.components[name] = True
+        self.watcher = CatalogWatcher(self.runtime)
+        await self.watcher.start()
+
+    async def reload(self, why: str = "SIGHUP") -> bool:
+        return await self.watcher.reload(why) if self.watcher else False
+
+    async def stop(self) -> None:
+        if self.watcher:
+            await self.watcher.stop()
+        for name, component in reversed(self.components):
+            try:
+                await asyncio.wait_for(component.stop(), 3)
+            except Exception as exc:  # keep stopping the rest
+                log.error("stopping %s failed: %s", name, exc)
+            if self.runtime:
+                self.runtime.components[name] = False
+        self.components.clear()
+        if self.runtime:
+            await self.runtime.store.close()
+
+
+async def _serve(settings: Settings) -> int:
+    from twisted.internet import reactor
+
+    reactor.startRunning(installSignalHandlers=False)
+    server = Server(settings)
+    try:
+        await server.start()
+    except CatalogError as exc:
+        log.error("not starting: the catalog has errors")
+        for problem in exc.problems:
+            log.error("  %s", problem)
+        return 1
+    except OSError as exc:
+        log.error("not starting: %s", exc)
+        return 1
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(server.reload("SIGHUP")))
+    log.info("bootserver ready")
+    await stopping.wait()
+    log.info("stopping")
+    await server.stop()
+    return 0
+
+
+def serve(settings: Settings) -> int:
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    install_reactor(loop)
+    try:
+        return loop.run_until_complete(_serve(settings))
+    finally:
+        loop.close()

@@ -1,0 +1,105 @@
+"""The validated, immutable catalog: what operators declared, in plain frozen data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Mapping
+
+import netaddr
+
+EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a document came from, for messages and logs."""
+
+    file: Path
+    line: int  # 1-based
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: Path
+    line: int
+    column: int | None
+    document: str  # "Machine node1" or "document 2"
+    field: str  # "spec.boot.kernel" ("" for the whole document)
+    message: str
+    severity: str = "error"  # error | warning
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" + (f":{self.column}" if self.column else "")
+        what = f" {self.field}:" if self.field else ""
+        return f"{where}: {self.severity}: {self.document}:{what} {self.message}"
+
+
+@dataclass(frozen=True)
+class BootSpec:
+    kernel: str
+    initrd: tuple[str, ...] = ()
+    args: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class IgnitionSpec:
+    butane: Path | None = None  # Jinja2-templated Butane, absolute path
+    config: Path | None = None  # ready Ignition JSON served as is, absolute path
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    boot: BootSpec
+    source: Source
+    ignition: IgnitionSpec | None = None
+    after_install: str = "none"  # none | local-disk
+    metadata: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
+
+
+@dataclass(frozen=True)
+class Machine:
+    name: str
+    mac: str
+    profile: str
+    source: Source
+    metadata: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
+
+
+@dataclass(frozen=True)
+class Selector:
+    mac_prefix: str | None = None
+    arch: str | None = None
+    subnet: netaddr.IPNetwork | None = None
+    uuid: str | None = None
+    labels: Mapping[str, str] = field(default_factory=lambda: EMPTY)
+
+    @property
+    def size(self) -> int:
+        """How many keys the selector sets: more keys = more specific."""
+        return sum(v is not None for v in (self.mac_prefix, self.arch, self.subnet, self.uuid)) + len(self.labels)
+
+
+@dataclass(frozen=True)
+class Group:
+    name: str
+    selector: Selector
+    profile: str
+    source: Source
+    metadata: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
+
+
+@dataclass(frozen=True)
+class Catalog:
+    root: Path
+    profiles: Mapping[str, Profile] = field(default_factory=lambda: EMPTY)
+    machines: Mapping[str, Machine] = field(default_factory=lambda: EMPTY)  # by name
+    groups: tuple[Group, ...] = ()
+    by_mac: Mapping[str, Machine] = field(default_factory=lambda: EMPTY)
+    generation: int = 0  # bumped on every successful load
+    warnings: tuple[Problem, ...] = field(default=(), compare=False)

@@ -1,0 +1,62 @@
+"""The aiohttp application: one module per endpoint group, an access log, request metrics."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from aiohttp import web
+from prometheus_client import Counter
+
+from bootserver.http import boot, events, health, ignition, metadata
+from bootserver.http.common import RUNTIME
+from bootserver.metrics import REGISTRY
+from bootserver.runtime import Runtime
+
+access = logging.getLogger("bootserver.access")
+
+REQUESTS = Counter("bootserver_http_requests_total", "HTTP requests by endpoint and status",
+                   ["endpoint", "status"], registry=REGISTRY)
+BYTES = Counter("bootserver_http_bytes_sent_total", "HTTP body bytes sent by endpoint", ["endpoint"],
+                registry=REGISTRY)
+
+
+def _endpoint(request: web.Request) -> str:
+    route = request.match_info.route.resource
+    return route.canonical if route is not None else "unmatched"
+
+
+@web.middleware
+async def access_log(request: web.Request, handler) -> web.StreamResponse:
+    started = time.perf_counter()
+    status, size = 500, 0
+    try:
+        response = await handler(request)
+        status = response.status
+        size = response.body_length if response.prepared else (response.content_length or 0)
+        return response
+    except web.HTTPException as exc:
+        status, size = exc.status, len(exc.body or b"")
+        raise
+    finally:
+        endpoint = _endpoint(request)
+        REQUESTS.labels(endpoint, str(status)).inc()
+        BYTES.labels(endpoint).inc(size)
+        if request.app[RUNTIME].settings.access_log:
+            access.info("%s %s %s %s %s %d %dB %.1fms", request.remote, request.get("machine", "unknown"),
+                        request.get("mac", "-"), request.method, request.path, status, size,
+                        (time.perf_counter() - started) * 1000)
+
+
+def make_app(runtime: Runtime) -> web.Application:
+    app = web.Application(middlewares=[access_log], client_max_size=1024 * 1024)
+    app[RUNTIME] = runtime
+    for module in (boot, ignition, metadata, events, health):
+        module.add_routes(app)
+    for optional in ("assets", "admin"):
+        try:
+            module = __import__(f"bootserver.http.{optional}", fromlist=["add_routes"])
+        except ImportError:
+            continue
+        module.add_routes(app, runtime)
+    return app

@@ -1,0 +1,5 @@
+"""The one Prometheus registry every component registers its metrics on (served at /metrics)."""
+
+from prometheus_client import CollectorRegistry
+
+REGISTRY = CollectorRegistry()

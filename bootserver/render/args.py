@@ -1,0 +1,58 @@
+"""Kernel arguments: Jinja2 templates written by the operator, filled with values that are not trusted.
+
+The template text is trusted (it is the profile). Every interpolated value is checked: anything
+that could split the iPXE `kernel` line or expand inside iPXE (whitespace, quotes, `$`, braces,
+backslashes, `;`, `|`, `&&`) is refused with a clear error instead of reaching the script.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+UNSAFE = re.compile(r"[\s\"'`$\\{};|<>]|&&|[\x00-\x1f\x7f]")
+
+
+class ArgError(ValueError):
+    pass
+
+
+def _finalize(value: Any) -> str:
+    text = "" if value is None else str(value)
+    bad = UNSAFE.search(text)
+    if bad:
+        raise ArgError(f"value {text!r} contains {bad.group()!r}, which is not allowed in a kernel argument")
+    return text
+
+
+_ENV = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, finalize=_finalize, autoescape=False)
+
+
+def compile_arg(template: str) -> str | None:
+    """None when `template` is valid Jinja2, else a message (used by catalog validation)."""
+    try:
+        _ENV.from_string(template)
+    except jinja2.TemplateSyntaxError as exc:
+        return f"template syntax error: {exc.message}"
+    return None
+
+
+def render_args(templates: tuple[str, ...], context: dict[str, Any]) -> list[str]:
+    """Render each argument; raises ArgError naming the argument and the reason."""
+    out = []
+    for i, template in enumerate(templates):
+        try:
+            text = _ENV.from_string(template).render(context)
+        except jinja2.UndefinedError as exc:
+            raise ArgError(f"args[{i}] {template!r}: {exc.message}") from None
+        except ArgError as exc:
+            raise ArgError(f"args[{i}] {template!r}: {exc}") from None
+        except jinja2.TemplateError as exc:
+            raise ArgError(f"args[{i}] {template!r}: {exc}") from None
+        if "\n" in text or "\r" in text:
+            raise ArgError(f"args[{i}] {template!r}: renders to more than one line")
+        out.extend(text.split())
+    return out

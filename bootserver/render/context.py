@@ -1,0 +1,50 @@
+"""The template context shared by kernel arguments and Butane templates."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+from urllib.parse import quote
+
+from bootserver.boot.request import BootRequest
+from bootserver.catalog.mac import mac_spellings
+from bootserver.catalog.matching import Match
+
+
+def plain(value: Any) -> Any:
+    """Frozen mappings/tuples back to dicts/lists, for templates and JSON."""
+    if isinstance(value, Mapping):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
+def machine_urls(base: str, mac: str, token: str) -> dict[str, str]:
+    base = base.rstrip("/")
+    return {
+        "base": base,
+        "ipxe": f"{base}/ipxe?mac={mac}",
+        "ignition": f"{base}/ignition?mac={mac}",
+        "metadata": f"{base}/metadata?mac={mac}",
+        "events": f"{base}/api/v1/machines/{mac}/events?token={quote(token, safe='')}",
+        "assets": f"{base}/assets",
+    }
+
+
+def asset_url(base: str, ref: str) -> str:
+    """A profile's kernel/initrd reference as a URL: absolute URLs as they are, else under /assets."""
+    if ref.startswith(("http://", "https://")):
+        return ref
+    return f"{base.rstrip('/')}/assets/{quote(ref)}"
+
+
+def template_context(match: Match, request: BootRequest, base: str, token: str) -> dict[str, Any]:
+    metadata = plain(match.metadata)
+    return {
+        "machine": {"name": match.name, **mac_spellings(request.mac), "metadata": metadata},
+        "metadata": metadata,
+        "profile": {"name": match.profile.name},
+        "request": {"arch": request.arch, "uuid": request.uuid, "client_ip": request.client_ip,
+                    "labels": dict(request.labels)},
+        "urls": machine_urls(base, request.mac, token),
+    }

@@ -1,0 +1,78 @@
+"""iPXE scripts. Every value that reaches a script was checked (render.args) or comes from settings."""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+from urllib.parse import urlsplit
+
+from bootserver.catalog.model import Profile
+from bootserver.render.args import UNSAFE, render_args
+from bootserver.render.context import asset_url
+
+IDENTITY = ("mac=${net0/mac}&uuid=${uuid}&arch=${buildarch}&platform=${platform}"
+            "&serial=${serial:uristring}&manufacturer=${manufacturer:uristring}"
+            "&product=${product:uristring}&hostname=${hostname:uristring}")
+
+
+def _checked(text: str, what: str) -> str:
+    bad = UNSAFE.search(text)
+    if bad:
+        raise ValueError(f"{what} {text!r} contains {bad.group()!r}, which is not allowed in an iPXE script")
+    return text
+
+
+def chain_script(base: str, attempts: int = 3) -> str:
+    """The one script every iPXE client gets first: make sure DHCP is done, then chain to /ipxe.
+
+    iPXE sometimes misses the proxy's offer, so both DHCP and the chain are retried a few times
+    before giving up and returning to the firmware (next boot device).
+    """
+    url = _checked(base.rstrip("/"), "advertise URL") + "/ipxe?" + IDENTITY
+    lines = ["#!ipxe", "# bootserver: identify this machine, then fetch its own script"]
+    for n in range(1, attempts + 1):
+        lines += [f":try{n}",
+                  f"isset ${{net0/ip}} || dhcp || goto fail{n}",
+                  f"chain --autofree {url} || goto fail{n}",
+                  f":fail{n}",
+                  f"echo bootserver: attempt {n} of {attempts} failed, retrying" if n < attempts
+                  else "echo bootserver: no boot script after retries; returning to the firmware",
+                  "sleep 2" if n < attempts else "exit 1"]
+    return "\n".join(lines) + "\n"
+
+
+def _basename(url: str) -> str:
+    return PurePosixPath(urlsplit(url).path).name
+
+
+def boot_script(name: str, profile: Profile, context: dict, base: str) -> str:
+    """Kernel, every initrd (with `initrd=<basename>` for UEFI's sake) and the rendered args."""
+    kernel = _checked(asset_url(base, profile.boot.kernel), "kernel URL")
+    initrds = [_checked(asset_url(base, ref), "initrd URL") for ref in profile.boot.initrd]
+    args = [f"initrd={_basename(u)}" for u in initrds] + render_args(profile.boot.args, context)
+    lines = ["#!ipxe", f"echo bootserver: {name} boots profile {profile.name}",
+             " ".join(["kernel", kernel, *args])]
+    lines += [f"initrd {u}" for u in initrds]
+    lines.append("boot")
+    return "\n".join(lines) + "\n"
+
+
+def local_disk_script(name: str, firmware: str | None) -> str:
+    """Boot from the local disk: sanboot the first disk on BIOS; `exit` on UEFI so the firmware
+    moves on to its next boot entry. Unknown firmware decides at run time from ${platform}."""
+    head = ["#!ipxe", f"echo bootserver: {name} is installed, booting from local disk"]
+    if firmware == "bios":
+        body = ["sanboot --no-describe --drive 0x80"]
+    elif firmware == "uefi":
+        body = ["exit"]
+    else:
+        body = ["iseq ${platform} efi && exit || sanboot --no-describe --drive 0x80"]
+    return "\n".join(head + body) + "\n"
+
+
+def no_boot_script(reason: str) -> str:
+    """For machines bootserver will not boot: say why on the console and hand back to the firmware."""
+    return "#!ipxe\n" + f"echo bootserver: not booting this machine: {_checked_line(reason)}\nexit\n"
+
+
+def _checked_line(text: str) -> str:
+    return "".join(c if c.isprintable() and c not in "$\\" else "?" for c in text)

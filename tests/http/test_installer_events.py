@@ -1,0 +1,44 @@
+"""The installer's events endpoint: per-machine token, lifecycle transition, local-disk afterwards."""
+
+import re
+
+import aiohttp
+import pytest
+
+
+@pytest.fixture
+def server(serve, catalog_dir):
+    return serve("--catalog", str(catalog_dir), "--state", "memory://")
+
+
+async def script(s, url):
+    async with s.get(url) as r:
+        assert r.status == 200
+        return await r.text()
+
+
+async def test_install_once_then_local_disk(server):
+    mac = "52:54:00:00:00:01"
+    async with aiohttp.ClientSession() as s:
+        text = await script(s, f"{server.url}/ipxe?mac={mac}&arch=x86_64-efi")
+        events_url = re.search(r"bootserver\.events=(\S+)", text).group(1)
+        assert events_url.startswith(f"{server.url}/api/v1/machines/{mac}/events?token=")
+        for bad in (events_url.split("?")[0] + "?token=wrong", events_url.split("?")[0]):
+            async with s.post(bad, json={"event": "installed"}) as r:
+                assert r.status == 403
+        async with s.post(events_url, json={"event": "bogus"}) as r:
+            assert r.status == 400
+        async with s.post(events_url, data=b"not json") as r:
+            assert r.status == 400
+        async with s.post(events_url, json={"event": "installed", "detail": "flatcar-install ok"}) as r:
+            assert r.status == 200 and (await r.json())["state"] == "installed"
+        efi = await script(s, f"{server.url}/ipxe?mac={mac}&arch=x86_64&platform=efi")
+        bios = await script(s, f"{server.url}/ipxe?mac={mac}&arch=i386&platform=pcbios")
+        unknown = await script(s, f"{server.url}/ipxe?mac={mac}")
+    assert efi.splitlines()[-1] == "exit" and "kernel" not in efi
+    assert bios.splitlines()[-1] == "sanboot --no-describe --drive 0x80"
+    assert unknown.splitlines()[-1] == "iseq ${platform} efi && exit || sanboot --no-describe --drive 0x80"
+    log = server.log()
+    assert re.search(rf"refused installer event for {mac} .*: wrong token", log)
+    assert re.search(rf"refused installer event for {mac} .*: missing token", log)
+    assert re.search(rf"node1 \({mac}\) reports installed: flatcar-install ok; state is now installed", log)
