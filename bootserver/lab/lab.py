@@ -58,7 +58,8 @@ class BootService(Protocol):
 
 class Lab:
     def __init__(self, prefix: str, workdir: Path, machines: list[MachineSpec], server: BootService,
-                 ipv6_ra: bool = True, log: Callable[[str], None] = print):
+                 ipv6_ra: bool = True, log: Callable[[str], None] = print, memory_mb: int = 512,
+                 disk_mb: int = 8):
         self.topology = Topology(prefix)
         self.workdir = workdir
         self.specs = {spec.name: spec for spec in machines}
@@ -66,6 +67,7 @@ class Lab:
             raise ValueError("machine names must be unique")
         self.server = server
         self.ipv6_ra = ipv6_ra
+        self.memory_mb, self.disk_mb = memory_mb, disk_mb
         self.log = log
         self.services: list[Service] = []
         self.machines: dict[str, Machine] = {}
@@ -96,11 +98,12 @@ class Lab:
             self.server.start(self)
             for index, spec in enumerate(self.specs.values()):
                 tap = self.topology.add_tap(f"tap{index}")
-                disk = create_disk(self.workdir / f"{spec.name}.disk.img")
-                vars_file = self.workdir / f"{spec.name}.vars.fd"
-                vars_file.unlink(missing_ok=True)  # a fresh machine has fresh UEFI variables
+                disk = create_disk(self.workdir / f"{spec.name}.disk.img", self.disk_mb)
+                for old in (f"{spec.name}.vars.fd", f"{spec.name}.serial.log"):
+                    (self.workdir / old).unlink(missing_ok=True)  # a fresh machine, a fresh console
                 self.machines[spec.name] = Machine(name=spec.name, mac=spec.mac, firmware=spec.firmware,
-                                                   disk=disk, workdir=self.workdir, tap=tap)
+                                                   disk=disk, workdir=self.workdir, tap=tap,
+                                                   memory_mb=self.memory_mb)
             self._write_state()
         except BaseException:
             self.down()

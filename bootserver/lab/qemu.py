@@ -5,7 +5,11 @@ Learned the hard way (see shared/lab-reference/NOTES.md):
 - `-nodefaults`, so QEMU never adds a user-mode NIC of its own;
 - BIOS: `graphics=off` turns on SeaBIOS's serial console, so the iPXE ROM's messages show up;
 - UEFI: `romfile=` (empty) drops QEMU's iPXE option ROM, so OVMF's own edk2 PXE boots, fetches
-  the iPXE loader over TFTP, and that iPXE then talks HTTP.
+  the iPXE loader over TFTP, and that iPXE then talks HTTP;
+- UEFI: OVMF's IPv6 network stack is switched off (fw_cfg). The lab link carries IPv6 router
+  advertisements (iPXE waits 15 s without them), and an installed machine, which bootserver
+  does not answer, would otherwise sit through PXEv6 and HTTPv6 timeouts (about 60 s each)
+  before OVMF reaches its disk entry.
 """
 
 from __future__ import annotations
@@ -85,7 +89,9 @@ class Machine:
         else:
             argv += ["-machine", "q35",
                      "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}",
-                     "-drive", f"if=pflash,format=raw,unit=1,file={self.vars_file}"]
+                     "-drive", f"if=pflash,format=raw,unit=1,file={self.vars_file}",
+                     "-fw_cfg", "name=opt/org.tianocore/IPv6Support,string=no",
+                     "-fw_cfg", "name=opt/org.tianocore/IPv6PXESupport,string=no"]
         return argv
 
     @property
