@@ -17,6 +17,7 @@ from bootserver.catalog.watch import CatalogWatcher
 from bootserver.config import Settings, split_hostport
 from bootserver.http.server import make_app
 from bootserver.runtime import Runtime
+from bootserver.state import StoreError, open_store, redact
 
 log = logging.getLogger("bootserver")
 
@@ -53,18 +54,6 @@ class HTTPComponent:
             await self._runner.cleanup()
 
 
-def open_store(settings: Settings) -> Any:
-    try:
-        from bootserver.state import open_store as open_configured
-    except ImportError:  # until the persistent stores land
-        from bootserver.state.memory import MemoryStore
-
-        log.warning("persistent state is not available in this build; using memory (state: %s ignored)",
-                    settings.state)
-        return MemoryStore(settings.event_retention)
-    return open_configured(settings.state, retention=settings.event_retention)
-
-
 class Server:
     """All of bootserver in one object: `await start()`, `await stop()`, `await reload()`."""
 
@@ -79,11 +68,11 @@ class Server:
         catalog = load_catalog(s.catalog, s.assets)  # raises CatalogError: refuse to start broken
         for warning in catalog.warnings:
             log.warning("%s", warning)
-        store = open_store(s)
-        await store.open()
+        store = open_store(s.state, s.event_retention)
+        await store.open()  # migrates; refuses a newer schema; retries an unreachable PostgreSQL
         self.runtime = Runtime(s, catalog, store)
         log.info("catalog %s: %d profiles, %d machines, %d groups; state %s", s.catalog, len(catalog.profiles),
-                 len(catalog.machines), len(catalog.groups), s.state)
+                 len(catalog.machines), len(catalog.groups), redact(s.state))
         wanted: list[tuple[str, Any]] = [("http", HTTPComponent(self.runtime))]
         if s.tftp == "off":
             log.info("TFTP off (tftp: off)")
@@ -141,7 +130,7 @@ async def _serve(settings: Settings) -> int:
         for problem in exc.problems:
             log.error("  %s", problem)
         return 1
-    except OSError as exc:
+    except (OSError, StoreError) as exc:
         log.error("not starting: %s", exc)
         return 1
     loop = asyncio.get_running_loop()

@@ -12,7 +12,8 @@ from bootserver.boot.request import BootRequest
 from bootserver.catalog.matching import Match, match
 from bootserver.catalog.model import Catalog
 from bootserver.config import Settings
-from bootserver.state.base import Event, MachineRecord, Store
+from bootserver.state import discovery
+from bootserver.state.base import Event, MachineRecord, Store, StoreUnavailable
 
 log = logging.getLogger("bootserver.boot")
 
@@ -35,50 +36,70 @@ class Runtime:
         found = self.match(request)
         if request.client_ip:
             self.remember_ip(request.client_ip, request.mac)
-        record = await self.store.get(request.mac)
-        facts = dict(arch=request.arch, uuid=request.uuid, interface=request.interface,
-                     client_ip=request.client_ip)
-        if found is None:
-            if self.settings.unknown_machines == "discover":
-                record = await self._discover(request, record, facts)
-        else:
-            new = record is None
-            record = await self.store.ensure(request.mac, state=lifecycle.READY, name=found.name,
-                                             profile=found.profile.name, **facts)
-            if record.state == lifecycle.DISCOVERED:
-                record = await self.store.set_state(request.mac, lifecycle.READY)
-            if new:
-                log.info("machine %s (%s) first seen, matched %s", found.name, request.mac, found.why)
+        if found is None and self.settings.unknown_machines == "ignore":
+            return lifecycle.decide(request, None, None, self.settings)
+        record, answered = None, False
+        try:
+            record = await self.store.get(request.mac)
+            answered = True  # the store knows whether this machine is new
+            record = await self._remember(request, found, record)
+        except StoreUnavailable as exc:  # decide from the last known record, else the catalog alone
+            log.warning("machine %s: %s; deciding from %s", request.mac, exc,
+                        "its last known record" if record else "the catalog alone")
+            return lifecycle.decide(request, found, record, self.settings, store_ok=answered)
         return lifecycle.decide(request, found, record, self.settings)
 
-    async def _discover(self, request: BootRequest, record: MachineRecord | None,
-                        facts: dict[str, Any]) -> MachineRecord:
-        record_new = record is None
-        record = await self.store.ensure(request.mac, state=lifecycle.DISCOVERED, **facts)
-        if record_new:
-            log.info("discovered unknown machine %s arch=%s uuid=%s via %s", request.mac, request.arch,
-                     request.uuid, request.interface or request.client_ip)
+    async def _remember(self, request: BootRequest, found: Match | None,
+                        record: MachineRecord | None) -> MachineRecord:
+        """Create or refresh the machine's record: facts, last seen, discovered -> ready on adoption."""
+        target = lifecycle.state_when_seen(found, record)
+        names: dict[str, Any] = {}
+        if found is not None:
+            names["profile"] = found.profile.name
+            if not lifecycle.is_fallback(found):
+                names["name"] = found.name
+        updated = await self.store.ensure(request.mac, state=target or lifecycle.READY, **names,
+                                          **discovery.facts_from(request))
+        if record is None and target == lifecycle.DISCOVERED:
+            log.info("discovered unknown machine %s arch=%s uuid=%s vendor=%s via %s", request.mac, request.arch,
+                     request.uuid, updated.vendor, request.interface or request.client_ip)
             await self.store.record(Event(request.mac, "discovered", request.client_ip,
-                                          {"arch": request.arch, "uuid": request.uuid,
+                                          {"arch": request.arch, "uuid": request.uuid, "vendor": updated.vendor,
                                            "interface": request.interface}))
-        return record
+        elif record is None:
+            log.info("machine %s (%s) first seen, matched %s", found.name, request.mac, found.why)
+        elif target is not None and updated.state != target:
+            updated = await self.store.set_state(request.mac, target)
+            log.info("machine %s (%s): %s -> %s, matched %s", found.name, request.mac, record.state, target,
+                     found.why)
+        return updated
 
     async def observe(self, who: BootRequest | str, kind: str, detail: dict[str, Any] | None = None,
                       source: str | None = None) -> None:
-        """Record a timeline event for a machine (by request or MAC) and apply lifecycle transitions."""
+        """Record a timeline event for a machine (by request or MAC) and apply lifecycle transitions.
+
+        With the store unreachable, the event waits in the store's buffer and this returns, except
+        for events that change state (installer reports): those raise StoreUnavailable, so the
+        installer is told to try again instead of an install being forgotten.
+        """
         mac = who.mac if isinstance(who, BootRequest) else who
         if source is None and isinstance(who, BootRequest):
             source = who.client_ip
-        await self.store.record(Event(mac, kind, source, detail or {}))
-        record = await self.store.get(mac)
-        if record is None:
-            return
-        profile = self.catalog.profiles.get(record.profile or "")
-        old = record.state
-        new_state = lifecycle.next_state(old, kind, profile.after_install if profile else None)
-        if new_state and new_state != old:
-            await self.store.set_state(mac, new_state)
-            log.info("machine %s (%s): %s -> %s after %s", record.name or "unknown", mac, old, new_state, kind)
+        try:
+            await self.store.record(Event(mac, kind, source, detail or {}))
+            record = await self.store.get(mac)
+            if record is None:
+                return
+            profile = self.catalog.profiles.get(record.profile or "")
+            old = record.state
+            new_state = lifecycle.next_state(old, kind, profile.after_install if profile else None, detail)
+            if new_state and new_state != old:
+                await self.store.set_state(mac, new_state)
+                log.info("machine %s (%s): %s -> %s after %s", record.name or "unknown", mac, old, new_state, kind)
+        except StoreUnavailable as exc:
+            if kind in lifecycle.TRANSITIONS:
+                raise
+            log.warning("machine %s: %s event not applied: %s", mac, kind, exc)
 
     def remember_ip(self, ip: str, mac: str, limit: int = 65536) -> None:
         """Map a client address to its MAC (learnt from DHCP/HTTP) so TFTP can name the machine."""

@@ -34,7 +34,9 @@ class Match:
     def why(self) -> str:
         if self.machine is not None:
             return f"Machine {self.machine.name} (MAC {self.machine.mac})"
-        return f"Group {self.group.name} (selector with {self.group.selector.size} key(s))"
+        if self.group is not None:
+            return f"Group {self.group.name} (selector with {self.group.selector.size} key(s))"
+        return f"unknown MAC served unknown_profile {self.profile.name}"
 
 
 def selector_matches(selector: Selector, request: BootRequest) -> bool:

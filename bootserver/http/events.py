@@ -13,6 +13,7 @@ from aiohttp import web
 
 from bootserver.catalog.mac import MacError, normalize_mac
 from bootserver.http.common import runtime_of
+from bootserver.state.base import StoreUnavailable
 
 log = logging.getLogger("bootserver.http")
 EVENTS = ("installed", "failed", "progress")
@@ -44,7 +45,12 @@ async def post_event(request: web.Request) -> web.Response:
     if event not in EVENTS:
         raise web.HTTPBadRequest(text=f"'event' must be one of: {', '.join(EVENTS)}\n")
     detail = str(body.get("detail", ""))[:4096]
-    await runtime.observe(mac, f"installer.{event}", {"detail": detail}, source=request.remote)
+    try:
+        await runtime.observe(mac, f"installer.{event}", {"detail": detail}, source=request.remote)
+    except StoreUnavailable as exc:
+        log.error("%s (%s) reports %s but the store is unavailable (%s); asking it to retry", record.name, mac,
+                  event, exc)
+        raise web.HTTPServiceUnavailable(text="state store unavailable; retry\n", headers={"Retry-After": "5"})
     record = await runtime.store.get(mac)
     log.info("%s (%s) reports %s%s; state is now %s", record.name or "unknown", mac, event,
              f": {detail}" if detail else "", record.state)

@@ -22,14 +22,14 @@ PREVIEW_TOKEN = "PREVIEW-TOKEN-machine-not-seen-yet"
 
 
 async def _record(settings: Settings, mac: str):
-    from bootserver.app import open_store
+    from bootserver.state import open_store
 
     if settings.state.startswith("sqlite:///"):
         from pathlib import Path
 
         if not Path(settings.state.removeprefix("sqlite:///")).exists():
             return None
-    store = open_store(settings)
+    store = open_store(settings.state, settings.event_retention)
     await store.open()
     try:
         return await store.get(mac)

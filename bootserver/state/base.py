@@ -6,9 +6,30 @@ token the installer uses to post events, facts learnt from the network, and a bo
 
 from __future__ import annotations
 
+import hmac
 import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
+
+#: Facts `Store.ensure` accepts besides `state`.
+FACTS = ("name", "profile", "arch", "uuid", "vendor", "interface", "client_ip")
+
+
+class StoreError(RuntimeError):
+    """A store problem worth a clear message (bad URL, unusable database)."""
+
+
+class StoreUnavailable(StoreError):
+    """The backend cannot be reached right now (PostgreSQL down); callers fall back to the catalog."""
+
+
+class SchemaTooNew(StoreError):
+    """The database was migrated by a newer bootserver than this one."""
+
+
+class UnknownMachine(KeyError):
+    """No machine with that MAC in the store."""
 
 
 @dataclass
@@ -35,6 +56,28 @@ class Event:
     source: str | None = None  # client address
     detail: dict[str, Any] = field(default_factory=dict)
     at: float = field(default_factory=time.time)
+    seq: int | None = None  # store-assigned, increasing; None until recorded
+
+
+def token_matches(record: MachineRecord | None, token: str | None) -> bool:
+    """Constant-time check of an installer's token against the machine's."""
+    if record is None or not token:
+        return False
+    return hmac.compare_digest(record.token.encode(), token.encode())
+
+
+def redact(url: str) -> str:
+    """A state URL without its password, for logs and errors."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")))
+
+
+def check_facts(facts: dict[str, Any]) -> None:
+    unknown = set(facts) - set(FACTS)
+    if unknown:
+        raise TypeError(f"unknown machine facts: {', '.join(sorted(unknown))}")
 
 
 class Store(Protocol):
@@ -46,12 +89,23 @@ class Store(Protocol):
     async def ensure(self, mac: str, *, state: str, **facts: Any) -> MachineRecord:
         """Return the machine, creating it in `state` if new; updates facts and last_seen."""
 
-    async def set_state(self, mac: str, state: str) -> MachineRecord: ...
+    async def set_state(self, mac: str, state: str) -> MachineRecord:
+        """Move the machine to `state`; raises UnknownMachine if it does not exist."""
 
-    async def record(self, event: Event) -> None: ...
+    async def record(self, event: Event) -> bool:
+        """Append to the timeline. Returns after the event is durable (True), or False if the
+        backend is unreachable and the event waits in a bounded in-memory buffer."""
 
-    async def events(self, mac: str, limit: int = 100) -> list[Event]: ...
+    async def events(self, mac: str, limit: int = 100, before: int | None = None) -> list[Event]:
+        """The newest `limit` events with seq < `before` (all when None), oldest first."""
 
-    async def machines(self) -> list[MachineRecord]: ...
+    async def machines(self, state: str | None = None) -> list[MachineRecord]:
+        """All machines (or those in `state`), sorted by MAC."""
 
-    async def forget(self, mac: str) -> bool: ...
+    async def discovered(self) -> list[MachineRecord]:
+        """Machines seen on the network but not (yet) in the catalog."""
+
+    async def by_token(self, token: str) -> MachineRecord | None: ...
+
+    async def forget(self, mac: str) -> bool:
+        """Delete the machine and its timeline; False if it was not there."""

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import secrets
 import time
 from collections import deque
 from typing import Any
 
-from bootserver.state.base import Event, MachineRecord
+from bootserver.state.base import Event, MachineRecord, UnknownMachine, check_facts
 
 
 class MemoryStore:
@@ -15,6 +17,7 @@ class MemoryStore:
         self._machines: dict[str, MachineRecord] = {}
         self._events: dict[str, deque[Event]] = {}
         self._retention = retention
+        self._seq = itertools.count(1)
 
     async def open(self) -> None:
         pass
@@ -23,9 +26,11 @@ class MemoryStore:
         pass
 
     async def get(self, mac: str) -> MachineRecord | None:
-        return self._machines.get(mac)
+        rec = self._machines.get(mac)
+        return dataclasses.replace(rec) if rec else None
 
     async def ensure(self, mac: str, *, state: str, **facts: Any) -> MachineRecord:
+        check_facts(facts)
         now = time.time()
         rec = self._machines.get(mac)
         if rec is None:
@@ -36,22 +41,37 @@ class MemoryStore:
             if value is not None:
                 setattr(rec, key, value)
         rec.last_seen = now
-        return rec
+        return dataclasses.replace(rec)
 
     async def set_state(self, mac: str, state: str) -> MachineRecord:
-        rec = self._machines[mac]
+        rec = self._machines.get(mac)
+        if rec is None:
+            raise UnknownMachine(mac)
         rec.state = state
         rec.state_changed = time.time()
-        return rec
+        return dataclasses.replace(rec)
 
-    async def record(self, event: Event) -> None:
+    async def record(self, event: Event) -> bool:
+        event = dataclasses.replace(event, seq=next(self._seq))
         self._events.setdefault(event.mac, deque(maxlen=self._retention)).append(event)
+        return True
 
-    async def events(self, mac: str, limit: int = 100) -> list[Event]:
-        return list(self._events.get(mac, ()))[-limit:]
+    async def events(self, mac: str, limit: int = 100, before: int | None = None) -> list[Event]:
+        found = [e for e in self._events.get(mac, ()) if before is None or e.seq < before]
+        return found[-limit:] if limit > 0 else []
 
-    async def machines(self) -> list[MachineRecord]:
-        return sorted(self._machines.values(), key=lambda m: m.mac)
+    async def machines(self, state: str | None = None) -> list[MachineRecord]:
+        return [dataclasses.replace(m) for m in sorted(self._machines.values(), key=lambda m: m.mac)
+                if state is None or m.state == state]
+
+    async def discovered(self) -> list[MachineRecord]:
+        return await self.machines("discovered")
+
+    async def by_token(self, token: str) -> MachineRecord | None:
+        for rec in self._machines.values():
+            if rec.token == token:
+                return dataclasses.replace(rec)
+        return None
 
     async def forget(self, mac: str) -> bool:
         self._events.pop(mac, None)

@@ -1,0 +1,131 @@
+"""The admin API: machines, their timelines, and reinstall.
+
+Bearer token from the `admin_token` setting; with no token set it answers loopback clients only.
+A missing or wrong token gets 401, a non-loopback client without a configured token 403; both
+are logged with the client's address.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import logging
+
+from aiohttp import web
+
+from bootserver.catalog.mac import MacError, normalize_mac
+from bootserver.state.base import StoreUnavailable, UnknownMachine
+from bootserver.state.views import NotAdopted, event_view, machine_view, next_boot, reinstall
+
+log = logging.getLogger("bootserver.admin")
+MAX_EVENTS = 1000
+
+
+def _is_loopback(remote: str | None) -> bool:
+    try:
+        return remote is not None and ipaddress.ip_address(remote.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def _authorize(request: web.Request, token: str | None) -> None:
+    if token is None:
+        if not _is_loopback(request.remote):
+            log.warning("admin API: refused %s %s from %s: not loopback and no admin_token is set",
+                        request.method, request.path, request.remote)
+            raise web.HTTPForbidden(text="the admin API answers only loopback clients while admin_token is unset\n")
+        return
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not given.strip():
+        problem = "missing"
+    elif not hmac.compare_digest(given.strip().encode(), token.encode()):
+        problem = "wrong"
+    else:
+        return
+    log.warning("admin API: refused %s %s from %s: %s bearer token", request.method, request.path,
+                request.remote, problem)
+    raise web.HTTPUnauthorized(text=f"{problem} admin token (Authorization: Bearer …)\n",
+                               headers={"WWW-Authenticate": 'Bearer realm="bootserver admin"'})
+
+
+def _mac(request: web.Request) -> str:
+    try:
+        mac = normalize_mac(request.match_info["mac"])
+    except MacError as exc:
+        raise web.HTTPBadRequest(text=f"{exc}\n") from None
+    request["mac"] = mac
+    return mac
+
+
+def _int(request: web.Request, name: str, default: int | None, low: int, high: int) -> int | None:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = low - 1
+    if not low <= value <= high:
+        raise web.HTTPBadRequest(text=f"query parameter {name!r} must be a whole number from {low} to {high}\n")
+    return value
+
+
+def add_routes(app: web.Application, runtime) -> None:
+    store = runtime.store
+
+    def guarded(handler):
+        """Authorize, then turn store answers into HTTP statuses."""
+        async def run(request: web.Request) -> web.Response:
+            _authorize(request, runtime.settings.admin_token)
+            try:
+                return await handler(request)
+            except UnknownMachine as exc:
+                raise web.HTTPNotFound(text=f"no machine {exc.args[0]} in the state store\n") from None
+            except StoreUnavailable as exc:
+                raise web.HTTPServiceUnavailable(text=f"{exc}\n") from None
+        return run
+
+    async def list_machines(request: web.Request) -> web.Response:
+        state = request.query.get("state") or None
+        return web.json_response({"machines": [machine_view(m) for m in await store.machines(state)]})
+
+    async def show_machine(request: web.Request) -> web.Response:
+        mac = _mac(request)
+        record = await store.get(mac)
+        if record is None:
+            raise UnknownMachine(mac)
+        return web.json_response({**machine_view(record),
+                                  "next_boot": next_boot(record, runtime.catalog, runtime.settings)})
+
+    async def machine_events(request: web.Request) -> web.Response:
+        mac = _mac(request)
+        limit = _int(request, "limit", 100, 1, MAX_EVENTS)
+        before = _int(request, "before", None, 1, 2**62)
+        events = await store.events(mac, limit, before)
+        if not events and await store.get(mac) is None:
+            raise UnknownMachine(mac)
+        older = events[0].seq if len(events) == limit else None
+        return web.json_response({"mac": mac, "events": [event_view(e) for e in events], "before": older})
+
+    async def reinstall_machine(request: web.Request) -> web.Response:
+        mac = _mac(request)
+        try:
+            previous, record = await reinstall(store, mac, request.remote)
+        except NotAdopted as exc:
+            raise web.HTTPConflict(text=f"{exc}\n") from None
+        log.info("admin API: %s asked to reinstall %s (%s): %s -> %s", request.remote, record.name or "unknown",
+                 mac, previous, record.state)
+        return web.json_response({**machine_view(record), "previous": previous})
+
+    async def forget_machine(request: web.Request) -> web.Response:
+        mac = _mac(request)
+        if not await store.forget(mac):
+            raise UnknownMachine(mac)
+        log.info("admin API: %s made the store forget %s", request.remote, mac)
+        return web.json_response({"mac": mac, "forgotten": True})
+
+    app.router.add_get("/api/v1/machines", guarded(list_machines))
+    app.router.add_get("/api/v1/machines/{mac}", guarded(show_machine))
+    app.router.add_delete("/api/v1/machines/{mac}", guarded(forget_machine))
+    app.router.add_get("/api/v1/machines/{mac}/events", guarded(machine_events))
+    app.router.add_post("/api/v1/machines/{mac}/reinstall", guarded(reinstall_machine))

@@ -1,0 +1,314 @@
+"""PostgreSQL `Store`: shared state for several bootserver replicas.
+
+Events are written in groups, like the SQLite store: a writer task gathers every event waiting
+and inserts them in one transaction; `record()` returns after the commit. When PostgreSQL becomes
+unreachable while serving, `record()` keeps answering at once: events wait in a bounded buffer
+(oldest dropped first, counted) and are written, in order, when the server is back. Reads fall
+back to the last record seen of each machine; other writes raise `StoreUnavailable`. Both the
+outage and the recovery are logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import secrets
+import time
+from typing import Any, Awaitable, Callable
+
+import asyncpg
+
+from bootserver.state.base import (Event, MachineRecord, StoreError, StoreUnavailable, UnknownMachine, check_facts,
+                                   redact)
+from bootserver.state.metrics import (COMMIT_BATCH, COMMIT_SECONDS, EVENTS_BUFFERED, EVENTS_COMMITTED,
+                                      EVENTS_DROPPED)
+from bootserver.state.sql import (MACHINE_COLUMNS, MACHINE_SELECT, detail_json, event_from_row,
+                                  machine_from_row, pending_migrations)
+
+log = logging.getLogger(__name__)
+
+#: Errors that mean "the server cannot be reached", as opposed to a bad query.
+UNREACHABLE = (OSError, asyncio.TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+               asyncpg.exceptions.OperatorInterventionError, asyncpg.exceptions.CannotConnectNowError)
+
+MIGRATION_LOCK = 0x626F6F74  # pg_advisory_xact_lock key: replicas starting together migrate one at a time
+
+MIGRATIONS: list[tuple[int, list[str]]] = [
+    (1, [
+        """CREATE TABLE machines (
+             mac TEXT PRIMARY KEY, state TEXT NOT NULL, token TEXT NOT NULL UNIQUE,
+             name TEXT, profile TEXT, arch TEXT, uuid TEXT, vendor TEXT, interface TEXT, client_ip TEXT,
+             first_seen DOUBLE PRECISION NOT NULL, last_seen DOUBLE PRECISION NOT NULL,
+             state_changed DOUBLE PRECISION NOT NULL)""",
+        "CREATE INDEX machines_state ON machines (state)",
+        """CREATE TABLE events (
+             seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, mac TEXT NOT NULL, kind TEXT NOT NULL,
+             source TEXT, detail JSONB NOT NULL DEFAULT '{}', at DOUBLE PRECISION NOT NULL)""",
+        "CREATE INDEX events_mac_seq ON events (mac, seq)",
+    ]),
+]
+
+_INSERT_EVENT = "INSERT INTO events (mac, kind, source, detail, at) VALUES ($1, $2, $3, $4::jsonb, $5)"
+_TRIM_EVENTS = ("DELETE FROM events WHERE mac = $1 AND seq <= "
+                "(SELECT seq FROM events WHERE mac = $1 ORDER BY seq DESC OFFSET $2 LIMIT 1)")
+_UPSERT_MACHINE = (
+    f"INSERT INTO machines ({MACHINE_SELECT}) "
+    f"VALUES ({', '.join(f'${i}' for i in range(1, len(MACHINE_COLUMNS) + 1))}) "
+    "ON CONFLICT (mac) DO UPDATE SET "
+    + ", ".join(f"{c} = COALESCE(excluded.{c}, machines.{c})"
+                for c in ("name", "profile", "arch", "uuid", "vendor", "interface", "client_ip"))
+    + f", last_seen = excluded.last_seen RETURNING {MACHINE_SELECT}")
+_EVENT_SELECT = "SELECT seq, mac, kind, source, detail::text, at FROM events"
+
+
+class PostgresStore:
+    def __init__(self, url: str, retention: int = 1000, *, start_timeout: float = 60.0,
+                 buffer_limit: int = 10_000, max_batch: int = 1000, pool_size: int = 8) -> None:
+        self.url = url
+        self._retention = retention
+        self._start_timeout = start_timeout
+        self._max_batch = max_batch
+        self._pool_size = pool_size
+        self._pool: asyncpg.Pool | None = None
+        self._pending: collections.deque[tuple[Event, asyncio.Future]] = collections.deque()
+        self._buffer: collections.deque[Event] = collections.deque(maxlen=buffer_limit)
+        self._dropped = 0
+        self._wake = asyncio.Event()
+        self._writer: asyncio.Task | None = None
+        self._closing = False
+        self._known: dict[str, MachineRecord] = {}  # last record seen per machine: reads during an outage
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({redact(self.url)!r})"
+
+    @property
+    def outage(self) -> bool:
+        """True while events wait in the buffer because PostgreSQL cannot be reached."""
+        return bool(self._buffer)
+
+    async def open(self) -> None:
+        """Connect (retrying with backoff for up to start_timeout seconds) and migrate the schema."""
+        deadline = time.monotonic() + self._start_timeout
+        delay = 0.5
+        while True:
+            try:
+                pool = await asyncpg.create_pool(self.url, min_size=1, max_size=self._pool_size, timeout=5,
+                                                 command_timeout=30)
+                break
+            except UNREACHABLE as exc:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise StoreUnavailable(
+                        f"PostgreSQL at {redact(self.url)} is unreachable ({exc or type(exc).__name__}); gave up "
+                        f"after {self._start_timeout:g}s. Start it, or check the `state` setting.") from None
+                wait = min(delay, left)
+                log.warning("state store: PostgreSQL at %s is unreachable (%s); retrying in %.1fs",
+                            redact(self.url), exc or type(exc).__name__, wait)
+                await asyncio.sleep(wait)
+                delay = min(delay * 2, 10.0)
+            except asyncpg.PostgresError as exc:  # reached, but refused (password, no database): no retry
+                raise StoreError(f"PostgreSQL at {redact(self.url)} refused bootserver: {exc}") from None
+        try:
+            async with pool.acquire() as conn:
+                await _migrate(conn, redact(self.url))
+        except BaseException:
+            await pool.close()
+            raise
+        self._pool = pool
+        self._closing = False
+        self._writer = asyncio.create_task(self._write_loop(), name="postgres-event-writer")
+
+    async def close(self) -> None:
+        self._closing = True
+        self._wake.set()
+        if self._writer is not None:
+            try:
+                await asyncio.wait_for(self._writer, timeout=10)
+            except asyncio.TimeoutError:
+                log.error("state store: %d events still buffered at close were not written", len(self._buffer))
+            self._writer = None
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    # -- events: group commit with an outage buffer --------------------------------------------
+
+    async def record(self, event: Event) -> bool:
+        if self._pool is None:
+            raise StoreUnavailable("the state store is not open")
+        if self._buffer:  # in an outage: keep serving, keep the event for later
+            self._keep(event)
+            return False
+        fut = asyncio.get_running_loop().create_future()
+        self._pending.append((event, fut))
+        self._wake.set()
+        return await fut
+
+    def _keep(self, event: Event) -> None:
+        if len(self._buffer) == self._buffer.maxlen:
+            self._dropped += 1
+            EVENTS_DROPPED.inc()
+        self._buffer.append(event)
+        EVENTS_BUFFERED.set(len(self._buffer))
+
+    async def _write_loop(self) -> None:
+        delay = 0.2
+        while True:
+            if not self._buffer and not self._pending:
+                if self._closing:
+                    return
+                await self._wake.wait()
+                self._wake.clear()
+                continue
+            if self._buffer:
+                if await self._flush_buffer():
+                    delay = 0.2
+                    continue
+                if self._closing:
+                    return
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            batch = [self._pending.popleft() for _ in range(min(len(self._pending), self._max_batch))]
+            try:
+                await self._insert([e for e, _ in batch])
+            except UNREACHABLE as exc:
+                log.error("state store: PostgreSQL at %s became unreachable (%s); boots go on from the catalog, "
+                          "events are buffered in memory (at most %d)", redact(self.url), exc or type(exc).__name__,
+                          self._buffer.maxlen)
+                for event, fut in batch:
+                    self._keep(event)
+                    _settle(fut, False)
+                while self._pending:  # everything queued behind joins the buffer, in order
+                    event, fut = self._pending.popleft()
+                    self._keep(event)
+                    _settle(fut, False)
+                continue
+            except Exception as exc:
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(exc)
+                continue
+            for _, fut in batch:
+                _settle(fut, True)
+
+    async def _flush_buffer(self) -> bool:
+        while self._buffer:
+            chunk = [self._buffer[i] for i in range(min(len(self._buffer), self._max_batch))]
+            try:
+                await self._insert(chunk)
+            except UNREACHABLE:
+                return False
+            except Exception as exc:  # not an outage: these events can never be written
+                log.error("state store: dropping %d buffered events PostgreSQL refuses: %s", len(chunk), exc)
+            for _ in chunk:
+                self._buffer.popleft()
+            EVENTS_BUFFERED.set(len(self._buffer))
+        log.warning("state store: PostgreSQL at %s is reachable again; buffered events written (%d dropped "
+                    "while it was away)", redact(self.url), self._dropped)
+        self._dropped = 0
+        return True
+
+    async def _insert(self, events: list[Event]) -> None:
+        started = time.perf_counter()
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.executemany(_INSERT_EVENT, [(e.mac, e.kind, e.source, detail_json(e.detail), e.at)
+                                                   for e in events])
+            await conn.executemany(_TRIM_EVENTS, [(m, self._retention) for m in {e.mac for e in events}])
+        EVENTS_COMMITTED.labels("postgresql").inc(len(events))
+        COMMIT_BATCH.labels("postgresql").observe(len(events))
+        COMMIT_SECONDS.labels("postgresql").observe(time.perf_counter() - started)
+
+    # -- machines ------------------------------------------------------------------------------
+
+    async def _run(self, work: Callable[[asyncpg.Connection], Awaitable[Any]]) -> Any:
+        if self._pool is None:
+            raise StoreUnavailable("the state store is not open")
+        try:
+            async with self._pool.acquire() as conn:
+                return await work(conn)
+        except UNREACHABLE as exc:
+            raise StoreUnavailable(f"PostgreSQL at {redact(self.url)} is unreachable: "
+                                   f"{exc or type(exc).__name__}") from None
+
+    def _seen(self, rec: MachineRecord) -> MachineRecord:
+        self._known[rec.mac] = rec
+        return rec
+
+    async def get(self, mac: str) -> MachineRecord | None:
+        try:
+            row = await self._run(lambda c: c.fetchrow(f"SELECT {MACHINE_SELECT} FROM machines WHERE mac = $1", mac))
+        except StoreUnavailable:
+            if mac in self._known:
+                return self._known[mac]
+            raise
+        if row is None:
+            self._known.pop(mac, None)
+            return None
+        return self._seen(machine_from_row(row))
+
+    async def ensure(self, mac: str, *, state: str, **facts: Any) -> MachineRecord:
+        check_facts(facts)
+        now = time.time()
+        values = {c: facts.get(c) for c in MACHINE_COLUMNS}
+        values.update(mac=mac, state=state, token=secrets.token_urlsafe(24), first_seen=now, last_seen=now,
+                      state_changed=now)
+        row = await self._run(lambda c: c.fetchrow(_UPSERT_MACHINE, *(values[k] for k in MACHINE_COLUMNS)))
+        return self._seen(machine_from_row(row))
+
+    async def set_state(self, mac: str, state: str) -> MachineRecord:
+        row = await self._run(lambda c: c.fetchrow(
+            f"UPDATE machines SET state = $1, state_changed = $2 WHERE mac = $3 RETURNING {MACHINE_SELECT}",
+            state, time.time(), mac))
+        if row is None:
+            raise UnknownMachine(mac)
+        return self._seen(machine_from_row(row))
+
+    async def events(self, mac: str, limit: int = 100, before: int | None = None) -> list[Event]:
+        rows = await self._run(lambda c: c.fetch(
+            f"{_EVENT_SELECT} WHERE mac = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3",
+            mac, before if before is not None else 2**62, limit))
+        return [event_from_row(r) for r in reversed(rows)]
+
+    async def machines(self, state: str | None = None) -> list[MachineRecord]:
+        if state is None:
+            rows = await self._run(lambda c: c.fetch(f"SELECT {MACHINE_SELECT} FROM machines ORDER BY mac"))
+        else:
+            rows = await self._run(lambda c: c.fetch(
+                f"SELECT {MACHINE_SELECT} FROM machines WHERE state = $1 ORDER BY mac", state))
+        return [self._seen(machine_from_row(r)) for r in rows]
+
+    async def discovered(self) -> list[MachineRecord]:
+        return await self.machines("discovered")
+
+    async def by_token(self, token: str) -> MachineRecord | None:
+        row = await self._run(lambda c: c.fetchrow(f"SELECT {MACHINE_SELECT} FROM machines WHERE token = $1", token))
+        return self._seen(machine_from_row(row)) if row else None
+
+    async def forget(self, mac: str) -> bool:
+        async def work(conn: asyncpg.Connection) -> bool:
+            async with conn.transaction():
+                await conn.execute("DELETE FROM events WHERE mac = $1", mac)
+                return await conn.execute("DELETE FROM machines WHERE mac = $1", mac) != "DELETE 0"
+        self._known.pop(mac, None)
+        return await self._run(work)
+
+
+def _settle(fut: asyncio.Future, result: Any) -> None:
+    if not fut.done():
+        fut.set_result(result)
+
+
+async def _migrate(conn: asyncpg.Connection, where: str) -> None:
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+        await conn.execute("CREATE TABLE IF NOT EXISTS schema_version "
+                           "(version INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)")
+        current = await conn.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_version")
+        for version, statements in pending_migrations(current, MIGRATIONS, where):
+            for statement in statements:
+                await conn.execute(statement)
+            await conn.execute("INSERT INTO schema_version (version, applied_at) VALUES ($1, $2)",
+                               version, time.time())
+            log.info("state store %s: migrated schema to version %d", where, version)

@@ -1,0 +1,293 @@
+"""SQLite `Store`: the embedded default, one file in WAL mode.
+
+Writes go through one writer thread that commits in groups: every write waiting when the writer
+becomes free joins the next transaction, and each caller's `await` returns only after that
+transaction is committed. Hundreds of booting machines thus share one fsync, and an event that was
+acknowledged is on disk (a SIGKILL of the process cannot lose it). Reads use their own connection
+(WAL lets them run beside the writer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import secrets
+import sqlite3
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Callable
+
+from bootserver.state.base import (Event, MachineRecord, StoreError, StoreUnavailable, UnknownMachine,
+                                   check_facts)
+from bootserver.state.metrics import COMMIT_BATCH, COMMIT_SECONDS, EVENTS_COMMITTED
+from bootserver.state.sql import (MACHINE_COLUMNS, MACHINE_SELECT, detail_json, event_from_row,
+                                  machine_from_row, pending_migrations)
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS: list[tuple[int, list[str]]] = [
+    (1, [
+        """CREATE TABLE machines (
+             mac TEXT PRIMARY KEY, state TEXT NOT NULL, token TEXT NOT NULL UNIQUE,
+             name TEXT, profile TEXT, arch TEXT, uuid TEXT, vendor TEXT, interface TEXT, client_ip TEXT,
+             first_seen REAL NOT NULL, last_seen REAL NOT NULL, state_changed REAL NOT NULL)""",
+        "CREATE INDEX machines_state ON machines (state)",
+        """CREATE TABLE events (
+             seq INTEGER PRIMARY KEY AUTOINCREMENT, mac TEXT NOT NULL, kind TEXT NOT NULL,
+             source TEXT, detail TEXT NOT NULL DEFAULT '{}', at REAL NOT NULL)""",
+        "CREATE INDEX events_mac_seq ON events (mac, seq)",
+    ]),
+]
+
+_INSERT_EVENT = "INSERT INTO events (mac, kind, source, detail, at) VALUES (?, ?, ?, ?, ?)"
+_TRIM_EVENTS = ("DELETE FROM events WHERE mac = ? AND seq <= "
+                "(SELECT seq FROM events WHERE mac = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)")
+_UPSERT_MACHINE = (
+    f"INSERT INTO machines ({MACHINE_SELECT}) VALUES ({', '.join('?' * len(MACHINE_COLUMNS))}) "
+    "ON CONFLICT (mac) DO UPDATE SET "
+    + ", ".join(f"{c} = COALESCE(excluded.{c}, machines.{c})"
+                for c in ("name", "profile", "arch", "uuid", "vendor", "interface", "client_ip"))
+    + f", last_seen = excluded.last_seen RETURNING {MACHINE_SELECT}")
+
+_STOP = object()
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA busy_timeout = 10000")
+    conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+class _GroupCommitWriter(threading.Thread):
+    """Owns the write connection; runs queued writes in shared transactions."""
+
+    def __init__(self, path: Path, loop: asyncio.AbstractEventLoop, retention: int, max_batch: int) -> None:
+        super().__init__(name=f"sqlite-writer:{path.name}", daemon=True)
+        self._path = path
+        self._loop = loop
+        self._retention = retention
+        self._max_batch = max_batch
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.ready: asyncio.Future = loop.create_future()
+
+    def submit(self, op: Event | Callable[[sqlite3.Connection], Any]) -> asyncio.Future:
+        if not self.is_alive():
+            raise StoreUnavailable(f"the writer of {self._path} has stopped")
+        fut = self._loop.create_future()
+        self._queue.put((op, fut))
+        return fut
+
+    def stop(self) -> None:
+        self._queue.put((_STOP, None))
+
+    def run(self) -> None:
+        try:
+            conn = _connect(self._path)
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = FULL")
+            _migrate(conn, str(self._path))
+        except BaseException as exc:  # reported to open(), which raises it
+            self._loop.call_soon_threadsafe(_settle_one, self.ready, None, exc)
+            return
+        self._loop.call_soon_threadsafe(_settle_one, self.ready, None, None)
+        try:
+            while True:
+                batch = [self._queue.get()]
+                while len(batch) < self._max_batch:
+                    try:
+                        batch.append(self._queue.get_nowait())
+                    except queue.Empty:
+                        break
+                stopping = any(op is _STOP for op, _ in batch)
+                work = [(op, fut) for op, fut in batch if op is not _STOP]
+                if work:
+                    self._commit(conn, work)
+                if stopping:
+                    break
+        finally:
+            conn.close()
+
+    def _commit(self, conn: sqlite3.Connection, work: list) -> None:
+        outcomes: list[tuple[asyncio.Future, Any, BaseException | None]] = []
+        events: list[tuple] = []
+        event_futs: list[asyncio.Future] = []
+        macs: set[str] = set()
+
+        def flush_events() -> None:
+            if events:
+                conn.executemany(_INSERT_EVENT, events)
+                outcomes.extend((f, True, None) for f in event_futs)
+                events.clear()
+                event_futs.clear()
+
+        started = time.perf_counter()
+        committed = 0
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for op, fut in work:
+                if isinstance(op, Event):
+                    events.append((op.mac, op.kind, op.source, detail_json(op.detail), op.at))
+                    event_futs.append(fut)
+                    macs.add(op.mac)
+                    committed += 1
+                    continue
+                flush_events()
+                try:  # a failing statement is rolled back alone; the transaction goes on
+                    outcomes.append((fut, op(conn), None))
+                except Exception as exc:
+                    outcomes.append((fut, None, exc))
+            flush_events()
+            if macs:
+                conn.executemany(_TRIM_EVENTS, [(m, m, self._retention) for m in macs])
+            conn.execute("COMMIT")
+            EVENTS_COMMITTED.labels("sqlite").inc(committed)
+            COMMIT_BATCH.labels("sqlite").observe(len(work))
+            COMMIT_SECONDS.labels("sqlite").observe(time.perf_counter() - started)
+        except Exception as exc:  # disk full, I/O error: nothing in this batch was acknowledged
+            log.error("state store: commit of %d writes to %s failed: %s", len(work), self._path, exc)
+            try:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            outcomes = [(fut, None, StoreUnavailable(f"write to {self._path} failed: {exc}")) for _, fut in work]
+        self._loop.call_soon_threadsafe(_settle_all, outcomes)
+
+
+def _settle_one(fut: asyncio.Future, result: Any, exc: BaseException | None) -> None:
+    if fut.done():
+        return
+    if exc is not None:
+        fut.set_exception(exc)
+    else:
+        fut.set_result(result)
+
+
+def _settle_all(outcomes: list) -> None:
+    for fut, result, exc in outcomes:
+        _settle_one(fut, result, exc)
+
+
+def _migrate(conn: sqlite3.Connection, where: str) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_version "
+                     "(version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)")
+        current = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()[0]
+        for version, statements in pending_migrations(current, MIGRATIONS, where):
+            for statement in statements:
+                conn.execute(statement)
+            conn.execute("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)", (version, time.time()))
+            log.info("state store %s: migrated schema to version %d", where, version)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+class SqliteStore:
+    def __init__(self, path: str | Path, retention: int = 1000, *, max_batch: int = 1000) -> None:
+        self.path = Path(path)
+        self._retention = retention
+        self._max_batch = max_batch
+        self._writer: _GroupCommitWriter | None = None
+        self._reader: ThreadPoolExecutor | None = None
+        self._read_conn: sqlite3.Connection | None = None
+
+    def __repr__(self) -> str:
+        return f"SqliteStore({str(self.path)!r})"
+
+    async def open(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the state folder {self.path.parent}: {exc.strerror}") from None
+        loop = asyncio.get_running_loop()
+        self._writer = _GroupCommitWriter(self.path, loop, self._retention, self._max_batch)
+        self._writer.start()
+        try:
+            await self._writer.ready
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot use {self.path} as the state database: {exc}") from None
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-reader")
+        self._read_conn = await loop.run_in_executor(self._reader, _connect, self.path)
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._writer.stop()
+            await asyncio.get_running_loop().run_in_executor(None, self._writer.join)
+            self._writer = None
+        if self._reader is not None:
+            await asyncio.get_running_loop().run_in_executor(self._reader, self._read_conn.close)
+            self._reader.shutdown()
+            self._reader = None
+
+    async def _read(self, sql: str, params: tuple = ()) -> list[tuple]:
+        def run() -> list[tuple]:
+            return self._read_conn.execute(sql, params).fetchall()
+        if self._reader is None:
+            raise StoreError("the state store is not open")
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._reader, run)
+        except sqlite3.OperationalError as exc:  # locked past busy_timeout, I/O error
+            raise StoreUnavailable(f"reading {self.path} failed: {exc}") from None
+
+    async def _write(self, op: Event | Callable[[sqlite3.Connection], Any]) -> Any:
+        if self._writer is None:
+            raise StoreError("the state store is not open")
+        return await self._writer.submit(op)
+
+    async def get(self, mac: str) -> MachineRecord | None:
+        rows = await self._read(f"SELECT {MACHINE_SELECT} FROM machines WHERE mac = ?", (mac,))
+        return machine_from_row(rows[0]) if rows else None
+
+    async def ensure(self, mac: str, *, state: str, **facts: Any) -> MachineRecord:
+        check_facts(facts)
+        now = time.time()
+        values = {c: facts.get(c) for c in MACHINE_COLUMNS}
+        values.update(mac=mac, state=state, token=secrets.token_urlsafe(24), first_seen=now, last_seen=now,
+                      state_changed=now)
+        row = tuple(values[c] for c in MACHINE_COLUMNS)
+        return await self._write(lambda conn: machine_from_row(conn.execute(_UPSERT_MACHINE, row).fetchone()))
+
+    async def set_state(self, mac: str, state: str) -> MachineRecord:
+        def op(conn: sqlite3.Connection) -> MachineRecord:
+            found = conn.execute(f"UPDATE machines SET state = ?, state_changed = ? WHERE mac = ? "
+                                 f"RETURNING {MACHINE_SELECT}", (state, time.time(), mac)).fetchone()
+            if found is None:
+                raise UnknownMachine(mac)
+            return machine_from_row(found)
+        return await self._write(op)
+
+    async def record(self, event: Event) -> bool:
+        return await self._write(event)
+
+    async def events(self, mac: str, limit: int = 100, before: int | None = None) -> list[Event]:
+        rows = await self._read(
+            "SELECT seq, mac, kind, source, detail, at FROM events WHERE mac = ? AND seq < ? "
+            "ORDER BY seq DESC LIMIT ?", (mac, before if before is not None else 2**62, limit))
+        return [event_from_row(r) for r in reversed(rows)]
+
+    async def machines(self, state: str | None = None) -> list[MachineRecord]:
+        if state is None:
+            rows = await self._read(f"SELECT {MACHINE_SELECT} FROM machines ORDER BY mac")
+        else:
+            rows = await self._read(f"SELECT {MACHINE_SELECT} FROM machines WHERE state = ? ORDER BY mac", (state,))
+        return [machine_from_row(r) for r in rows]
+
+    async def discovered(self) -> list[MachineRecord]:
+        return await self.machines("discovered")
+
+    async def by_token(self, token: str) -> MachineRecord | None:
+        rows = await self._read(f"SELECT {MACHINE_SELECT} FROM machines WHERE token = ?", (token,))
+        return machine_from_row(rows[0]) if rows else None
+
+    async def forget(self, mac: str) -> bool:
+        def op(conn: sqlite3.Connection) -> bool:
+            conn.execute("DELETE FROM events WHERE mac = ?", (mac,))
+            return conn.execute("DELETE FROM machines WHERE mac = ?", (mac,)).rowcount > 0
+        return await self._write(op)
