@@ -26,7 +26,7 @@ BRIDGE = "br0"
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 
 
-class NetnsError(RuntimeError):
+class NetnsError(ValueError):
     pass
 
 
