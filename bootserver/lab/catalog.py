@@ -72,10 +72,10 @@ def write_catalog(root: Path, profile: dict, machines: list[tuple[str, str, str]
 
 
 def write_settings(path: Path, catalog: Path, assets: Path, state: Path, advertise_url: str,
-                   unknown_machines: str, uefi_loader: str) -> Path:
+                   unknown_machines: str = "ignore", uefi_loader: str = "ipxe.efi", interface: str = "eth0") -> Path:
     settings = {
         "catalog": str(catalog), "assets": str(assets), "state": f"sqlite:///{state}",
-        "http": "0.0.0.0:8080", "advertise_url": advertise_url, "dhcp": ["eth0"],
+        "http": "0.0.0.0:8080", "advertise_url": advertise_url, "dhcp": [interface],
         "unknown_machines": unknown_machines, "uefi_loader": uefi_loader,
     }
     path.write_text(yaml.safe_dump(settings, sort_keys=False))

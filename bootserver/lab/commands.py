@@ -4,6 +4,7 @@
   bootserver lab up --firmware bios -n 2    build and boot, leave it running in the background
   bootserver lab status                     what runs, and each machine's state
   bootserver lab down                       remove everything the lab made (found by name)
+  bootserver lab catalog --dir D --machine NAME=MAC ...   the test OS + lab catalog for any bootserver
 
 The lab: namespaces <name>-sw (bridge, taps, QEMU), <name>-dhcp (dnsmasq: addresses and IPv6
 router advertisements only) and <name>-srv (bootserver: proxyDHCP, TFTP, HTTP on 10.77.0.3).
@@ -23,7 +24,10 @@ import sys
 import time
 from pathlib import Path
 
+from bootserver.catalog.mac import MacError, normalize_mac
 from bootserver.config import Settings
+from bootserver.lab import catalog as lab_catalog
+from bootserver.lab import testos
 from bootserver.lab.lab import DISK_BOOT_RE, FAILED_RE, INSTALLED_RE, Lab, MachineSpec, check_host
 from bootserver.lab.netns import NetnsError, Topology, list_netns, netns_pids
 from bootserver.lab.qemu import FIRMWARES, QemuError, tail
@@ -60,14 +64,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--keep", action="store_true", help="leave the lab running afterwards (lab down removes it)")
     p.add_argument("--quiet-console", action="store_true", help="print only the timelines, not the consoles")
     sub.add_parser("status", parents=[common], help="what the lab runs and each machine's state")
+    p = sub.add_parser("catalog", help="write the test OS, the lab catalog and settings into a folder "
+                                        "(for bootserver outside the lab, e.g. the Vagrant server)")
+    p.add_argument("--dir", type=Path, required=True, help="folder for catalog/, assets/, state/ and bootserver.yaml")
+    p.add_argument("--machine", nargs="+", required=True, metavar="NAME=MAC", help="machines to put in the catalog")
+    p.add_argument("--interface", default="eth0", help="boot network interface for proxyDHCP (default eth0)")
+    p.add_argument("--advertise-url", required=True, help="base URL the machines reach bootserver at")
     sub.add_parser("down", parents=[common], help="remove everything the lab made")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    if os.geteuid() != 0:
+    if os.geteuid() != 0 and args.lab_command != "catalog":
         print("bootserver lab: run as root (network namespaces, tap devices)", file=sys.stderr)
         return 2
-    workdir = args.workdir or Path("/var/tmp/bootserver-lab") / args.name
+    workdir = getattr(args, "workdir", None) or Path("/var/tmp/bootserver-lab") / getattr(args, "name", "bslab")
+    if args.lab_command == "catalog":
+        return _write_catalog(args)
     try:
         Topology(args.name)
     except NetnsError as exc:
@@ -249,4 +261,34 @@ def _status(name: str, workdir: Path) -> int:
             last = tail(text, 1)
             if last:
                 print(f"      last console line: {last[:100]}")
+    return 0
+
+
+def _write_catalog(args: argparse.Namespace) -> int:
+    machines = []
+    for item in args.machine:
+        name, sep, mac = item.partition("=")
+        try:
+            mac = normalize_mac(mac)
+        except MacError as exc:
+            print(f"bootserver lab catalog: {item!r}: {exc}", file=sys.stderr)
+            return 2
+        if not sep or not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", name):
+            print(f"bootserver lab catalog: expected NAME=MAC with a host-name-like NAME, got {item!r}",
+                  file=sys.stderr)
+            return 2
+        machines.append((name, mac, name))
+    root = args.dir.resolve()
+    try:
+        kernel, initrd = testos.install_into(root / "assets")
+    except testos.TestOSError as exc:
+        print(f"bootserver lab catalog: {exc}", file=sys.stderr)
+        return 1
+    catalog = lab_catalog.write_catalog(root / "catalog", lab_catalog.test_os_profile(kernel, initrd), machines)
+    (root / "state").mkdir(exist_ok=True)
+    settings = lab_catalog.write_settings(root / "bootserver.yaml", catalog, root / "assets",
+                                          root / "state" / "bootserver.db", args.advertise_url,
+                                          interface=args.interface)
+    print(f"wrote {catalog} ({len(machines)} machines), {root / 'assets'}, {settings}\n"
+          f"  bootserver serve --config {settings}")
     return 0
