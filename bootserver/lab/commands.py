@@ -28,13 +28,12 @@ from bootserver.catalog.mac import MacError, normalize_mac
 from bootserver.config import Settings
 from bootserver.lab import catalog as lab_catalog
 from bootserver.lab import testos
+from bootserver.lab.disk import DISK_MB
 from bootserver.lab.lab import DISK_BOOT_RE, FAILED_RE, INSTALLED_RE, Lab, MachineSpec, check_host
 from bootserver.lab.netns import NetnsError, Topology, list_netns, netns_pids
 from bootserver.lab.qemu import FIRMWARES, QemuError, tail
 from bootserver.lab.server import BootserverService
 
-#: OVMF moving on to the disk's boot entry (after bootserver stayed silent for the installed machine).
-UEFI_DISK_RE = r'BdsDxe: (?:loading|failed to load) Boot\d+ "UEFI Misc Device"'
 ANSI = re.compile(r"\x1b\[[0-9;?=]*[a-zA-Z]|\x1b[c()][0-9A-Z]?")
 
 
@@ -128,7 +127,7 @@ def _make_lab(args: argparse.Namespace, workdir: Path) -> tuple[Lab, BootserverS
                                uefi_loader="snponly.efi" if "uefi-snponly" in firmwares else "ipxe.efi")
     memory = 3072 if args.os == "flatcar" else 512
     lab = Lab(args.name, workdir, specs, server, ipv6_ra=not args.no_ipv6_ra, memory_mb=memory,
-              disk_mb=12 * 1024 if args.os == "flatcar" else 8)
+              disk_mb=12 * 1024 if args.os == "flatcar" else DISK_MB)
     return lab, server
 
 
@@ -214,10 +213,9 @@ def _progress(lab: Lab, server: BootserverService, name: str, text: str, result:
         result["installed"] = elapsed
     if "failed" not in result and (m := re.search(FAILED_RE, text)):
         result["failed"] = m["reason"]
-    disk_re = DISK_BOOT_RE if machine.firmware == "bios" else UEFI_DISK_RE
     if "installed" in result and "done" not in result:
         after = text.find("TESTOS-POSTED")
-        if after >= 0 and re.compile(disk_re).search(text, after):
+        if after >= 0 and re.compile(DISK_BOOT_RE).search(text, after):
             result["done"] = elapsed
 
 

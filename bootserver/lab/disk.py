@@ -1,10 +1,11 @@
-"""The lab machines' disks: a boot sector that proves "booted from disk", and the install marker.
+"""The lab machines' disks: boot code that proves "booted from disk", and the install marker.
 
 The test OS "installs" by writing `disk_payload()` to the start of the VM's raw disk and an
-install marker line into sector 1. On the next boot bootserver answers "boot from local disk":
-SeaBIOS then runs the boot sector, which prints `DISK_BOOT_MARKER` on the serial port (COM1)
-and halts. The lab reads the marker line back from the disk image file to check what the
-installer wrote.
+install marker line into sector 1. The payload is an MBR whose code prints `DISK_BOOT_MARKER`
+on COM1 (SeaBIOS runs it when bootserver answers `sanboot --drive 0x80`), and whose partition
+table holds an EFI system partition with \EFI\BOOT\BOOTX64.EFI printing the same marker
+(OVMF runs it when it falls through to the disk). The lab reads the marker line back from the
+disk image file to check what the installer wrote.
 """
 
 from __future__ import annotations
@@ -12,10 +13,14 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
+from bootserver.lab.efi import efi_application, fat16_esp
+
 DISK_BOOT_MARKER = "BOOTSERVER-LAB-DISK-BOOT"
 INSTALL_MARKER = b"BOOTSERVER-LAB-INSTALLED"
 SECTOR = 512
 COM1 = 0x3F8
+ESP_START = 2048  # LBA of the EFI system partition (1 MiB, the usual alignment)
+DISK_MB = 16  # big enough for the ESP (8 MiB of FAT16) behind the first MiB
 
 
 def _mbr_code(message_address: int) -> bytes:
@@ -50,17 +55,22 @@ def boot_sector(message: str = DISK_BOOT_MARKER) -> bytes:
     code_length = len(_mbr_code(0))
     code = _mbr_code(0x7C00 + code_length)
     sector = code + text
-    if len(sector) > 446:
+    if len(sector) > 440:
         raise ValueError("boot message too long for the MBR code area")
     return sector.ljust(510, b"\0") + b"\x55\xaa"
 
 
 def disk_payload() -> bytes:
-    """What the test OS writes at the start of the disk: the boot sector."""
-    return boot_sector()
+    """What the test OS writes at the start of the disk: MBR (BIOS code + one ESP partition) and the ESP."""
+    app = efi_application(f"\r\n{DISK_BOOT_MARKER} firmware=uefi\r\n")
+    esp, esp_sectors = fat16_esp({"EFI/BOOT/BOOTX64.EFI": app}, ESP_START)
+    mbr = bytearray(boot_sector())
+    # partition 1: type 0xEF (EFI system), CHS fields unused (0xFEFFFF), LBA start and length
+    mbr[446:462] = struct.pack("<B3sB3sII", 0, b"\xfe\xff\xff", 0xEF, b"\xfe\xff\xff", ESP_START, esp_sectors)
+    return bytes(mbr).ljust(ESP_START * SECTOR, b"\0") + esp
 
 
-def create_disk(path: Path, size_mb: int = 8) -> Path:
+def create_disk(path: Path, size_mb: int = DISK_MB) -> Path:
     """A fresh, empty (sparse) raw disk image: the machine has never been installed."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as f:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable, Protocol
 
 from bootserver.lab import testos
-from bootserver.lab.disk import create_disk
+from bootserver.lab.disk import DISK_MB, create_disk
 from bootserver.lab.netns import SERVER_IP, Topology
 from bootserver.lab.qemu import FIRMWARES, Machine, QemuError, lab_mac
 from bootserver.lab.services import Service, ordinary_dhcp, wait_for_port
@@ -59,7 +59,7 @@ class BootService(Protocol):
 class Lab:
     def __init__(self, prefix: str, workdir: Path, machines: list[MachineSpec], server: BootService,
                  ipv6_ra: bool = True, log: Callable[[str], None] = print, memory_mb: int = 512,
-                 disk_mb: int = 8):
+                 disk_mb: int = DISK_MB):
         self.topology = Topology(prefix)
         self.workdir = workdir
         self.specs = {spec.name: spec for spec in machines}

@@ -3,6 +3,7 @@
 import gzip
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import time
@@ -11,9 +12,10 @@ import pytest
 
 from bootserver.lab import catalog as lab_catalog
 from bootserver.lab import testos
-from bootserver.lab.disk import DISK_BOOT_MARKER, boot_sector, create_disk, read_install_marker
+from bootserver.lab.disk import DISK_BOOT_MARKER, boot_sector, create_disk, disk_payload, read_install_marker
 from bootserver.lab.lab import MachineSpec
 from bootserver.lab.netns import Topology, in_netns, list_netns
+from bootserver.lab.qemu import OVMF_CODE, OVMF_VARS
 
 
 @pytest.fixture(scope="module")
@@ -42,26 +44,45 @@ def test_build_is_cached_by_content(built):
     assert built.kernel.read_bytes()[:2] == b"MZ"  # an EFI-stub kernel: boots on BIOS and UEFI
 
 
-def test_boot_sector_prints_the_marker_under_seabios(tmp_path):
-    sector = boot_sector()
-    assert len(sector) == 512 and sector.endswith(b"\x55\xaa")
-    disk = create_disk(tmp_path / "disk.img", 1)
+def boot_disk(tmp_path, firmware):
+    """Boot QEMU from an installed lab disk only (no network); return the serial console text."""
+    disk = create_disk(tmp_path / "disk.img")
     with open(disk, "r+b") as f:
-        f.write(sector)
+        f.write(disk_payload())
     log = tmp_path / "serial.log"
-    qemu = subprocess.Popen(["qemu-system-x86_64", "-nodefaults", "-no-user-config", "-accel", "tcg", "-display",
-                             "none", "-monitor", "none", "-serial", f"file:{log}", "-machine", "pc,graphics=off",
-                             "-drive", f"file={disk},format=raw,if=virtio"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    argv = ["qemu-system-x86_64", "-nodefaults", "-no-user-config", "-accel", "tcg", "-display", "none",
+            "-monitor", "none", "-serial", f"file:{log}", "-drive", f"if=none,id=d0,format=raw,file={disk}",
+            "-device", "virtio-blk-pci,drive=d0,bootindex=1"]
+    if firmware == "bios":
+        argv += ["-machine", "pc,graphics=off"]
+    else:
+        shutil.copyfile(OVMF_VARS, tmp_path / "vars.fd")
+        argv += ["-machine", "q35", "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}",
+                 "-drive", f"if=pflash,format=raw,unit=1,file={tmp_path / 'vars.fd'}"]
+    qemu = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and DISK_BOOT_MARKER not in (log.read_text(errors="replace")
-                                                                       if log.exists() else ""):
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and f"{DISK_BOOT_MARKER} firmware=" not in (
+                log.read_text(errors="replace") if log.exists() else ""):
             time.sleep(0.2)
     finally:
         qemu.kill()
         qemu.wait()
-    assert f"{DISK_BOOT_MARKER} firmware=bios" in log.read_text(errors="replace")
+    return log.read_text(errors="replace")
+
+
+def test_boot_sector_fits_beside_the_partition_table():
+    sector = boot_sector()
+    assert len(sector) == 512 and sector.endswith(b"\x55\xaa")
+    assert sector[440:510] == bytes(70)  # disk signature and partition table left free
+    payload = disk_payload()
+    assert payload[446 + 4] == 0xEF  # partition 1 is an EFI system partition
+
+
+@pytest.mark.parametrize("firmware", ["bios", "uefi"])
+def test_installed_disk_boots_and_prints_the_marker(tmp_path, firmware):
+    console = boot_disk(tmp_path, firmware)
+    assert f"{DISK_BOOT_MARKER} firmware={firmware}" in console
 
 
 def test_install_marker_roundtrip(tmp_path):
