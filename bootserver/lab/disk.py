@@ -1,4 +1,4 @@
-"""The lab machines' disks: boot code that proves "booted from disk", and the install marker.
+r"""The lab machines' disks: boot code that proves "booted from disk", and the install marker.
 
 The test OS "installs" by writing `disk_payload()` to the start of the VM's raw disk and an
 install marker line into sector 1. The payload is an MBR whose code prints `DISK_BOOT_MARKER`
