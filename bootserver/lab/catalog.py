@@ -40,8 +40,9 @@ def test_os_profile(kernel: str, initrd: str) -> dict:
     }
 
 
-def flatcar_profile(template: Path) -> dict:
-    """Real Flatcar from the assets folder (`bootserver assets fetch flatcar`), installed to /dev/vda."""
+def flatcar_profile(template: Path, base_url: str) -> dict:
+    """Real Flatcar from the assets folder (`bootserver assets fetch flatcar`), installed to /dev/vda
+    from bootserver's own mirror of the install image (the lab has no internet)."""
     return {
         "apiVersion": "bootserver/v1", "kind": "Profile", "metadata": {"name": PROFILE},
         "spec": {
@@ -51,7 +52,7 @@ def flatcar_profile(template: Path) -> dict:
                               "console=ttyS0,115200n8"]},
             "ignition": {"butane": f"templates/{template.name}"},
             "after_install": "local-disk",
-            "metadata": {"install_disk": "/dev/vda"},
+            "metadata": {"install_disk": "/dev/vda", "install_base_url": f"{base_url}/assets/flatcar/amd64"},
         },
     }
 

@@ -54,6 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     boot.add_argument("--os", choices=("testos", "flatcar"), default="testos",
                       help="testos (built here from Debian packages) or flatcar (needs Flatcar "
                            "assets: bootserver assets fetch flatcar)")
+    boot.add_argument("--assets", metavar="DIR", default=argparse.SUPPRESS,
+                      help="assets folder for the lab's bootserver (default WORKDIR/assets; needed by --os flatcar)")
     boot.add_argument("--no-ipv6-ra", action="store_true",
                       help="no IPv6 router advertisements (iPXE then waits ~15 s per boot)")
     sub.add_parser("up", parents=[common, boot], help="build the lab and power the machines on; leave it running")
@@ -126,8 +128,11 @@ def _make_lab(args: argparse.Namespace, workdir: Path) -> tuple[Lab, BootserverS
     server = BootserverService(unknown_machines=args.unknown_machines, os_name=args.os,
                                uefi_loader="snponly.efi" if "uefi-snponly" in firmwares else "ipxe.efi")
     memory = 3072 if args.os == "flatcar" else 512
+    assets = Path(args.assets).resolve() if getattr(args, "assets", None) else None
+    if args.os == "flatcar" and assets is None:
+        raise ValueError("--os flatcar needs --assets DIR holding Flatcar (bootserver assets fetch flatcar)")
     lab = Lab(args.name, workdir, specs, server, ipv6_ra=not args.no_ipv6_ra, memory_mb=memory,
-              disk_mb=12 * 1024 if args.os == "flatcar" else DISK_MB)
+              disk_mb=12 * 1024 if args.os == "flatcar" else DISK_MB, assets=assets)
     return lab, server
 
 

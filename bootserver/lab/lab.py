@@ -59,7 +59,7 @@ class BootService(Protocol):
 class Lab:
     def __init__(self, prefix: str, workdir: Path, machines: list[MachineSpec], server: BootService,
                  ipv6_ra: bool = True, log: Callable[[str], None] = print, memory_mb: int = 512,
-                 disk_mb: int = DISK_MB):
+                 disk_mb: int = DISK_MB, assets: Path | None = None):
         self.topology = Topology(prefix)
         self.workdir = workdir
         self.specs = {spec.name: spec for spec in machines}
@@ -71,7 +71,7 @@ class Lab:
         self.log = log
         self.services: list[Service] = []
         self.machines: dict[str, Machine] = {}
-        self.assets = workdir / "assets"
+        self.assets = assets or workdir / "assets"  # the test OS is put here too (under testos/)
         self.kernel_asset = self.initrd_asset = ""
 
     @property

@@ -38,7 +38,11 @@ class BootserverService:
             template = Path(__file__).resolve().parents[2] / "profiles" / "templates" / "flatcar-install.bu"
             if not template.exists():
                 raise ServiceError(f"--os flatcar needs {template} (run from a source checkout)")
-            lab_catalog.write_catalog(self.catalog_dir, lab_catalog.flatcar_profile(template), known,
+            kernel = lab.assets / "flatcar/amd64/current/flatcar_production_pxe.vmlinuz"
+            if not kernel.exists():
+                raise ServiceError(f"--os flatcar needs Flatcar in {lab.assets}: bootserver assets fetch flatcar "
+                                   f"--assets {lab.assets} (or copy a mirror there)")
+            lab_catalog.write_catalog(self.catalog_dir, lab_catalog.flatcar_profile(template, lab.base_url), known,
                                       template.read_text(), template.name)
         else:
             lab_catalog.write_catalog(self.catalog_dir, lab_catalog.test_os_profile(lab.kernel_asset,
