@@ -16,6 +16,7 @@ from bootserver.catalog.loader import CatalogError, load_catalog
 from bootserver.catalog.watch import CatalogWatcher
 from bootserver.config import Settings, split_hostport
 from bootserver.http.server import make_app
+from bootserver.render.ipxe import chain_script
 from bootserver.runtime import Runtime
 from bootserver.state import StoreError, open_store, redact
 
@@ -46,7 +47,7 @@ class HTTPComponent:
         await self._runner.setup()
         site = web.TCPSite(self._runner, host or None, port, reuse_address=True)
         await site.start()
-        self.port = self._runner.addresses[0][1]
+        self.port = self.runtime.http_port = self._runner.addresses[0][1]
         log.info("HTTP listening on %s:%d", host, self.port)
 
     async def stop(self) -> None:
@@ -81,7 +82,9 @@ class Server:
         else:
             from bootserver.tftp import TFTPServer
 
-            wanted.append(("tftp", TFTPServer(self.runtime)))
+            tftp = TFTPServer(self.runtime)
+            tftp.register("boot.ipxe", self._tftp_boot_ipxe)
+            wanted.append(("tftp", tftp))
         if s.dhcp:
             from bootserver.dhcp import ProxyDHCP
 
@@ -99,6 +102,10 @@ class Server:
             self.runtime.components[name] = True
         self.watcher = CatalogWatcher(self.runtime)
         await self.watcher.start()
+
+    async def _tftp_boot_ipxe(self, request) -> bytes:
+        """The same chain script as GET /boot.ipxe, for iPXE builds told to fetch it over TFTP."""
+        return chain_script(self.runtime.advertise_url(request.server_ip or None)).encode()
 
     async def reload(self, why: str = "SIGHUP") -> bool:
         return await self.watcher.reload(why) if self.watcher else False

@@ -132,6 +132,8 @@ def _add_render(sub) -> None:
     p.add_argument("--label", action="append", default=[], metavar="K=V", help="request label (repeatable)")
     p.add_argument("--client-ip", metavar="IP", help="client address, for subnet selectors")
     p.add_argument("--base-url", metavar="URL", help="base URL in links (default: the advertise URL)")
+    p.add_argument("--stage", choices=("final",), default="",
+                   help="with ignition: the final config an installer writes to disk (?stage=final)")
     _global_options(p)
 
 
@@ -146,7 +148,7 @@ def _run_render(args: argparse.Namespace) -> int:
             raise SettingsError(f"--label takes K=V, got {item!r}")
         labels[key] = value
     out, code = asyncio.run(preview.render(settings, args.what, args.mac, args.arch, labels, args.client_ip,
-                                           args.base_url))
+                                           args.base_url, args.stage))
     print(out, end="" if out.endswith("\n") else "\n", file=sys.stdout if code == 0 else sys.stderr)
     return code
 

@@ -33,7 +33,7 @@ class Settings:
     dhcp: tuple[str, ...] = ()  # interfaces for proxyDHCP; empty = off
     uefi_loader: str = "ipxe.efi"  # or snponly.efi
     arm64_loader: str | None = None  # e.g. ipxe-arm64.efi; unset = ARM64 UEFI clients are not answered
-    installed_dhcp: str = "answer"  # answer (point installed machines at the local-disk script) | silent
+    installed_dhcp: str = "auto"  # auto (BIOS answer, UEFI silent) | answer (local-disk script) | silent; docs/dhcp.md
     unknown_machines: str = "ignore"  # ignore | discover
     unknown_profile: str | None = None  # with discover: profile served to unknown MACs (none = record only)
     admin_token: str | None = None  # bearer token for the admin API; unset = loopback only
@@ -43,21 +43,20 @@ class Settings:
     access_log: bool = True
     sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
-    def effective_advertise_url(self, host_ip: str | None = None) -> str:
-        """The base URL machines use: the setting, else http://<host_ip or HTTP host>:<port>."""
+    def effective_advertise_url(self, host_ip: str | None = None, port: int | None = None) -> str:
+        """The base URL machines use: the setting, else http://<HTTP host, or host_ip>:<port>."""
         if self.advertise_url:
             return self.advertise_url.rstrip("/")
-        host, port = split_hostport(self.http)
-        if host_ip:
-            host = host_ip
-        elif host in ("0.0.0.0", "", "::"):
-            host = "127.0.0.1"
+        host, configured_port = split_hostport(self.http)
+        port = port or configured_port
+        if host in ("0.0.0.0", "", "::"):  # listening everywhere: the address the client reached
+            host = host_ip or "127.0.0.1"
         return f"http://{host}:{port}"
 
 
 CHOICES = {
     "uefi_loader": ("ipxe.efi", "snponly.efi"),
-    "installed_dhcp": ("answer", "silent"),
+    "installed_dhcp": ("auto", "answer", "silent"),
     "unknown_machines": ("ignore", "discover"),
     "log_format": ("human", "json"),
     "log_level": ("debug", "info", "warning", "error"),

@@ -25,6 +25,7 @@ class Runtime:
         self.store = store
         self.last_reload_error: str | None = None
         self.components: dict[str, bool] = {}  # name -> running, for /healthz
+        self.http_port: int | None = None  # the bound port, once HTTP is listening
         self._ip_to_mac: OrderedDict[str, str] = OrderedDict()
 
     def match(self, request: BootRequest) -> Match | None:
@@ -100,6 +101,10 @@ class Runtime:
             if kind in lifecycle.TRANSITIONS:
                 raise
             log.warning("machine %s: %s event not applied: %s", mac, kind, exc)
+
+    def advertise_url(self, local_ip: str | None = None) -> str:
+        """The HTTP base URL to give a machine that reached us at `local_ip` (DHCP, TFTP)."""
+        return self.settings.effective_advertise_url(local_ip, self.http_port)
 
     def remember_ip(self, ip: str, mac: str, limit: int = 65536) -> None:
         """Map a client address to its MAC (learnt from DHCP/HTTP) so TFTP can name the machine."""

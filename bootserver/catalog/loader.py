@@ -122,6 +122,8 @@ def load_catalog(root: Path | str, assets_dir: Path | str | None = None, generat
         before = out.errors()
         if kind == "Profile":
             profile = _profile(name, spec, source, root, assets_dir, out, file, doc, label)
+            if "final_profile" in spec:
+                refs.append((file, doc, label, ("spec", "final_profile"), spec["final_profile"]))
             if name in profiles:
                 out.add(file, doc, label, ("metadata", "name"),
                         f"duplicate Profile name {name!r} (also at {profiles[name].source})")
@@ -161,6 +163,8 @@ def load_catalog(root: Path | str, assets_dir: Path | str | None = None, generat
             close = [p for p in profiles if p.startswith(ref[:3])]
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             out.add(file, doc, label, path, f"profile {ref!r} does not exist{hint}")
+        elif path == ("spec", "final_profile") and profiles[ref].ignition is None:
+            out.add(file, doc, label, path, f"final profile {ref!r} has no ignition config to install")
 
     for i, a in enumerate(groups):
         for b in groups[i + 1:]:
@@ -207,7 +211,8 @@ def _profile(name, spec, source, root, assets_dir, out, file, doc, label) -> Pro
         ignition = IgnitionSpec(**{key: path})
     return Profile(name=name, source=source, ignition=ignition,
                    boot=BootSpec(boot["kernel"], tuple(boot.get("initrd", [])), tuple(boot.get("args", []))),
-                   after_install=spec.get("after_install", "none"), metadata=_freeze(spec.get("metadata", {})))
+                   after_install=spec.get("after_install", "none"), metadata=_freeze(spec.get("metadata", {})),
+                   final_profile=spec.get("final_profile"))
 
 
 def _selector(raw: dict, out, file, doc, label) -> Selector | None:

@@ -59,6 +59,7 @@ class Profile:
     source: Source
     ignition: IgnitionSpec | None = None
     after_install: str = "none"  # none | local-disk
+    final_profile: str | None = None  # whose Ignition an installer writes to disk (/ignition?stage=final)
     metadata: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
 
 

@@ -99,6 +99,7 @@ PROFILE_SPEC = Fields({
     "boot": Fields({"kernel": Str(), "initrd": ListOf(Str()), "args": ListOf(Str())}, required=("kernel",)),
     "ignition": Fields({"butane": Str(), "config": Str()}, one_of=("butane", "config")),
     "after_install": Str(choices=("none", "local-disk")),
+    "final_profile": Str(),
     "metadata": AnyMap(),
 }, required=("boot",))
 

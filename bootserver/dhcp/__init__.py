@@ -1,0 +1,5 @@
+"""ProxyDHCP: packet codec (packet.py) and the Twisted proxy on ports 67 and 4011 (proxy.py)."""
+
+from bootserver.dhcp.proxy import ProxyDHCP
+
+__all__ = ["ProxyDHCP"]

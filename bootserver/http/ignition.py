@@ -28,18 +28,25 @@ async def get_ignition(request: web.Request) -> web.Response:
         raise _json_error(web.HTTPNotFound, f"no profile matches MAC {boot.mac}: {decision.reason}")
     match = decision.match
     request["machine"] = match.name
-    if match.profile.ignition is None:
-        raise _json_error(web.HTTPNotFound, f"profile {match.profile.name} has no ignition config")
+    try:
+        profile = ignition_render.profile_for_stage(match.profile, request.query.get("stage", ""), runtime.catalog)
+    except LookupError as exc:
+        raise _json_error(web.HTTPNotFound, str(exc).strip("'\"")) from None
+    except ValueError as exc:
+        raise _json_error(web.HTTPBadRequest, str(exc)) from None
+    if profile.ignition is None:
+        raise _json_error(web.HTTPNotFound, f"profile {profile.name} has no ignition config")
     context = template_context(match, boot, base_url(request), decision.record.token)
     try:
-        body = ignition_render.for_profile(match.profile, context, runtime.catalog)
+        body = ignition_render.for_profile(profile, context, runtime.catalog)
     except ignition_render.RenderError as exc:
         log.error("%s (%s): Ignition render failed for profile %s: %s", match.name, boot.mac,
-                  match.profile.name, exc)
+                  profile.name, exc)
         await runtime.observe(boot, "render.failed", {"what": "ignition", "error": str(exc)})
         raise _json_error(web.HTTPInternalServerError, f"render failed: {exc}") from None
     etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-    await runtime.observe(boot, "http.ignition", {"profile": match.profile.name, "bytes": len(body)})
+    await runtime.observe(boot, "http.ignition", {"profile": profile.name, "bytes": len(body),
+                                                  **({"stage": "final"} if profile is not match.profile else {})})
     if etag in request.headers.get("If-None-Match", ""):
         return web.Response(status=304, headers={"ETag": etag})
     return web.Response(body=body, content_type="application/json", headers={"ETag": etag})

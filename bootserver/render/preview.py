@@ -16,7 +16,7 @@ from bootserver.http.metadata import metadata_lines
 from bootserver.render import ipxe
 from bootserver.render.args import ArgError
 from bootserver.render.context import plain, template_context
-from bootserver.render.profile_ignition import RenderError, for_profile
+from bootserver.render.profile_ignition import RenderError, for_profile, profile_for_stage
 
 PREVIEW_TOKEN = "PREVIEW-TOKEN-machine-not-seen-yet"
 
@@ -38,7 +38,7 @@ async def _record(settings: Settings, mac: str):
 
 
 async def render(settings: Settings, what: str, raw_mac: str, arch: str | None, labels: dict[str, str],
-                 client_ip: str | None, base: str | None) -> tuple[str, int]:
+                 client_ip: str | None, base: str | None, stage: str = "") -> tuple[str, int]:
     try:
         mac = normalize_mac(raw_mac)
     except MacError as exc:
@@ -77,10 +77,14 @@ async def render(settings: Settings, what: str, raw_mac: str, arch: str | None, 
             return f"bootserver render: {exc}", 1
     if found is None:
         return f"no profile matches MAC {mac}", 1
-    if found.profile.ignition is None:
-        return f"profile {found.profile.name} has no ignition config", 1
     try:
-        body = for_profile(found.profile, template_context(found, request, base, token), catalog)
+        profile = profile_for_stage(found.profile, stage, catalog)
+    except (LookupError, ValueError) as exc:
+        return f"bootserver render: {str(exc).strip(chr(39))}", 1
+    if profile.ignition is None:
+        return f"profile {profile.name} has no ignition config", 1
+    try:
+        body = for_profile(profile, template_context(found, request, base, token), catalog)
     except RenderError as exc:
         return f"bootserver render: {exc}", 1
     return json.dumps(json.loads(body), indent=2) + "\n", 0

@@ -1,37 +1,33 @@
 """A profile's Ignition config as served bytes: a ready JSON file, or its Butane template rendered.
 
-Renders are cached by catalog generation and template context, because Flatcar and installers
-often fetch the same config twice in a row.
+Renders are cached per machine and catalog generation (see `ignition.RenderCache`), because Flatcar
+and installers often fetch the same config twice in a row. Either way the config passes the
+structural check of the Ignition spec before it is served.
 """
 
 from __future__ import annotations
 
 import json
-from collections import OrderedDict
 from typing import Any
 
 from bootserver.catalog.model import Catalog, Profile
+from bootserver.render import ignition
 
 
 class RenderError(Exception):
     """The config could not be produced; the message names the file (and line) at fault."""
 
 
-_CACHE: OrderedDict[tuple, bytes] = OrderedDict()
-CACHE_SIZE = 4096
+CACHE = ignition.RenderCache(size=4096)
 
 
 def for_profile(profile: Profile, context: dict[str, Any], catalog: Catalog) -> bytes:
-    key = (catalog.generation, profile.name, json.dumps(context, sort_keys=True, default=str))
-    cached = _CACHE.get(key)
-    if cached is not None:
-        _CACHE.move_to_end(key)
-        return cached
-    body = _render(profile, context, catalog)
-    _CACHE[key] = body
-    if len(_CACHE) > CACHE_SIZE:
-        _CACHE.popitem(last=False)
-    return body
+    machine = context.get("machine", {}).get("mac", "")
+    key = CACHE.key(machine, catalog.generation, context, extra=profile.name)
+    try:
+        return CACHE.get_or_render(key, lambda: _render(profile, context, catalog))
+    except ignition.RenderError as exc:
+        raise RenderError(str(exc)) from None
 
 
 def _render(profile: Profile, context: dict[str, Any], catalog: Catalog) -> bytes:
@@ -41,13 +37,19 @@ def _render(profile: Profile, context: dict[str, Any], catalog: Catalog) -> byte
             data = json.loads(spec.config.read_text())
         except (OSError, ValueError) as exc:
             raise RenderError(f"{spec.config}: not a readable Ignition JSON file: {exc}") from None
-        return json.dumps(data, separators=(",", ":")).encode()
-    try:
-        from bootserver.render.ignition import RenderError as ButaneError, render_ignition
-    except ImportError:
-        raise RenderError(f"{spec.butane}: Butane rendering is not available in this build") from None
-    try:
-        config, _warnings = render_ignition(spec.butane, context, files_dir=catalog.root)
-    except ButaneError as exc:
-        raise RenderError(str(exc)) from None
+        config = ignition.check_config(data, spec.config)
+    else:
+        config, _warnings = ignition.render_ignition(spec.butane, context, files_dir=catalog.root)
     return json.dumps(config, separators=(",", ":")).encode()
+
+
+def profile_for_stage(profile: Profile, stage: str, catalog: Catalog) -> Profile:
+    """`stage=final` is what an installer writes to disk: the Ignition of the profile's final_profile.
+    Raises ValueError for an unknown stage, LookupError when the profile has no final_profile."""
+    if not stage:
+        return profile
+    if stage != "final":
+        raise ValueError(f"unknown stage {stage!r} (the only stage is 'final')")
+    if not profile.final_profile:
+        raise LookupError(f"profile {profile.name} has no final_profile")
+    return catalog.profiles[profile.final_profile]

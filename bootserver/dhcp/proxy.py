@@ -1,0 +1,344 @@
+"""ProxyDHCP: boot information (never addresses) for PXE, UEFI HTTP Boot and iPXE clients.
+
+Runs as Twisted `DatagramProtocol`s on the shared asyncio loop. Each configured interface gets its
+own sockets on ports 67 and 4011, bound to the device with SO_BINDTODEVICE and SO_REUSEADDR, so
+that replies leave through the interface the request came in on, carry that interface's address,
+and an ordinary DHCP server on the same host can own port 67 beside us (docs/dhcp.md).
+
+This module only translates: bytes -> `BootRequest`, `runtime.decide()` -> `boot.methods.choose()`
+-> reply bytes. Every packet it does not answer is counted and logged at debug level with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import fcntl
+import logging
+import socket
+import struct
+from typing import Any, Coroutine
+
+from prometheus_client import Counter
+from twisted.internet.protocol import DatagramProtocol
+
+from bootserver.boot.methods import Answer, Silence, arch_for, choose, stage_for
+from bootserver.boot.request import BootRequest
+from bootserver.dhcp.packet import (ACK, BOOTREPLY, BOOTREQUEST, DISCOVER, INFORM, MAX_PACKET,
+                                    MESSAGE_TYPES, OFFER, OPT_BOOTFILE, OPT_CLIENT_UUID, OPT_IPXE,
+                                    OPT_MESSAGE_TYPE, OPT_REQUESTED_IP, OPT_SERVER_ID, OPT_VENDOR,
+                                    OPT_VENDOR_CLASS, PXE_DISCOVERY_CONTROL, REQUEST, MalformedPacket,
+                                    Packet, decode, encode, encode_suboptions)
+from bootserver.dhcp.ratelimit import MacRateLimiter
+from bootserver.metrics import REGISTRY
+
+log = logging.getLogger("bootserver.dhcp")
+
+DHCP_PORT = 67
+PXE_PORT = 4011
+CLIENT_PORT = 68
+SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
+SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
+SIOCGIFADDR = 0x8915
+RECEIVE_BUFFER = 4 << 20
+# PXE 2.1 discovery control bit 3: boot the file named in this packet, skip boot server discovery.
+_BIOS_PXE_OPTIONS = encode_suboptions({PXE_DISCOVERY_CONTROL: b"\x08"})
+
+MALFORMED = Counter("bootserver_dhcp_malformed", "DHCP datagrams dropped as malformed, by reason",
+                    ["reason"], registry=REGISTRY)
+UNANSWERED = Counter("bootserver_dhcp_unanswered", "Well-formed DHCP packets the proxy left unanswered",
+                     ["reason"], registry=REGISTRY)
+REPLIES = Counter("bootserver_dhcp_replies", "ProxyDHCP replies sent", ["kind"], registry=REGISTRY)
+
+
+class ProxyStartError(OSError):
+    """A listening socket could not be opened; the message says which and why."""
+
+
+def interface_address(name: str) -> str:
+    """The primary IPv4 address of an interface (in the caller's network namespace)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            raw = fcntl.ioctl(probe.fileno(), SIOCGIFADDR, struct.pack("256s", name.encode()[:15]))
+        except OSError as exc:
+            raise ProxyStartError(f"interface {name}: no IPv4 address ({exc.strerror})") from None
+    return socket.inet_ntoa(raw[20:24])
+
+
+def open_socket(interface: str, port: int) -> socket.socket:
+    """A UDP socket on 0.0.0.0:port that only sees (and only sends through) `interface`."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+        sock.setsockopt(socket.SOL_SOCKET, SO_BINDTODEVICE, interface.encode())
+        try:  # room for a boot storm: hundreds of firmware DISCOVERs arrive within milliseconds
+            sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RECEIVE_BUFFER)
+        except PermissionError:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)  # capped by rmem_max
+        sock.bind(("0.0.0.0", port))
+        sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        hint = (" (another DHCP server holds the port without SO_REUSEADDR; run dnsmasq with "
+                "--bind-interfaces, see docs/dhcp.md)" if exc.errno == errno.EADDRINUSE else "")
+        raise ProxyStartError(f"cannot listen on {interface} port {port}: {exc.strerror}{hint}") from None
+    return sock
+
+
+def reply_type(packet: Packet, port: int, server_ip: str) -> int | str:
+    """OFFER or ACK for a packet the proxy answers, else the reason it does not."""
+    if packet.op != BOOTREQUEST:
+        return "not a BOOTREQUEST"
+    kind = packet.message_type
+    if port == PXE_PORT:
+        if kind in (REQUEST, INFORM):
+            return ACK
+        return f"{MESSAGE_TYPES.get(kind, kind)} on port 4011"
+    if kind == DISCOVER:
+        return OFFER
+    if kind == REQUEST:
+        server_id = packet.server_id
+        if server_id != server_ip:
+            return f"REQUEST for server {server_id}"
+        if OPT_REQUESTED_IP in packet.options:  # a lease request to a DHCP server sharing our address
+            return "REQUEST for an address lease"
+        return ACK
+    return f"{MESSAGE_TYPES.get(kind, kind)} on port 67"
+
+
+def build_reply(request: Packet, answer: Answer, kind: int, server_ip: str) -> Packet:
+    """The proxy OFFER/ACK: boot file and server identity, no address (yiaddr 0, no lease options)."""
+    server = socket.inet_aton(server_ip)
+    options = {OPT_MESSAGE_TYPE: bytes((kind,)), OPT_SERVER_ID: server,
+               OPT_VENDOR_CLASS: answer.vendor_class.encode()}
+    uuid = request.options.get(OPT_CLIENT_UUID)
+    if uuid is not None:
+        options[OPT_CLIENT_UUID] = uuid
+    if answer.pxe_discovery_control:
+        options[OPT_VENDOR] = _BIOS_PXE_OPTIONS
+    boot_file = answer.boot_file.encode()
+    if len(boot_file) > 127:  # does not fit the file field with its NUL: option 67 only
+        options[OPT_BOOTFILE] = boot_file
+        boot_file = b""
+    return Packet(op=BOOTREPLY, htype=request.htype, hlen=request.hlen, xid=request.xid,
+                  flags=request.flags, ciaddr=request.ciaddr, siaddr=server_ip, giaddr=request.giaddr,
+                  chaddr=request.chaddr, sname=server_ip.encode(), file=boot_file, options=options)
+
+
+def destination(request: Packet, port: int, source: tuple[str, int]) -> tuple[str, int]:
+    """4011: back to the sender's address and port. 67: the relay, else the client, else broadcast."""
+    if port == PXE_PORT:
+        return source
+    if request.giaddr != "0.0.0.0":
+        return request.giaddr, DHCP_PORT
+    if request.ciaddr != "0.0.0.0":
+        return request.ciaddr, CLIENT_PORT
+    return "255.255.255.255", CLIENT_PORT
+
+
+class _Listener(DatagramProtocol):
+    """One (interface, port) socket; hands every datagram to the component."""
+
+    def __init__(self, proxy: "ProxyDHCP", interface: str, address: str, port: int) -> None:
+        self.proxy = proxy
+        self.interface = interface
+        self.address = address
+        self.port = port
+
+    def datagramReceived(self, data: bytes, addr: Any) -> None:  # noqa: N802 (Twisted's name)
+        self.proxy.receive(self, data, addr)
+
+
+class ProxyDHCP:
+    """The proxyDHCP component: `await start()` opens the sockets, `await stop()` closes them."""
+
+    def __init__(self, runtime: Any, *, interfaces: tuple[str, ...] | None = None,
+                 ports: tuple[int, ...] = (DHCP_PORT, PXE_PORT), limiter: MacRateLimiter | None = None,
+                 max_in_flight: int = 1024) -> None:
+        self.runtime = runtime
+        self.interfaces = tuple(dict.fromkeys(runtime.settings.dhcp if interfaces is None else interfaces))
+        self.ports = ports
+        self.limiter = MacRateLimiter() if limiter is None else limiter
+        self.max_in_flight = max_in_flight
+        self.listeners: list[_Listener] = []
+        self._ports: list[Any] = []
+        self._tasks: set[asyncio.Task] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._malformed: dict[str, Any] = {}
+        self._unanswered: dict[str, Any] = {}
+        self._replies = {OFFER: REPLIES.labels("offer"), ACK: REPLIES.labels("ack")}
+        self._answers: dict[tuple, Answer] = {}  # choose() results: a few dozen keys at most
+        self._answers_for: Any = None
+
+    async def start(self) -> None:
+        from twisted.internet import reactor
+
+        self._loop = asyncio.get_running_loop()
+        if not self.interfaces:
+            log.info("proxyDHCP off (no dhcp interfaces configured)")
+            return
+        try:
+            for name in self.interfaces:
+                address = interface_address(name)
+                for port in self.ports:
+                    sock = open_socket(name, port)
+                    listener = _Listener(self, name, address, port)
+                    try:
+                        self._ports.append(reactor.adoptDatagramPort(
+                            sock.fileno(), socket.AF_INET, listener, maxPacketSize=MAX_PACKET + 1))
+                    finally:
+                        sock.close()  # the reactor holds its own duplicate
+                    self.listeners.append(listener)
+                log.info("proxyDHCP on %s (%s), ports %s", name, address, ", ".join(map(str, self.ports)))
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        ports, self._ports = self._ports, []
+        for port in ports:
+            stopped = port.stopListening()  # a Deferred that fires once the socket is closed, or None
+            if stopped is not None:
+                await stopped.asFuture(asyncio.get_running_loop())
+        self.listeners.clear()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    # -- per packet ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _count(children: dict[str, Any], metric: Counter, reason: str) -> None:
+        child = children.get(reason)
+        if child is None:  # labels() takes a lock and builds a key: look each child up once
+            child = children[reason] = metric.labels(reason)
+        child.inc()
+
+    def _drop(self, reason: str, why: str, listener: _Listener, source: Any, packet: Packet) -> None:
+        self._count(self._unanswered, UNANSWERED, reason)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("unanswered %s from %s:%s on %s:%d: %s", packet.chaddr[:6].hex(":"), source[0], source[1],
+                      listener.interface, listener.port, why)
+
+    def receive(self, listener: _Listener, data: bytes, source: Any) -> None:
+        try:
+            packet = decode(data)
+        except MalformedPacket as exc:
+            self._count(self._malformed, MALFORMED, exc.reason)
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("unanswered %d bytes from %s:%s on %s:%d: malformed (%s: %s)", len(data),
+                          source[0], source[1], listener.interface, listener.port, exc.reason, exc)
+            return
+        kind = reply_type(packet, listener.port, listener.address)
+        if isinstance(kind, str):
+            self._drop("not_for_proxy", kind, listener, source, packet)
+            return
+        mac = packet.mac
+        if mac is None:
+            self._drop("not_ethernet", f"hardware type {packet.htype}/{packet.hlen}", listener, source, packet)
+            return
+        vendor = packet.vendor_class
+        arches = packet.client_arches
+        stage = stage_for(vendor, packet.user_classes, OPT_IPXE in packet.options) if vendor else None
+        if stage is None or not arches:
+            self._drop("not_pxe", f"vendor class {vendor!r}, architecture {arches}: not a PXE or HTTP "
+                       "boot client", listener, source, packet)
+            return
+        arch = arch_for(arches[0])
+        if arch is None:
+            self._drop("unsupported_arch", f"architecture type {arches[0]} has no boot method",
+                       listener, source, packet)
+            return
+        allowed, dropped = self.limiter.allow(mac)
+        if not allowed:
+            self._count(self._unanswered, UNANSWERED, "rate_limited")
+            if dropped == 1:  # one line per run of drops, so a flooding client cannot flood the log
+                log.debug("unanswered %s on %s:%d: rate limited (further drops are counted, not logged)",
+                          mac, listener.interface, listener.port)
+            return
+        if len(self._tasks) >= self.max_in_flight:
+            self._drop("overloaded", f"{len(self._tasks)} requests already in flight", listener, source, packet)
+            return
+        ciaddr = packet.ciaddr
+        client_ip = ciaddr if ciaddr != "0.0.0.0" else (source[0] if source[0] != "0.0.0.0" else None)
+        request = BootRequest(mac=mac, arch=arch, stage=stage, uuid=packet.client_uuid, client_ip=client_ip,
+                              interface=listener.interface)
+        self._run_eagerly(self._answer(listener, packet, kind, request, arches[0], source))
+
+    def _run_eagerly(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run `coro` now, and make it a Task only if it has to wait (say, for a database).
+
+        With a memory store or cached state an answer completes without waiting; skipping the Task
+        and the extra loop turn per packet is worth about a tenth of the proxy's CPU under load.
+        """
+        try:
+            waiting_on = coro.send(None)
+        except StopIteration:
+            return
+        assert self._loop is not None
+        task = self._loop.create_task(_resume(coro, waiting_on))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _answer(self, listener: _Listener, packet: Packet, kind: int, request: BootRequest,
+                      arch_code: int, source: Any) -> None:
+        try:
+            decision = await self.runtime.decide(request)
+            settings = self.runtime.settings
+            if settings is not self._answers_for:  # answers depend only on settings and this key
+                self._answers.clear()
+                self._answers_for = settings
+            vendor = packet.vendor_class or ""
+            key = (arch_code, request.stage, vendor.startswith("HTTPClient"), decision.action, listener.address)
+            result = self._answers.get(key)
+            if result is None:
+                result = choose(arch_code, request.stage, vendor, decision.action, decision.reason, settings,
+                                settings.effective_advertise_url(listener.address))
+                if isinstance(result, Answer):
+                    self._answers[key] = result
+            if isinstance(result, Silence):
+                if result.notice:
+                    log.info("not answering %s on %s: %s", request.mac, listener.interface, result.reason)
+                self._drop("policy", result.reason, listener, source, packet)
+                return
+            reply = build_reply(packet, result, kind, listener.address)
+            target = destination(packet, listener.port, source)
+            # straight to the socket: Twisted's write() re-validates the address, a sixth of the CPU
+            listener.transport.socket.sendto(encode(reply), target)
+            self._replies[kind].inc()
+            event = "dhcp.offer" if kind == OFFER else "dhcp.ack"
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("%s to %s (%s, %s) on %s:%d -> %s:%d: %s", event, request.mac, request.arch,
+                          request.stage.value, listener.interface, listener.port, target[0], target[1],
+                          result.boot_file)
+            await self.runtime.observe(request, event, {
+                "arch": request.arch, "firmware": request.firmware, "stage": request.stage.value,
+                "interface": listener.interface, "port": listener.port, "file": result.boot_file,
+                "method": result.method}, source=request.client_ip)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("proxyDHCP failed on a packet from %s on %s", request.mac, listener.interface)
+            self._drop("error", "internal error (logged above)", listener, source, packet)
+
+
+async def _resume(coro: Coroutine[Any, Any, None], waiting_on: Any) -> None:
+    """Drive a coroutine that started outside a Task from where it first waited (see _run_eagerly)."""
+    while True:
+        error = None
+        if getattr(waiting_on, "_asyncio_future_blocking", False):
+            waiting_on._asyncio_future_blocking = False  # what a Task does with a yielded future
+        try:
+            await (waiting_on if waiting_on is not None else asyncio.sleep(0))
+        except BaseException as exc:  # noqa: BLE001 - handed to the coroutine below
+            error = exc
+        try:
+            if error is not None and (waiting_on is None or not waiting_on.done()):
+                waiting_on = coro.throw(error)  # interrupted while waiting (this task was cancelled)
+            else:
+                waiting_on = coro.send(None)  # the coroutine reads the awaited outcome itself
+        except StopIteration:
+            return

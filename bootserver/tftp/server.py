@@ -1,0 +1,351 @@
+"""The TFTP component: read-only serving of iPXE binaries and generated files on the shared loop.
+
+One listening socket receives requests (with IP_PKTINFO, so each transfer answers from the address
+the client asked and its block size fits that interface's MTU). Each transfer gets its own
+connected, non-blocking socket watched with `loop.add_reader` (see session.py), and one periodic
+sweep drives every retransmission. Raw sockets rather than asyncio DatagramProtocol: the protocol
+path allocates a 256 KiB buffer per received datagram and needs one contiguous bytes object per
+sent datagram, where a raw socket reads a 4-byte ACK into a small buffer and sends header + mmap
+slice with one scatter-gather `sendmsg` (measured in bench/loop_io.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import socket
+import struct
+import time
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Mapping
+
+from bootserver.config import split_hostport
+from bootserver.tftp import metrics
+from bootserver.tftp.files import Lease, MappedFiles, PathRefused, Root, resolve
+from bootserver.tftp.packets import (
+    ERR_ACCESS,
+    ERR_NOT_FOUND,
+    ERR_UNDEFINED,
+    MAX_BLKSIZE,
+    MIN_BLKSIZE,
+    MalformedPacket,
+    Request,
+    error_packet,
+    negotiate,
+    oack_packet,
+    parse_request,
+)
+from bootserver.tftp.session import ReadSession
+
+log = logging.getLogger("bootserver.tftp")
+
+IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)  # Linux value; not exported by Python 3.11
+_PKTINFO = struct.Struct("=i4s4s")  # struct in_pktinfo: ifindex, spec_dst, addr
+_HEADERS = 20 + 8 + 4  # IPv4 + UDP + TFTP DATA header
+
+
+@dataclass(frozen=True)
+class FileRequest:
+    """What a dynamic-file generator learns about the client asking."""
+
+    filename: str
+    client_ip: str
+    client_port: int
+    mac: str | None  # from the runtime's DHCP knowledge (`mac_for_ip`), when it has one
+    server_ip: str = ""  # our address the request arrived on: what the client can reach
+
+
+Generator = Callable[[FileRequest], Awaitable[bytes | None]]
+
+
+def listen_address(value: str) -> tuple[str, int]:
+    if value == "auto":
+        return "0.0.0.0", 69
+    if value == "off":
+        raise ValueError("TFTP is off (settings.tftp = off)")
+    host, port = split_hostport(value)
+    if ipaddress.ip_address(host or "0.0.0.0").version != 4:
+        raise ValueError(f"TFTP listens on IPv4 only (PXE is IPv4): {value!r}")
+    return host or "0.0.0.0", port
+
+
+def interface_mtu(ifindex: int) -> int | None:
+    try:
+        with open(f"/sys/class/net/{socket.if_indextoname(ifindex)}/mtu") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return None
+
+
+class TFTPServer:
+    """Read-only TFTP over `settings.ipxe_dir` then each of `settings.tftp_root`.
+
+    `dynamic` maps a file name to an async generator of its bytes (None = not found), checked
+    before the folders: e.g. `boot.ipxe` rendered per client by the same code as HTTP.
+    """
+
+    def __init__(self, runtime: Any, dynamic: Mapping[str, Generator] | None = None, *,
+                 retransmit_timeout: float = 1.0, retries: int = 5, max_sessions: int = 1000) -> None:
+        self.runtime = runtime
+        self.settings = runtime.settings
+        self.dynamic: dict[str, Generator] = dict(dynamic or {})
+        self.retransmit_timeout = retransmit_timeout
+        self.retries = retries
+        self.max_sessions = max_sessions  # each holds a socket: keep the process's descriptors for HTTP
+        self.sessions: dict[tuple[str, int], ReadSession] = {}
+        self.files = MappedFiles()
+        self.address: tuple[str, int] | None = None
+        self._preparing: dict[tuple[str, int], bytes] = {}  # request being answered by a generator
+        self._tasks: set[asyncio.Task] = set()
+        self._sock: socket.socket | None = None
+        self._sweeper: asyncio.TimerHandle | None = None
+        self._tick = min(0.1, retransmit_timeout / 4)
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def roots(self) -> list[Root]:
+        return [Root(str(self.settings.ipxe_dir), confined=False),
+                *(Root(str(p)) for p in self.settings.tftp_root)]
+
+    def register(self, name: str, generator: Generator) -> None:
+        self.dynamic[name] = generator
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        host, port = listen_address(self.settings.tftp)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            sock.setsockopt(socket.SOL_IP, IP_PKTINFO, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+            sock.setblocking(False)
+        except OSError:
+            sock.close()
+            raise
+        self._sock = sock
+        self.address = sock.getsockname()
+        self._loop.add_reader(sock.fileno(), self._on_request)
+        log.info("tftp: listening on %s:%d, serving %s", *self.address, ", ".join(r.path for r in self.roots))
+
+    async def stop(self) -> None:
+        if self._sock is not None:
+            self._loop.remove_reader(self._sock.fileno())
+            self._sock.close()
+            self._sock = None
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+        for session in list(self.sessions.values()):
+            self._close(session)
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=5)
+
+    # -- requests ---------------------------------------------------------------------------
+
+    def _on_request(self) -> None:
+        try:
+            data, ancillary, _flags, peer = self._sock.recvmsg(2048, socket.CMSG_SPACE(_PKTINFO.size))
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:  # e.g. an ICMP error queued on the socket
+            log.debug("tftp: receive error on the request socket: %s", exc)
+            return
+        local_ip, ifindex = self.address[0], 0
+        for level, kind, value in ancillary:
+            if level == socket.SOL_IP and kind == IP_PKTINFO and len(value) >= _PKTINFO.size:
+                ifindex, local, _dst = _PKTINFO.unpack_from(value)
+                local_ip = socket.inet_ntoa(local)  # our address on that interface (also for broadcasts)
+        try:
+            request = parse_request(data)
+        except MalformedPacket as exc:
+            metrics.ERRORS.labels("malformed").inc()
+            log.debug("tftp: dropped a malformed packet from %s:%d: %s", *peer, exc)
+            return
+        running = self.sessions.get(peer)
+        if running is not None and running.request == data and running.base <= 1:
+            return  # a retransmitted request: the transfer already running answers it
+        if self._preparing.get(peer) == data:
+            return
+        if len(self.sessions) + len(self._preparing) >= self.max_sessions and running is None:
+            self._refuse(peer, local_ip, "busy", ERR_UNDEFINED, "too many transfers, try again", None)
+            return
+        self._handle(request, peer, local_ip, ifindex)
+
+    def _handle(self, request: Request, peer: tuple[str, int], local_ip: str, ifindex: int) -> None:
+        if request.write:
+            self._refuse(peer, local_ip, "write_refused", ERR_ACCESS, "read-only server",
+                         f"write request for {request.filename!r} refused")
+            return
+        if request.mode != "octet":
+            self._refuse(peer, local_ip, "bad_mode", ERR_UNDEFINED, "only octet mode is supported",
+                         f"{request.mode} mode for {request.filename!r} refused")
+            return
+        generator = self.dynamic.get(request.filename)
+        if generator is not None:
+            self._preparing[peer] = request.datagram
+            self._spawn(self._serve_generated(generator, request, peer, local_ip, ifindex))
+            return
+        try:
+            path = resolve(request.filename, self.roots)
+        except PathRefused as exc:
+            log.warning("tftp: refused %r from %s:%d: %s", request.filename, *peer, exc)
+            self._refuse(peer, local_ip, "access_violation", ERR_ACCESS, "access violation", None)
+            return
+        if path is None:
+            self._refuse(peer, local_ip, "not_found", ERR_NOT_FOUND, None,
+                         f"{request.filename!r} not found")
+            return
+        try:
+            lease = self.files.open(path)
+        except OSError as exc:
+            self._refuse(peer, local_ip, "not_found", ERR_NOT_FOUND, None,
+                         f"{request.filename!r} cannot be opened: {exc.strerror}")
+            return
+        self._open(request, peer, local_ip, ifindex, lease)
+
+    async def _serve_generated(self, generator: Generator, request: Request, peer: tuple[str, int],
+                               local_ip: str, ifindex: int) -> None:
+        try:
+            info = FileRequest(request.filename, peer[0], peer[1], self._mac_for(peer[0]), local_ip)
+            try:
+                content = await generator(info)
+            except Exception:
+                log.exception("tftp: generating %r for %s:%d failed", request.filename, *peer)
+                self._refuse(peer, local_ip, "render_failed", ERR_UNDEFINED, "cannot generate file", None)
+                return
+            if content is None:
+                self._refuse(peer, local_ip, "not_found", ERR_NOT_FOUND, None,
+                             f"{request.filename!r} not generated for {peer[0]}")
+                return
+            if self._sock is not None:
+                self._open(request, peer, local_ip, ifindex, Lease(memoryview(bytes(content))))
+        finally:
+            if self._preparing.get(peer) == request.datagram:
+                del self._preparing[peer]
+
+    def _open(self, request: Request, peer: tuple[str, int], local_ip: str, ifindex: int,
+              lease: Lease) -> None:
+        agreed = negotiate(request.options, len(lease.view), self._blksize_cap(ifindex))
+        # A client's timeout option is honoured as an upper bound: curl asks 6 s, but on a boot
+        # network resending a lost block after our own (shorter) timeout costs nothing: duplicate
+        # DATA is ignored by every client and duplicate ACKs by us.
+        timeout = min(agreed.timeout or self.retransmit_timeout, self.retransmit_timeout)
+        try:
+            sock = self._reply_socket(local_ip, peer)
+        except OSError as exc:
+            lease.release()
+            metrics.ERRORS.labels("socket").inc()
+            log.error("tftp: no socket for %s:%d (%s): %s", *peer, request.filename, exc)
+            return
+        running = self.sessions.get(peer)
+        if running is not None:
+            # Same client port, a new request: the client gave up on the old transfer. (edk2 ends
+            # its tsize probe with an ERROR, but its next RRQ may be read before that ERROR.)
+            self._finished(running, "probed" if running.base == 0 else "restarted")
+        session = ReadSession(self._loop, sock, peer, request.datagram, request.filename, lease, agreed.blksize,
+                              agreed.windowsize, timeout,
+                              oack_packet(agreed.oack) if agreed.oack else None, self._finished)
+        self.sessions[peer] = session
+        metrics.SESSIONS.inc()
+        session.start()
+        if self._sweeper is None and peer in self.sessions:
+            self._sweeper = self._loop.call_later(self._tick, self._sweep)
+
+    def _blksize_cap(self, ifindex: int) -> int:
+        """settings.tftp_blksize_max, or (0) the largest block one unfragmented IPv4 packet carries."""
+        if self.settings.tftp_blksize_max > 0:
+            return max(MIN_BLKSIZE, min(self.settings.tftp_blksize_max, MAX_BLKSIZE))
+        mtu = interface_mtu(ifindex) if ifindex else None
+        return max(MIN_BLKSIZE, min(MAX_BLKSIZE, (mtu or 1500) - _HEADERS))
+
+    @staticmethod
+    def _reply_socket(local_ip: str, peer: tuple[str, int]) -> socket.socket:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            sock.setblocking(False)
+            sock.bind((local_ip, 0))
+            sock.connect(peer)
+        except OSError:
+            sock.close()
+            raise
+        return sock
+
+    def _refuse(self, peer: tuple[str, int], local_ip: str, reason: str, code: int,
+                message: str | None, logline: str | None) -> None:
+        metrics.ERRORS.labels(reason).inc()
+        if logline:
+            log.info("tftp: %s:%d: %s", *peer, logline)
+        try:
+            with self._reply_socket(local_ip, peer) as sock:
+                sock.send(error_packet(code, message))
+        except OSError as exc:
+            log.debug("tftp: could not send an error to %s:%d: %s", *peer, exc)
+
+    # -- timers and the end of transfers ----------------------------------------------------
+
+    def _sweep(self) -> None:
+        now = self._loop.time()
+        for session in list(self.sessions.values()):
+            if now >= session.deadline and self.sessions.get(session.peer) is session:
+                before = session.retransmits
+                if session.retransmit(self.retries):
+                    metrics.RETRANSMITS.inc(session.retransmits - before)
+                elif self.sessions.get(session.peer) is session:
+                    try:
+                        session.sock.send(error_packet(ERR_UNDEFINED, "timed out"))
+                    except OSError:
+                        pass
+                    self._finished(session, "timeout")
+        self._sweeper = self._loop.call_later(self._tick, self._sweep) if self.sessions else None
+
+    def _close(self, session: ReadSession) -> None:
+        if self.sessions.get(session.peer) is session:
+            del self.sessions[session.peer]
+            metrics.SESSIONS.dec()
+            session.close()
+
+    def _finished(self, session: ReadSession, outcome: str) -> None:
+        if self.sessions.get(session.peer) is not session:
+            return
+        self._close(session)
+        duration = time.monotonic() - session.started
+        sent = session.acked_bytes
+        metrics.TRANSFERS.labels(outcome).inc()
+        metrics.BYTES.inc(sent)
+        if session.malformed:
+            metrics.ERRORS.labels("malformed").inc(session.malformed)
+        if outcome == "probed":  # not a transfer: firmware asked for the size (tsize) and stopped
+            log.debug("tftp: %s:%d probed %s (%d bytes)", *session.peer, session.filename, session.size)
+            return
+        if outcome != "complete":
+            metrics.ERRORS.labels(outcome).inc()
+        log.info("tftp: %s %s to %s:%d: %d of %d bytes, blksize %d, windowsize %d, %.3f s, %d retransmits",
+                 outcome, session.filename, *session.peer, sent, session.size, session.blksize,
+                 session.windowsize, duration, session.retransmits)
+        detail = {"file": session.filename, "outcome": outcome, "bytes": sent, "size": session.size,
+                  "blksize": session.blksize, "windowsize": session.windowsize,
+                  "duration": round(duration, 6), "retransmits": session.retransmits}
+        self._spawn(self._observe(session.peer[0], detail))
+
+    async def _observe(self, client_ip: str, detail: dict) -> None:
+        """A machine event when DHCP told the runtime this address's MAC; else only the log line."""
+        mac = self._mac_for(client_ip)
+        if mac is None:
+            return
+        try:
+            await self.runtime.observe(mac, "tftp.transfer", detail, source=client_ip)
+        except Exception:
+            log.exception("tftp: could not record the transfer of %s to %s", detail["file"], mac)
+
+    def _mac_for(self, client_ip: str) -> str | None:
+        """The runtime's `mac_for_ip` (learnt from DHCP and HTTP), when it has one."""
+        lookup = getattr(self.runtime, "mac_for_ip", None)
+        return lookup(client_ip) if lookup is not None else None
+
+    def _spawn(self, coro: Awaitable) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
