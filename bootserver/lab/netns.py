@@ -62,7 +62,7 @@ def remove_namespaces(names: tuple[str, ...], log=print) -> list[str]:
             continue
         pids = netns_pids(name)
         for pid in pids:
-            log(f"lab: ending leftover process {pid} in {name}")
+            log(f"lab: ending process {pid} in {name}")
             _signal(pid, signal.SIGTERM)
         deadline = time.monotonic() + 5
         while pids and time.monotonic() < deadline:
