@@ -296,7 +296,7 @@ class ProxyDHCP:
             result = self._answers.get(key)
             if result is None:
                 result = choose(arch_code, request.stage, vendor, decision.action, decision.reason, settings,
-                                settings.effective_advertise_url(listener.address))
+                                self.runtime.advertise_url(listener.address))
                 if isinstance(result, Answer):
                     self._answers[key] = result
             if isinstance(result, Silence):

@@ -101,3 +101,17 @@ async def test_hostile_metadata_never_reaches_the_script(serve, tmp_path, hostna
     status, text, _ = await get(server.url + "/metadata?mac=52:54:00:00:00:01")
     line = next(l for l in text.splitlines() if l.startswith("HOSTNAME="))
     assert all(re.match(r"^[A-Z_]+=", l) for l in text.splitlines()) and line.startswith("HOSTNAME='")
+
+
+async def test_http_boot_loaders_are_served_from_the_ipxe_folder(server):
+    import hashlib
+    from pathlib import Path
+
+    async with aiohttp.ClientSession() as s:
+        async with s.get(server.url + "/loaders/ipxe.efi") as r:
+            status, body = r.status, await r.read()
+    assert status == 200 and hashlib.sha256(body).digest() == hashlib.sha256(
+        Path("/usr/lib/ipxe/ipxe.efi").read_bytes()).digest()
+    for bad in ("..%2fshadow", ".hidden", "nope.efi"):
+        status, _, _ = await get(server.url + "/loaders/" + bad)
+        assert status == 404
