@@ -9,7 +9,6 @@ import re
 import threading
 import time
 
-
 from bootserver.lab.disk import read_install_marker
 from bootserver.lab.lab import DISK_BOOT_RE, INSTALLED_RE, POSTED_RE, MachineSpec
 from bootserver.lab.server import BootserverService
