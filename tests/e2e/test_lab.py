@@ -94,7 +94,8 @@ def test_bios_and_uefi_install_then_boot_from_disk(make_lab):
         if spec.firmware == "bios":
             assert [e["detail"]["action"] for e in second_boot if e["kind"] == "http.ipxe"] == ["local-disk"]
             assert "http.kernel" not in kinds(second_boot)
-            assert "Booting from SAN device 0x80" in second_console  # iPXE ran the served sanboot
+            # iPXE ran the served sanboot (the last characters can be lost when the MBR resets COM1)
+            assert "Booting from SAN device 0x8" in second_console
         else:
             # OVMF tried the network, heard nothing, and started the disk's boot entry
             assert re.search(r'BdsDxe: failed to load Boot\d+ "UEFI PXEv4', second_console)
