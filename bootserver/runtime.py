@@ -4,6 +4,7 @@ boot policy wired to them. Protocol adapters call `decide` and `observe`; nothin
 from __future__ import annotations
 
 import logging
+import time
 from collections import OrderedDict
 from typing import Any
 
@@ -16,6 +17,15 @@ from bootserver.state import discovery
 from bootserver.state.base import Event, MachineRecord, Store, StoreUnavailable
 
 log = logging.getLogger("bootserver.boot")
+LAST_SEEN_RESOLUTION = 60.0  # seconds: a machine's last_seen is refreshed at most this often
+
+
+def _unchanged(record: MachineRecord, names: dict[str, Any], facts: dict[str, Any]) -> bool:
+    """True when `ensure` would only bump last_seen, and that was done recently."""
+    if time.time() - record.last_seen > LAST_SEEN_RESOLUTION:
+        return False
+    wanted = {**names, **{k: v for k, v in facts.items() if v is not None}}
+    return all(getattr(record, key) == value for key, value in wanted.items())
 
 
 class Runtime:
@@ -59,8 +69,10 @@ class Runtime:
             names["profile"] = found.profile.name
             if not lifecycle.is_fallback(found):
                 names["name"] = found.name
-        updated = await self.store.ensure(request.mac, state=target or lifecycle.READY, **names,
-                                          **discovery.facts_from(request))
+        facts = discovery.facts_from(request)
+        if record is not None and target is None and _unchanged(record, names, facts):
+            return record  # nothing new to write: keep the hot path to one read
+        updated = await self.store.ensure(request.mac, state=target or lifecycle.READY, **names, **facts)
         if record is None and target == lifecycle.DISCOVERED:
             log.info("discovered unknown machine %s arch=%s uuid=%s vendor=%s via %s", request.mac, request.arch,
                      request.uuid, updated.vendor, request.interface or request.client_ip)
@@ -88,6 +100,8 @@ class Runtime:
             source = who.client_ip
         try:
             await self.store.record(Event(mac, kind, source, detail or {}))
+            if not lifecycle.can_change_state(kind, detail):
+                return
             record = await self.store.get(mac)
             if record is None:
                 return

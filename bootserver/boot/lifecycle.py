@@ -64,6 +64,12 @@ def state_when_seen(match: Match | None, record: MachineRecord | None) -> str | 
     return None
 
 
+def can_change_state(event_kind: str, detail: Mapping[str, Any] | None = None) -> bool:
+    """False for events that never move a machine (most of the timeline): no need to look it up."""
+    return (event_kind in INSTALL_STARTED or event_kind in TRANSITIONS
+            or (event_kind == "http.asset" and (detail or {}).get("role") == "kernel"))
+
+
 def next_state(current: str, event_kind: str, after_install: str | None,
                detail: Mapping[str, Any] | None = None) -> str | None:
     """The state an event moves a machine to, or None when it does not change it."""

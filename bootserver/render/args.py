@@ -7,6 +7,7 @@ backslashes, `;`, `|`, `&&`) is refused with a clear error instead of reaching t
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -40,12 +41,18 @@ def compile_arg(template: str) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=1024)
+def _template(source: str) -> jinja2.Template:
+    """Compiling costs ~100x rendering, and profiles hold few distinct argument templates."""
+    return _ENV.from_string(source)
+
+
 def render_args(templates: tuple[str, ...], context: dict[str, Any]) -> list[str]:
     """Render each argument; raises ArgError naming the argument and the reason."""
     out = []
     for i, template in enumerate(templates):
         try:
-            text = _ENV.from_string(template).render(context)
+            text = _template(template).render(context)
         except jinja2.UndefinedError as exc:
             raise ArgError(f"args[{i}] {template!r}: {exc.message}") from None
         except ArgError as exc:

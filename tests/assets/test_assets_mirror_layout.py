@@ -11,7 +11,6 @@ The same requests are made here with wget, against the default-channel base
 """
 
 import asyncio
-import importlib.util
 import shutil
 import subprocess
 import tempfile
@@ -34,8 +33,6 @@ async def served(request, assets, tmp_path):
     """The assets folder over HTTP on 127.0.0.1: `bootserver serve` itself, and a plain static server."""
     assets.mkdir(parents=True, exist_ok=True)
     if request.param == "bootserver":
-        if importlib.util.find_spec("bootserver.http.assets") is None:
-            pytest.skip("bootserver's HTTP /assets endpoint (bootserver.http.assets) is not in this build yet")
         (tmp_path / "profiles").mkdir()
         server = request.getfixturevalue("serve")("--catalog", "profiles", "--assets", str(assets),
                                                   "--state", "memory://")

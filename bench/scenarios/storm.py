@@ -1,0 +1,150 @@
+"""The boot storm: 1,000 simulated machines, at most 200 at once, each doing what real firmware
+does (bench/storm_client.py: DHCP 67 + 4011, TFTP ipxe.efi, DHCP as iPXE, /boot.ipxe, /ipxe, an
+8 MB kernel and a 64 MB initramfs, /ignition, the installed event), against bootserver with its
+defaults (SQLite store, access log on) and against the static equivalent: dnsmasq (proxyDHCP +
+TFTP) with nginx serving the same files and pre-written scripts.
+
+Two namespaces joined by a veth pair: the server side (bootserver, or dnsmasq + nginx) and the
+machines (one address each). One storm per server and repetition (at most two repetitions: a
+storm moves 72 GB).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import os
+import statistics
+import sys
+from pathlib import Path
+
+from bench.catalog import READY_IGNITION, write_catalog
+from bench.common import (Bootserver, Netns, Nginx, percentile, result, scenario_main, sh,
+                          stop, tree_cpu_seconds, tree_peak_rss_mb, veth, wait_for, workdir)
+
+MACHINES, CONCURRENCY = 1000, 200
+KERNEL, INITRD = 8 << 20, 64 << 20
+SERVER, FIRST_CLIENT = "10.66.0.1", "10.66.1.1"
+LOADER = Path("/usr/lib/ipxe/ipxe.efi")
+KERNEL_PATH = "flatcar/current/flatcar_production_pxe.vmlinuz"
+INITRD_PATH = "flatcar/current/flatcar_production_pxe_image.cpio.gz"
+DEADLINE = 150  # seconds per storm: what is not done by then counts as errors
+
+
+def assets(root: Path) -> None:
+    version = root / "flatcar" / "4081.2.0"
+    version.mkdir(parents=True)
+    for name, size in (("flatcar_production_pxe.vmlinuz", KERNEL), ("flatcar_production_pxe_image.cpio.gz", INITRD)):
+        with open(version / name, "wb") as out:
+            out.write(os.urandom(size))
+    (root / "flatcar" / "current").symlink_to("4081.2.0")
+
+
+def static_site(root: Path) -> None:
+    """What dnsmasq + nginx serve: the same chain and the same kind of script, written once."""
+    base = f"http://{SERVER}:8081"
+    root.mkdir()
+    (root / "boot.ipxe").write_text(f"#!ipxe\nchain --autofree {base}/ipxe?mac=${{net0/mac}}&arch=${{buildarch}}\n")
+    (root / "ipxe").write_text(
+        f"#!ipxe\nkernel {base}/assets/{KERNEL_PATH} initrd=flatcar_production_pxe_image.cpio.gz "
+        f"flatcar.first_boot=yes ignition.config.url={base}/ignition "
+        f"bootserver.events={base}/api/v1/events console=ttyS0,115200n8\n"
+        f"initrd {base}/assets/{INITRD_PATH}\nboot\n")
+    (root / "ignition").write_text(json.dumps(READY_IGNITION))
+
+
+def storm(client: Netns, iface: str) -> dict:
+    out = client.run([sys.executable, "-m", "bench.storm_client", "--interface", iface, "--first-ip", FIRST_CLIENT,
+                      "--machines", str(MACHINES), "--concurrency", str(CONCURRENCY),
+                      "--loader-sha256", hashlib.sha256(LOADER.read_bytes()).hexdigest(),
+                      "--kernel-size", str(KERNEL), "--initrd-size", str(INITRD), "--deadline", str(DEADLINE)],
+                     timeout=DEADLINE + 60)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def measure(pids: callable, client: Netns, iface: str) -> dict:
+    cpu0 = sum(tree_cpu_seconds(pid) for pid in pids())
+    figures = storm(client, iface)
+    figures["cpu"] = sum(tree_cpu_seconds(pid) for pid in pids()) - cpu0
+    figures["rss"] = sum(tree_peak_rss_mb(pid) for pid in pids())
+    return figures
+
+
+def run_bootserver(wd: Path, server: Netns, client: Netns, iface_s: str, iface_c: str, rep: int) -> dict:
+    state = wd / f"state-{rep}"
+    state.mkdir()
+    ours = Bootserver(server, wd, "--dhcp", iface_s, "--http", f"{SERVER}:8080", "--catalog", str(wd / "catalog"),
+                      "--assets", str(wd / "assets"), "--state", f"sqlite:///{state}/bootserver.db")
+    try:
+        return measure(lambda: [ours.pid], client, iface_c)
+    finally:
+        ours.stop()
+
+
+def run_static(wd: Path, server: Netns, client: Netns, iface_s: str, iface_c: str) -> dict:
+    nginx = Nginx(server, wd, f"{SERVER}:8081", wd / "assets", root=wd / "static",
+                  extra="location /api/ { return 204; }")
+    dnsmasq = server.popen([
+        "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--user=root", "--pid-file=", "--port=0",
+        f"--interface={iface_s}", "--bind-interfaces", f"--log-facility={wd}/dnsmasq.log",
+        "--dhcp-range=10.66.0.0,proxy,255.255.0.0", "--dhcp-userclass=set:ipxe,iPXE",
+        f"--dhcp-boot=tag:ipxe,http://{SERVER}:8081/boot.ipxe,,{SERVER}",
+        "--pxe-service=tag:!ipxe,X86-64_EFI,ipxe,ipxe.efi", "--pxe-service=tag:!ipxe,BC_EFI,ipxe,ipxe.efi",
+        "--enable-tftp", f"--tftp-root={LOADER.parent}", f"--tftp-max={CONCURRENCY + 50}"], log=wd / "dnsmasq.out")
+    try:
+        wait_for(lambda: "started" in (wd / "dnsmasq.log").read_text(errors="replace")
+                 if (wd / "dnsmasq.log").exists() else dnsmasq.poll() is not None, 10, "dnsmasq")
+        return measure(lambda: [dnsmasq.pid, nginx.pid], client, iface_c)
+    finally:
+        stop(dnsmasq)
+        nginx.stop()
+
+
+def run(reps: int = 3) -> list[dict]:
+    reps = min(reps, 2)  # a storm moves 72 GB in 30-60 s per server: two each keep the suite short
+    with workdir("storm") as wd, Netns("storm-s") as server, Netns("storm-c") as client:
+        iface_s, iface_c = veth(server, f"{SERVER}/16", client, "10.66.0.2/16", "st")
+        batch = wd / "addresses"
+        batch.write_text("".join(f"addr add {ipaddress.IPv4Address(FIRST_CLIENT) + i}/16 dev {iface_c}\n"
+                                 for i in range(MACHINES)))
+        sh("ip", "-n", client.name, "-batch", str(batch))
+        how = write_catalog(wd / "catalog", MACHINES)
+        assets(wd / "assets")
+        static_site(wd / "static")
+        ours, peer = [], []
+        for rep in range(reps):
+            ours.append(run_bootserver(wd, server, client, iface_s, iface_c, rep))
+            peer.append(run_static(wd, server, client, iface_s, iface_c))
+    name, peer_name = "boot storm", "dnsmasq + nginx"
+
+    def per(figures: list[dict], key) -> list[float]:
+        return [key(f) for f in figures]
+
+    def pct(p):
+        return lambda f: percentile(f["durations"], p) if f["durations"] else float("nan")
+
+    errors = [f"{k} ×{v}" for f in ours + peer for k, v in f["errors"].items()]
+    steps = ours[-1]["steps"]
+    breakdown = ", ".join(f"{k} {statistics.median(v) * 1000:.0f} ms" for k, v in steps.items() if v)
+    client_cpu = ", ".join(f"{f['client_cpu']:.0f} s" for f in ours + peer)
+    retries = ", ".join(json.dumps(f.get("retries", {})) for f in ours + peer)
+    return [
+        result(name, "time to last machine done", "s", per(ours, lambda f: f["wall"]), peer_name,
+               per(peer, lambda f: f["wall"]), False, {"ratio": 1.5},
+               note=(f"{MACHINES} machines, {CONCURRENCY} at once, {reps} storm(s) per server; /ignition from a {how}; "
+                     f"bootserver per-machine median by step: {breakdown}; load client CPU per storm "
+                     f"(ours, peer): {client_cpu}; retransmissions by the machines (ours, peer): {retries}")),
+        result(name, "per-machine p50", "s", per(ours, pct(50)), peer_name, per(peer, pct(50)), False),
+        result(name, "per-machine p99", "s", per(ours, pct(99)), peer_name, per(peer, pct(99)), False),
+        result(name, "errors", "machines", per(ours, lambda f: sum(f["errors"].values())), peer_name,
+               per(peer, lambda f: sum(f["errors"].values())), False, {"exactly": 0},
+               note="; ".join(errors) if errors else None),
+        result(name, "server peak RSS", "MB", per(ours, lambda f: f["rss"]), peer_name, per(peer, lambda f: f["rss"]),
+               False, {"max": 300}),
+        result(name, "server CPU", "s", per(ours, lambda f: f["cpu"]), peer_name, per(peer, lambda f: f["cpu"]), False),
+    ]
+
+
+if __name__ == "__main__":
+    scenario_main(run)
