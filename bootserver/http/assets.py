@@ -84,6 +84,8 @@ def relative_asset_path(raw_target: str) -> str:
         raise Refused("absolute path")
     if any(part in (".", "..") for part in rel.split("/")):
         raise Refused("dot segment in the path")
+    if any(part.startswith(".") for part in rel.split("/")):
+        raise Refused("hidden path (the mirror's manifest, staging and lock files are not served)")
     return rel
 
 

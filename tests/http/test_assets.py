@@ -307,6 +307,9 @@ TRAVERSALS = [
     "/assets/..",
     "/assets/flatcar/%00",
     "http://test/assets/../outside/secret",
+    "/assets/.manifest.json",
+    "/assets/flatcar/.staging/partial",
+    "/assets/..foo/bar",
 ]
 
 
@@ -494,7 +497,7 @@ async def test_concurrent_downloads_are_each_exact(server, client, folder):
     ("/assets/flatcar/current/vmlinuz?mac=x", "flatcar/current/vmlinuz"),
     ("/assets/a%20b", "a b"),
     ("/assets/a//b", "a//b"),
-    ("/assets/..foo/bar..", "..foo/bar.."),
+    ("/assets/foo../bar..", "foo../bar.."),
 ])
 def test_relative_asset_path_accepts(target, expected):
     assert assets.relative_asset_path(target) == expected
