@@ -1,0 +1,149 @@
+"""One lab: namespaces + ordinary DHCP + a boot server + QEMU machines, all under one name prefix.
+
+    lab = Lab("bslab", Path("/var/tmp/bootserver-lab/bslab"), [MachineSpec.make(1, "bios")])
+    lab.up()                      # removes leftovers of an aborted run of the same name first
+    machine = lab.power_on("bios-1")
+    machine.wait_for(DISK_BOOT_RE, timeout=240)
+    lab.down()                    # everything it made, by name
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Protocol
+
+from bootserver.lab import testos
+from bootserver.lab.disk import DISK_MB, create_disk
+from bootserver.lab.netns import SERVER_IP, Topology
+from bootserver.lab.qemu import FIRMWARES, Machine, QemuError, lab_mac
+from bootserver.lab.services import Service, ordinary_dhcp, wait_for_port
+
+#: Serial-console lines that mark the steps of the install story.
+INSTALLED_RE = r"TESTOS-INSTALLED host=(?P<host>\S+)"
+POSTED_RE = r"TESTOS-POSTED installed"
+FAILED_RE = r"TESTOS-FAILED reason=(?P<reason>\S+)"
+DISK_BOOT_RE = r"BOOTSERVER-LAB-DISK-BOOT firmware=(?P<firmware>\w+)"
+HTTP_PORT = 8080
+
+
+@dataclass(frozen=True)
+class MachineSpec:
+    name: str
+    firmware: str
+    mac: str
+    hostname: str
+    in_catalog: bool = True  # False: an unknown MAC, for discovery
+
+    @classmethod
+    def make(cls, index: int, firmware: str, in_catalog: bool = True) -> "MachineSpec":
+        if firmware not in FIRMWARES:
+            raise QemuError(f"unknown firmware {firmware!r}: use one of {', '.join(FIRMWARES)}")
+        name = f"{firmware}-{index}"
+        return cls(name=name, firmware=firmware, mac=lab_mac(index, firmware), hostname=f"lab-{name}",
+                   in_catalog=in_catalog)
+
+
+class BootService(Protocol):
+    """What answers the machines' boot requests from the server namespace (bootserver itself)."""
+
+    def start(self, lab: "Lab") -> None: ...
+
+    def stop(self) -> None: ...
+
+    def timeline(self, mac: str) -> list[dict]: ...
+
+
+class Lab:
+    def __init__(self, prefix: str, workdir: Path, machines: list[MachineSpec], server: BootService,
+                 ipv6_ra: bool = True, log: Callable[[str], None] = print, memory_mb: int = 512,
+                 disk_mb: int = DISK_MB, assets: Path | None = None):
+        self.topology = Topology(prefix)
+        self.workdir = workdir
+        self.specs = {spec.name: spec for spec in machines}
+        if len(self.specs) != len(machines):
+            raise ValueError("machine names must be unique")
+        self.server = server
+        self.ipv6_ra = ipv6_ra
+        self.memory_mb, self.disk_mb = memory_mb, disk_mb
+        self.log = log
+        self.services: list[Service] = []
+        self.machines: dict[str, Machine] = {}
+        self.assets = assets or workdir / "assets"  # the test OS is put here too (under testos/)
+        self.kernel_asset = self.initrd_asset = ""
+
+    @property
+    def server_ip(self) -> str:
+        return SERVER_IP
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{SERVER_IP}:{HTTP_PORT}"
+
+    def up(self) -> None:
+        """Build everything; on any failure, remove what was made and re-raise."""
+        removed = self.topology.destroy(log=self.log)
+        if removed:
+            self.log(f"lab: removed leftovers of an earlier run: {', '.join(removed)}")
+        try:
+            self.workdir.mkdir(parents=True, exist_ok=True)
+            self.kernel_asset, self.initrd_asset = testos.install_into(self.assets)
+            self.topology.create(ipv6_ra=self.ipv6_ra)
+            dhcp = ordinary_dhcp(self.topology.dhcp, self.workdir, ipv6_ra=self.ipv6_ra)
+            dhcp.start()
+            self.services.append(dhcp)
+            wait_for_port(self.topology.dhcp, 67, "udp", service=dhcp)
+            self.server.start(self)
+            for index, spec in enumerate(self.specs.values()):
+                tap = self.topology.add_tap(f"tap{index}")
+                disk = create_disk(self.workdir / f"{spec.name}.disk.img", self.disk_mb)
+                for old in (f"{spec.name}.vars.fd", f"{spec.name}.serial.log"):
+                    (self.workdir / old).unlink(missing_ok=True)  # a fresh machine, a fresh console
+                self.machines[spec.name] = Machine(name=spec.name, mac=spec.mac, firmware=spec.firmware,
+                                                   disk=disk, workdir=self.workdir, tap=tap,
+                                                   memory_mb=self.memory_mb)
+            self._write_state()
+        except BaseException:
+            self.down()
+            raise
+
+    def power_on(self, name: str) -> Machine:
+        machine = self.machines[name]
+        machine.start(self.topology.switch)
+        self.log(f"lab: powered on {name} ({machine.firmware}, {machine.mac})")
+        return machine
+
+    def power_off(self, name: str) -> None:
+        self.machines[name].stop()
+
+    def down(self) -> None:
+        for machine in self.machines.values():
+            machine.stop()
+        self.server.stop()
+        for service in reversed(self.services):
+            service.stop()
+        self.services.clear()
+        self.topology.destroy(log=self.log)
+
+    def _write_state(self) -> None:
+        """What `bootserver lab status` shows when the lab was started by another process."""
+        state = {"prefix": self.topology.prefix, "server": self.base_url,
+                 "machines": [{"name": m.name, "mac": m.mac, "firmware": m.firmware, "serial": str(m.serial_log),
+                               "disk": str(m.disk)} for m in self.machines.values()]}
+        (self.workdir / "lab.json").write_text(json.dumps(state, indent=2) + "\n")
+
+
+def check_host() -> list[str]:
+    """What is missing on this host to run the lab (empty when ready)."""
+    problems = []
+    for tool, package in (("qemu-system-x86_64", "qemu-system-x86"), ("dnsmasq", "dnsmasq-base"),
+                          ("ip", "iproute2"), ("modinfo", "kmod"), ("ss", "iproute2")):
+        if shutil.which(tool) is None:
+            problems.append(f"{tool} not found (install {package})")
+    for path, package in ((Path("/usr/share/OVMF/OVMF_CODE_4M.fd"), "ovmf"), (Path("/bin/busybox"), "busybox-static"),
+                          (Path("/usr/lib/ipxe/ipxe.efi"), "ipxe"), (Path("/dev/net/tun"), "(the tun device)")):
+        if not path.exists():
+            problems.append(f"{path} not found ({package})")
+    return problems
