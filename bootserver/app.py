@@ -122,6 +122,7 @@ class Server:
                 self.runtime.components[name] = False
         self.components.clear()
         if self.runtime:
+            await self.runtime.flush()
             await self.runtime.store.close()
 
 

@@ -3,6 +3,7 @@ boot policy wired to them. Protocol adapters call `decide` and `observe`; nothin
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import OrderedDict
@@ -37,6 +38,7 @@ class Runtime:
         self.components: dict[str, bool] = {}  # name -> running, for /healthz
         self.http_port: int | None = None  # the bound port, once HTTP is listening
         self._ip_to_mac: OrderedDict[str, str] = OrderedDict()
+        self._pending: set[asyncio.Task] = set()  # timeline writes nobody waits for (see observe)
 
     def match(self, request: BootRequest) -> Match | None:
         fallback = self.settings.unknown_profile if self.settings.unknown_machines == "discover" else None
@@ -98,10 +100,17 @@ class Runtime:
         mac = who.mac if isinstance(who, BootRequest) else who
         if source is None and isinstance(who, BootRequest):
             source = who.client_ip
+        event = Event(mac, kind, source, detail or {})
+        if not lifecycle.can_change_state(kind, detail):
+            # A timeline entry that changes nothing: the answer to the machine does not wait for
+            # its commit. State-changing events (installer reports, install started) are awaited.
+            task = asyncio.get_running_loop().create_task(self._record_quietly(event))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+            return
         try:
-            await self.store.record(Event(mac, kind, source, detail or {}))
-            if not lifecycle.can_change_state(kind, detail):
-                return
+            await self.flush()  # keep the timeline in the order things happened
+            await self.store.record(event)
             record = await self.store.get(mac)
             if record is None:
                 return
@@ -115,6 +124,17 @@ class Runtime:
             if kind in lifecycle.TRANSITIONS:
                 raise
             log.warning("machine %s: %s event not applied: %s", mac, kind, exc)
+
+    async def _record_quietly(self, event: Event) -> None:
+        try:
+            await self.store.record(event)
+        except Exception as exc:  # the store logs and buffers outages; never fail a boot for the timeline
+            log.warning("machine %s: %s event not recorded: %s", event.mac, event.kind, exc)
+
+    async def flush(self) -> None:
+        """Wait for timeline writes still in flight (called before the store closes)."""
+        while self._pending:
+            await asyncio.gather(*list(self._pending), return_exceptions=True)
 
     def advertise_url(self, local_ip: str | None = None) -> str:
         """The HTTP base URL to give a machine that reached us at `local_ip` (DHCP, TFTP)."""

@@ -197,6 +197,7 @@ class SqliteStore:
         self._writer: _GroupCommitWriter | None = None
         self._reader: ThreadPoolExecutor | None = None
         self._read_conn: sqlite3.Connection | None = None
+        self._lookup_conn: sqlite3.Connection | None = None  # used on the loop thread: see get()
 
     def __repr__(self) -> str:
         return f"SqliteStore({str(self.path)!r})"
@@ -215,12 +216,17 @@ class SqliteStore:
             raise StoreError(f"cannot use {self.path} as the state database: {exc}") from None
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-reader")
         self._read_conn = await loop.run_in_executor(self._reader, _connect, self.path)
+        self._lookup_conn = _connect(self.path)
+        self._lookup_conn.execute("PRAGMA busy_timeout = 50")
 
     async def close(self) -> None:
         if self._writer is not None:
             self._writer.stop()
             await asyncio.get_running_loop().run_in_executor(None, self._writer.join)
             self._writer = None
+        if self._lookup_conn is not None:
+            self._lookup_conn.close()
+            self._lookup_conn = None
         if self._reader is not None:
             await asyncio.get_running_loop().run_in_executor(self._reader, self._read_conn.close)
             self._reader.shutdown()
@@ -242,7 +248,18 @@ class SqliteStore:
         return await self._writer.submit(op)
 
     async def get(self, mac: str) -> MachineRecord | None:
-        rows = await self._read(f"SELECT {MACHINE_SELECT} FROM machines WHERE mac = ?", (mac,))
+        """A primary-key lookup, done on the loop: in WAL mode it takes microseconds and never waits
+        for the writer, while a hop to the reader thread costs ten times that on every boot request.
+        A rare lock (recovery, checkpoint) falls back to the reader thread."""
+        sql = f"SELECT {MACHINE_SELECT} FROM machines WHERE mac = ?"
+        rows = None
+        if self._lookup_conn is not None:
+            try:
+                rows = self._lookup_conn.execute(sql, (mac,)).fetchall()
+            except sqlite3.OperationalError:
+                rows = None
+        if rows is None:
+            rows = await self._read(sql, (mac,))
         return machine_from_row(rows[0]) if rows else None
 
     async def ensure(self, mac: str, *, state: str, **facts: Any) -> MachineRecord:

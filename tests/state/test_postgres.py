@@ -181,7 +181,9 @@ async def test_boots_keep_working_from_the_catalog_during_an_outage(pg_url, cata
             with pytest.raises(StoreUnavailable):  # the installer must be told to try again
                 await runtime.observe(node1, "installer.installed")
         messages = [r.getMessage() for r in caplog.records]
-        assert any("deciding from its last known record" in m for m in messages)
+        # node1's decision came from its last known record (asserted above); whether a write was
+        # attempted for it (and logged per machine) depends on whether its record needed refreshing
+        assert any("became unreachable" in m and "boots go on from the catalog" in m for m in messages)
         assert any("deciding from the catalog alone" in m for m in messages)
         await relay.start()
         for _ in range(100):
