@@ -93,37 +93,47 @@ class Runtime:
                       source: str | None = None) -> None:
         """Record a timeline event for a machine (by request or MAC) and apply lifecycle transitions.
 
-        With the store unreachable, the event waits in the store's buffer and this returns, except
-        for events that change state (installer reports): those raise StoreUnavailable, so the
-        installer is told to try again instead of an install being forgotten.
+        An event that moves the machine to another state is awaited until it is durable, and with
+        the store unreachable it raises StoreUnavailable for installer reports, so the installer is
+        told to try again instead of an install being forgotten. Every other event (most of the
+        timeline) is queued in order without holding up the answer to the machine.
         """
         mac = who.mac if isinstance(who, BootRequest) else who
         if source is None and isinstance(who, BootRequest):
             source = who.client_ip
         event = Event(mac, kind, source, detail or {})
-        if not lifecycle.can_change_state(kind, detail):
-            # A timeline entry that changes nothing: the answer to the machine does not wait for
-            # its commit. State-changing events (installer reports, install started) are awaited.
+        try:
+            record, new_state = None, None
+            if lifecycle.can_change_state(kind, detail):
+                record = await self.store.get(mac)
+                if record is not None:
+                    profile = self.catalog.profiles.get(record.profile or "")
+                    new_state = lifecycle.next_state(record.state, kind,
+                                                     profile.after_install if profile else None, detail)
+            if new_state is None or new_state == record.state:
+                self._record_later(event)
+                return
+            await self.flush()  # keep the timeline in the order things happened
+            await self.store.record(event)
+            await self.store.set_state(mac, new_state)
+            log.info("machine %s (%s): %s -> %s after %s", record.name or "unknown", mac, record.state,
+                     new_state, kind)
+        except StoreUnavailable as exc:
+            if kind in lifecycle.TRANSITIONS:
+                raise
+            log.warning("machine %s: %s event not applied: %s", mac, kind, exc)
+
+    def _record_later(self, event: Event) -> None:
+        record_later = getattr(self.store, "record_later", None)
+        if record_later is None:  # no queue in this store: a task keeps the answer from waiting
             task = asyncio.get_running_loop().create_task(self._record_quietly(event))
             self._pending.add(task)
             task.add_done_callback(self._pending.discard)
             return
         try:
-            await self.flush()  # keep the timeline in the order things happened
-            await self.store.record(event)
-            record = await self.store.get(mac)
-            if record is None:
-                return
-            profile = self.catalog.profiles.get(record.profile or "")
-            old = record.state
-            new_state = lifecycle.next_state(old, kind, profile.after_install if profile else None, detail)
-            if new_state and new_state != old:
-                await self.store.set_state(mac, new_state)
-                log.info("machine %s (%s): %s -> %s after %s", record.name or "unknown", mac, old, new_state, kind)
-        except StoreUnavailable as exc:
-            if kind in lifecycle.TRANSITIONS:
-                raise
-            log.warning("machine %s: %s event not applied: %s", mac, kind, exc)
+            record_later(event)
+        except Exception as exc:  # never fail a boot for the timeline
+            log.warning("machine %s: %s event not recorded: %s", event.mac, event.kind, exc)
 
     async def _record_quietly(self, event: Event) -> None:
         try:

@@ -96,6 +96,9 @@ class Store(Protocol):
         """Append to the timeline. Returns after the event is durable (True), or False if the
         backend is unreachable and the event waits in a bounded in-memory buffer."""
 
+    # Optional: `def record_later(self, event: Event) -> None` queues an event without waiting for
+    # its commit, keeping queue order (SQLite, memory). Without it, the runtime uses a task.
+
     async def events(self, mac: str, limit: int = 100, before: int | None = None) -> list[Event]:
         """The newest `limit` events with seq < `before` (all when None), oldest first."""
 

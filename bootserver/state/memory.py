@@ -52,9 +52,12 @@ class MemoryStore:
         return dataclasses.replace(rec)
 
     async def record(self, event: Event) -> bool:
+        self.record_later(event)
+        return True
+
+    def record_later(self, event: Event) -> None:
         event = dataclasses.replace(event, seq=next(self._seq))
         self._events.setdefault(event.mac, deque(maxlen=self._retention)).append(event)
-        return True
 
     async def events(self, mac: str, limit: int = 100, before: int | None = None) -> list[Event]:
         found = [e for e in self._events.get(mac, ()) if before is None or e.seq < before]

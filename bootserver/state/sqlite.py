@@ -189,6 +189,11 @@ def _migrate(conn: sqlite3.Connection, where: str) -> None:
         raise
 
 
+def _log_failed_event(fut: asyncio.Future) -> None:
+    if not fut.cancelled() and fut.exception() is not None:
+        log.warning("timeline event not recorded: %s", fut.exception())
+
+
 class SqliteStore:
     def __init__(self, path: str | Path, retention: int = 1000, *, max_batch: int = 1000) -> None:
         self.path = Path(path)
@@ -282,6 +287,12 @@ class SqliteStore:
 
     async def record(self, event: Event) -> bool:
         return await self._write(event)
+
+    def record_later(self, event: Event) -> None:
+        """Queue the event for the next group commit without waiting for it (queue order is kept)."""
+        if self._writer is None:
+            raise StoreError("the state store is not open")
+        self._writer.submit(event).add_done_callback(_log_failed_event)
 
     async def events(self, mac: str, limit: int = 100, before: int | None = None) -> list[Event]:
         rows = await self._read(
