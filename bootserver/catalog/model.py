@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -80,7 +81,7 @@ class Selector:
     uuid: str | None = None
     labels: Mapping[str, str] = field(default_factory=lambda: EMPTY)
 
-    @property
+    @functools.cached_property
     def size(self) -> int:
         """How many keys the selector sets: more keys = more specific."""
         return sum(v is not None for v in (self.mac_prefix, self.arch, self.subnet, self.uuid)) + len(self.labels)

@@ -56,7 +56,7 @@ class MemoryStore:
         return True
 
     def record_later(self, event: Event) -> None:
-        event = dataclasses.replace(event, seq=next(self._seq))
+        event.seq = next(self._seq)  # the event is the caller's to give away, as with the SQL stores
         self._events.setdefault(event.mac, deque(maxlen=self._retention)).append(event)
 
     async def events(self, mac: str, limit: int = 100, before: int | None = None) -> list[Event]:
