@@ -187,12 +187,7 @@ AREAS = {
 def _add_areas(sub) -> dict:
     loaded = {}
     for name, (module_name, summary) in AREAS.items():
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError:
-            p = sub.add_parser(name, help=f"{summary} (not available in this build)")
-            p.add_argument("rest", nargs=argparse.REMAINDER)
-            continue
+        module = importlib.import_module(module_name)
         p = sub.add_parser(name, help=summary, formatter_class=_formatter,
                            description=(module.__doc__ or summary).strip())
         if name != "butane":
@@ -225,9 +220,6 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in areas:
             module = areas[args.command]
             return module.run(args) if args.command == "butane" else module.run(args, _settings(args))
-        if args.command in AREAS:
-            print(f"bootserver {args.command}: not available in this build yet", file=sys.stderr)
-            return 2
         parser.print_help()
         return 2
     except SettingsError as exc:

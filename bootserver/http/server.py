@@ -8,7 +8,7 @@ import time
 from aiohttp import web
 from prometheus_client import Counter
 
-from bootserver.http import boot, events, health, ignition, loaders, metadata
+from bootserver.http import admin, assets, boot, events, health, ignition, loaders, metadata
 from bootserver.http.common import MAC, MACHINE, RUNTIME
 from bootserver.metrics import REGISTRY
 from bootserver.runtime import Runtime
@@ -53,10 +53,6 @@ def make_app(runtime: Runtime) -> web.Application:
     app[RUNTIME] = runtime
     for module in (boot, ignition, metadata, events, health, loaders):
         module.add_routes(app)
-    for optional in ("assets", "admin"):
-        try:
-            module = __import__(f"bootserver.http.{optional}", fromlist=["add_routes"])
-        except ImportError:
-            continue
+    for module in (assets, admin):  # these keep per-server state, so they take the runtime
         module.add_routes(app, runtime)
     return app
