@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from bench.common import random_file
 from bootserver.catalog.model import Catalog
 from bootserver.config import Settings
 from bootserver.runtime import Runtime
@@ -18,27 +18,17 @@ from tests.tftp.tftp_helpers import CLIENT_MAC
 ROLLOVER_SIZE = 65_700 * 512 + 100  # more than 65,535 blocks at blksize 512
 
 
-def _random_file(path: Path, size: int) -> Path:
-    with open(path, "wb") as f:
-        left = size
-        while left:
-            chunk = min(left, 1 << 22)
-            f.write(os.urandom(chunk))
-            left -= chunk
-    return path
-
-
 @pytest.fixture(scope="session")
 def files(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("tftproot")
-    _random_file(root / "f1m", 1 << 20)
-    _random_file(root / "f100k", 100_000)
-    _random_file(root / "f64m", 64 << 20)
-    _random_file(root / "rollover", ROLLOVER_SIZE)
-    _random_file(root / "exact1024", 4 * 1024)  # a multiple of the block size: ends with an empty block
+    random_file(root / "f1m", 1 << 20)
+    random_file(root / "f100k", 100_000)
+    random_file(root / "f64m", 64 << 20)
+    random_file(root / "rollover", ROLLOVER_SIZE)
+    random_file(root / "exact1024", 4 * 1024)  # a multiple of the block size: ends with an empty block
     (root / "empty").write_bytes(b"")
     (root / "sub").mkdir()
-    _random_file(root / "sub" / "nested.bin", 3000)
+    random_file(root / "sub" / "nested.bin", 3000)
     (root / "inside-link").symlink_to(root / "sub" / "nested.bin")
     (root / "escape-link").symlink_to("/etc/passwd")
     (root / "escape-dir").symlink_to("/etc")
