@@ -13,7 +13,7 @@ import json
 import posixpath
 import re
 
-from .butane.report import Path, Report
+from .report import Path, Report
 
 KNOWN_VERSIONS = frozenset(("3.0.0", "3.1.0", "3.2.0", "3.3.0", "3.4.0", "3.4.0-experimental"))
 DUPLICATE = "duplicate entry defined"

@@ -23,7 +23,7 @@ from pathlib import Path
 from bootserver.render import butane
 from bootserver.render.butane import schema, validate, yamlsrc
 from bootserver.render.butane.decode import decode
-from bootserver.render.butane.report import path_string
+from bootserver.render.report import path_string
 from bootserver.render.butane.translate import Translator
 from tests.conftest import shared_dir
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from .. import ignition_check
 from . import schema, validate, yamlsrc
 from .decode import Decoded, decode
-from .report import Entry, Report, path_string
+from ..report import Entry, Report, path_string
 from .translate import Translator
 
 __all__ = ["ButaneError", "Result", "translate", "Entry", "Report", "path_string"]

@@ -16,7 +16,7 @@ import stat
 
 from . import dataurl, localfiles, schema
 from .validate import check_embedded_ignition
-from .report import Path, Report
+from ..report import Path, Report
 from .schema import ListOf, Struct
 
 NODE_EXISTS = "matching filesystem node has existing contents or different type"
