@@ -18,7 +18,7 @@ from bootserver.boot.matching import Match, match_for
 from bootserver.boot.request import BootRequest
 from bootserver.catalog.model import Catalog, Profile
 from bootserver.config import Settings
-from bootserver.render import profile_ignition
+from bootserver.render import served_ignition
 from bootserver.render.context import template_context
 from bootserver import discovery
 from bootserver.state.base import Store, StoreError, StoreUnavailable, UnknownMachine
@@ -122,13 +122,13 @@ class Runtime:
         """The Ignition config a matched machine is served (`stage="final"`: what its installer writes).
 
         Without the machine's `token` (store unreachable) the config has no events URL. Raises
-        LookupError (no such config), ValueError (bad stage) or profile_ignition.RenderError.
+        LookupError (no such config), ValueError (bad stage) or render.errors.RenderError.
         """
-        profile = profile_ignition.profile_for_stage(found.profile, stage, self.catalog)
+        profile = served_ignition.profile_for_stage(found.profile, stage, self.catalog)
         if profile.ignition is None:
             raise LookupError(f"profile {profile.name} has no ignition config")
         context = template_context(found, request, base, token)
-        return profile, profile_ignition.for_profile(profile, context, self.catalog)
+        return profile, served_ignition.config_bytes(profile, context, self.catalog)
 
     async def _remember(self, request: BootRequest, found: Match | None,
                         record: MachineRecord | None) -> MachineRecord:

@@ -15,7 +15,7 @@ from bootserver.render.args import ArgError
 from bootserver.render.context import plain
 from bootserver.render.ipxe import script_for
 from bootserver.render.metadata import metadata_lines
-from bootserver.render.profile_ignition import RenderError
+from bootserver.render.errors import RenderError
 from bootserver.runtime import Runtime
 from bootserver.state import open_store
 

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from bootserver.boot.request import Stage
 from bootserver.http.common import MACHINE, base_url, boot_request, runtime_of
-from bootserver.render.profile_ignition import RenderError
+from bootserver.render.errors import RenderError
 
 log = logging.getLogger("bootserver.http")
 
