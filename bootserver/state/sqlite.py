@@ -20,8 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
-from bootserver.state.base import (Event, MachineRecord, StoreError, StoreUnavailable, UnknownMachine,
-                                   check_facts)
+from bootserver.state.base import (Event, MachineRecord, StateChanged, StoreError, StoreUnavailable,
+                                   UnknownMachine, check_facts)
 from bootserver.state.metrics import COMMIT_BATCH, COMMIT_SECONDS, EVENTS_COMMITTED
 from bootserver.state.sql import (SQLITE, Statements, detail_json, event_from_row, machine_from_row,
                                   new_machine_row, pending_migrations)
@@ -251,11 +251,17 @@ class SqliteStore:
         row = new_machine_row(mac, state, secrets.token_urlsafe(24), time.time(), facts)
         return await self._write(lambda conn: machine_from_row(conn.execute(SQL.upsert_machine, row).fetchone()))
 
-    async def set_state(self, mac: str, state: str) -> MachineRecord:
-        def op(conn: sqlite3.Connection) -> MachineRecord:
-            found = conn.execute(SQL.set_state, (state, time.time(), mac)).fetchone()
+    async def set_state(self, mac: str, state: str, *, expected: str | None = None) -> MachineRecord:
+        def op(conn: sqlite3.Connection) -> MachineRecord:  # one transaction: the check cannot go stale
+            if expected is None:
+                found = conn.execute(SQL.set_state, (state, time.time(), mac)).fetchone()
+            else:
+                found = conn.execute(SQL.set_state_if, (state, time.time(), mac, expected)).fetchone()
             if found is None:
-                raise UnknownMachine(mac)
+                current = conn.execute(SQL.state_of, (mac,)).fetchone()
+                if current is None:
+                    raise UnknownMachine(mac)
+                raise StateChanged(mac, expected, current[0])
             return machine_from_row(found)
         return await self._write(op)
 
