@@ -128,8 +128,11 @@ class Runtime:
         profile = served_ignition.profile_for_stage(found.profile, stage, self.catalog)
         if profile.ignition is None:
             raise LookupError(f"profile {profile.name} has no ignition config")
-        context = template_context(found, request, base, token)
-        return profile, served_ignition.config_bytes(profile, context, self.catalog)
+        context, catalog = template_context(found, request, base, token), self.catalog
+        body = served_ignition.cached_config(profile, context, catalog)
+        if body is None:  # a cold render reads files and runs Butane: never on the loop DHCP and TFTP share
+            body = await asyncio.to_thread(served_ignition.config_bytes, profile, context, catalog)
+        return profile, body
 
     async def _remember(self, request: BootRequest, found: Match | None,
                         record: MachineRecord | None) -> MachineRecord:

@@ -201,7 +201,7 @@ class SqliteStore:
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-reader")
         self._read_conn = await loop.run_in_executor(self._reader, _connect, self.path)
         self._lookup_conn = _connect(self.path)
-        self._lookup_conn.execute("PRAGMA busy_timeout = 50")
+        self._lookup_conn.execute("PRAGMA busy_timeout = 0")  # never wait on the loop: a lock falls back
 
     async def close(self) -> None:
         if self._writer is not None:
@@ -234,7 +234,8 @@ class SqliteStore:
     async def get(self, mac: str) -> MachineRecord | None:
         """A primary-key lookup, done on the loop: in WAL mode it takes microseconds and never waits
         for the writer, while a hop to the reader thread costs ten times that on every boot request.
-        A rare lock (recovery, checkpoint) falls back to the reader thread."""
+        The loop's connection has no busy timeout: a rare lock (recovery, checkpoint) fails at once
+        and the lookup goes to the reader thread, which may wait."""
         sql = SQL.machine_by_mac
         rows = None
         if self._lookup_conn is not None:
