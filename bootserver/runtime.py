@@ -22,7 +22,7 @@ from bootserver.config import Settings
 from bootserver.render import served_ignition
 from bootserver.render.context import template_context
 from bootserver import discovery
-from bootserver.state.base import StateChanged, Store, StoreError, StoreUnavailable, UnknownMachine
+from bootserver.state.base import AlreadyRecorded, StateChanged, Store, StoreError, StoreUnavailable, UnknownMachine
 
 #: What adapters may catch from the intent methods (the store's faults, as Runtime passes them on).
 __all__ = ["INSTALLER_EVENTS", "NotAdopted", "Runtime", "StateChanged", "StoreError", "StoreUnavailable",
@@ -185,7 +185,11 @@ class Runtime:
             if not lifecycle.can_change_state(kind, detail):
                 self._record_later(event)
                 return
-            moved = await self._transition(event)
+            try:
+                moved = await self._transition(event)
+            except AlreadyRecorded:  # a retried report that won a transition through another replica
+                log.info("machine %s: %s with key %s is already recorded: a retry, not applied again", mac, kind, key)
+                return
             if moved is not None:
                 log.info("machine %s (%s): %s -> %s after %s", moved[1].name or "unknown", mac, moved[0],
                          moved[1].state, kind)

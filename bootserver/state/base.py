@@ -41,6 +41,15 @@ class StateChanged(StoreError):
         self.mac, self.expected, self.current = mac, expected, current
 
 
+class AlreadyRecorded(StoreError):
+    """A transition's event carries an idempotency key the timeline already holds (a retried report,
+    maybe through another replica): the transition was rolled back, nothing was written."""
+
+    def __init__(self, mac: str, key: str) -> None:
+        super().__init__(f"machine {mac}: an event with idempotency key {key} is already recorded")
+        self.mac, self.key = mac, key
+
+
 def redact(url: str) -> str:
     """A state URL without its password, for logs and errors."""
     parts = urlsplit(url)
@@ -69,7 +78,8 @@ class Store(Protocol):
         """Move the machine to `state`; raises UnknownMachine if it does not exist. With `expected`,
         a compare-and-set (`UPDATE … WHERE state = expected`): raises StateChanged, writing
         nothing, when the machine is no longer in `expected`. `event` is appended to the timeline
-        in the same transaction, so rival transitions (other replicas) appear in the order they won."""
+        in the same transaction, so rival transitions (other replicas) appear in the order they won; if
+        its idempotency key is already recorded, raises AlreadyRecorded and nothing is written."""
 
     async def record(self, event: Event) -> bool:
         """Append to the timeline. Returns after the event is durable (True), or False if the

@@ -9,7 +9,7 @@ import time
 from collections import deque
 from typing import Any
 
-from bootserver.state.base import Event, MachineRecord, StateChanged, UnknownMachine, check_facts
+from bootserver.state.base import AlreadyRecorded, Event, MachineRecord, StateChanged, UnknownMachine, check_facts
 
 
 class MemoryStore:
@@ -50,6 +50,8 @@ class MemoryStore:
             raise UnknownMachine(mac)
         if expected is not None and rec.state != expected:
             raise StateChanged(mac, expected, rec.state)
+        if event is not None and event.key is not None and self._key_seen(mac, event.key):
+            raise AlreadyRecorded(mac, event.key)
         rec.state = state
         rec.state_changed = time.time()
         if event is not None:

@@ -19,7 +19,7 @@ from typing import Any, Awaitable, Callable
 
 import asyncpg
 
-from bootserver.state.base import (Event, MachineRecord, StateChanged, StoreError, StoreUnavailable, UnknownMachine,
+from bootserver.state.base import (AlreadyRecorded, Event, MachineRecord, StateChanged, StoreError, StoreUnavailable, UnknownMachine,
                                    check_facts, redact)
 from bootserver.state.metrics import (COMMIT_BATCH, COMMIT_SECONDS, EVENTS_BUFFERED, EVENTS_COMMITTED,
                                       EVENTS_DROPPED)
@@ -240,7 +240,8 @@ class PostgresStore:
                 if row is None:
                     return row, await conn.fetchval(SQL.state_of, mac)
                 if event is not None:
-                    await conn.execute(SQL.insert_event, *event_row(event))
+                    if await conn.fetchval(SQL.insert_event_seq, *event_row(event)) is None:
+                        raise AlreadyRecorded(mac, event.key)  # rolls the transition back
                     await conn.execute(SQL.trim_events, mac, self._retention)
                 return row, None
         row, current = await self._run(work)

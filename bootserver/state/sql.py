@@ -64,6 +64,7 @@ class Statements:
         self.insert_event = (f"INSERT INTO events (mac, kind, source, detail, at, event_key) "
                              f"VALUES ({p(1)}, {p(2)}, {p(3)}, {p(4)}{d.json_in}, {p(5)}, {p(6)}) "
                              "ON CONFLICT (mac, event_key) WHERE event_key IS NOT NULL DO NOTHING")
+        self.insert_event_seq = self.insert_event + " RETURNING seq"  # no row: the key was already there
         self.event_key_seen = f"SELECT 1 FROM events WHERE mac = {p(1)} AND event_key = {p(2)}"
         self.trim_events = (f"DELETE FROM events WHERE mac = {p(1)} AND seq <= "
                             f"(SELECT seq FROM events WHERE mac = {p(1)} ORDER BY seq DESC LIMIT 1 OFFSET {p(2)})")

@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
-from bootserver.state.base import (Event, MachineRecord, StateChanged, StoreError, StoreUnavailable,
+from bootserver.state.base import (AlreadyRecorded, Event, MachineRecord, StateChanged, StoreError, StoreUnavailable,
                                    UnknownMachine, check_facts)
 from bootserver.state.metrics import COMMIT_BATCH, COMMIT_SECONDS, EVENTS_COMMITTED
 from bootserver.state.sql import (SQLITE, Statements, event_from_row, event_row, machine_from_row,
@@ -255,6 +255,9 @@ class SqliteStore:
     async def set_state(self, mac: str, state: str, *, expected: str | None = None,
                         event: Event | None = None) -> MachineRecord:
         def op(conn: sqlite3.Connection) -> MachineRecord:  # one transaction: the check cannot go stale
+            if event is not None and event.key is not None and conn.execute(SQL.event_key_seen,
+                                                                             (mac, event.key)).fetchone():
+                raise AlreadyRecorded(mac, event.key)
             if expected is None:
                 found = conn.execute(SQL.set_state, (state, time.time(), mac)).fetchone()
             else:
