@@ -14,8 +14,10 @@ from bootserver.boot.request import BootRequest
 from bootserver.catalog.matching import Match, match
 from bootserver.catalog.model import Catalog
 from bootserver.config import Settings
+from bootserver.omaha.codec import AppAnswer, OmahaApp
 from bootserver.state import discovery
 from bootserver.state.base import Event, MachineRecord, Store, StoreUnavailable
+from bootserver.update_service import UpdateService
 
 log = logging.getLogger("bootserver.boot")
 LAST_SEEN_RESOLUTION = 60.0  # seconds: a machine's last_seen is refreshed at most this often
@@ -39,6 +41,7 @@ class Runtime:
         self.http_port: int | None = None  # the bound port, once HTTP is listening
         self._ip_to_mac: OrderedDict[str, str] = OrderedDict()
         self._pending: set[asyncio.Task] = set()  # timeline writes nobody waits for (see observe)
+        self._updates = UpdateService(self)
 
     def match(self, request: BootRequest) -> Match | None:
         fallback = self.settings.unknown_profile if self.settings.unknown_machines == "discover" else None
@@ -145,6 +148,19 @@ class Runtime:
         """Wait for timeline writes still in flight (called before the store closes)."""
         while self._pending:
             await asyncio.gather(*list(self._pending), return_exceptions=True)
+
+    async def update_check(self, app: OmahaApp, client_ip: str | None, base_url: str) -> AppAnswer:
+        """Answer one app of an Omaha request from update_engine: record its events and version,
+        and offer the update its catalog entry's policy allows (see update_service)."""
+        return await self._updates.check(app, client_ip, base_url)
+
+    async def updates_status(self) -> dict[str, Any]:
+        """Every rollout (policy, target, machines updating) and every machine's update state."""
+        return await self._updates.status()
+
+    async def updates_pause(self, rollout: str | None, paused: bool) -> dict[str, Any]:
+        """Pause or resume one rollout ("group/NAME", "profile/NAME") or, with None, all of them."""
+        return await self._updates.pause(rollout, paused)
 
     def advertise_url(self, local_ip: str | None = None) -> str:
         """The HTTP base URL to give a machine that reached us at `local_ip` (DHCP, TFTP)."""

@@ -29,7 +29,7 @@ def _is_loopback(remote: str | None) -> bool:
         return False
 
 
-def _authorize(request: web.Request, token: str | None) -> None:
+def authorize(request: web.Request, token: str | None) -> None:
     if token is None:
         if not _is_loopback(request.remote):
             log.warning("admin API: refused %s %s from %s: not loopback and no admin_token is set",
@@ -77,7 +77,7 @@ def add_routes(app: web.Application, runtime) -> None:
     def guarded(handler):
         """Authorize, then turn store answers into HTTP statuses."""
         async def run(request: web.Request) -> web.Response:
-            _authorize(request, runtime.settings.admin_token)
+            authorize(request, runtime.settings.admin_token)
             try:
                 return await handler(request)
             except UnknownMachine as exc:

@@ -9,10 +9,11 @@ import time
 from collections import deque
 from typing import Any
 
+from bootserver.state.updates_memory import MemoryUpdates
 from bootserver.state.base import Event, MachineRecord, UnknownMachine, check_facts
 
 
-class MemoryStore:
+class MemoryStore(MemoryUpdates):
     def __init__(self, retention: int = 1000) -> None:
         self._machines: dict[str, MachineRecord] = {}
         self._events: dict[str, deque[Event]] = {}

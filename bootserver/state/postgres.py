@@ -23,6 +23,8 @@ from bootserver.state.base import (Event, MachineRecord, StoreError, StoreUnavai
                                    redact)
 from bootserver.state.metrics import (COMMIT_BATCH, COMMIT_SECONDS, EVENTS_BUFFERED, EVENTS_COMMITTED,
                                       EVENTS_DROPPED)
+from bootserver.state import updates_sql
+from bootserver.state.updates_postgres import PostgresUpdates
 from bootserver.state.sql import (MACHINE_COLUMNS, MACHINE_SELECT, detail_json, event_from_row,
                                   machine_from_row, pending_migrations)
 
@@ -47,6 +49,7 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
              source TEXT, detail JSONB NOT NULL DEFAULT '{}', at DOUBLE PRECISION NOT NULL)""",
         "CREATE INDEX events_mac_seq ON events (mac, seq)",
     ]),
+    (2, updates_sql.migration("DOUBLE PRECISION")),
 ]
 
 _INSERT_EVENT = "INSERT INTO events (mac, kind, source, detail, at) VALUES ($1, $2, $3, $4::jsonb, $5)"
@@ -62,7 +65,7 @@ _UPSERT_MACHINE = (
 _EVENT_SELECT = "SELECT seq, mac, kind, source, detail::text, at FROM events"
 
 
-class PostgresStore:
+class PostgresStore(PostgresUpdates):
     def __init__(self, url: str, retention: int = 1000, *, start_timeout: float = 60.0,
                  buffer_limit: int = 10_000, max_batch: int = 1000, pool_size: int = 8) -> None:
         self.url = url

@@ -23,6 +23,8 @@ from typing import Any, Callable
 from bootserver.state.base import (Event, MachineRecord, StoreError, StoreUnavailable, UnknownMachine,
                                    check_facts)
 from bootserver.state.metrics import COMMIT_BATCH, COMMIT_SECONDS, EVENTS_COMMITTED
+from bootserver.state import updates_sql
+from bootserver.state.updates_sqlite import SqliteUpdates
 from bootserver.state.sql import (MACHINE_COLUMNS, MACHINE_SELECT, detail_json, event_from_row,
                                   machine_from_row, pending_migrations)
 
@@ -40,6 +42,7 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
              source TEXT, detail TEXT NOT NULL DEFAULT '{}', at REAL NOT NULL)""",
         "CREATE INDEX events_mac_seq ON events (mac, seq)",
     ]),
+    (2, updates_sql.migration("REAL")),
 ]
 
 _INSERT_EVENT = "INSERT INTO events (mac, kind, source, detail, at) VALUES (?, ?, ?, ?, ?)"
@@ -194,7 +197,7 @@ def _log_failed_event(fut: asyncio.Future) -> None:
         log.warning("timeline event not recorded: %s", fut.exception())
 
 
-class SqliteStore:
+class SqliteStore(SqliteUpdates):
     def __init__(self, path: str | Path, retention: int = 1000, *, max_batch: int = 1000) -> None:
         self.path = Path(path)
         self._retention = retention
