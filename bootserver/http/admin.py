@@ -16,7 +16,8 @@ from aiohttp import web
 from bootserver.http.common import MAC
 from bootserver.catalog.mac import MacError, normalize_mac
 from bootserver.state.base import StoreUnavailable, UnknownMachine
-from bootserver.state.views import NotAdopted, event_view, machine_view, next_boot, reinstall
+from bootserver.state.views import (NotAdopted, event_view, machine_view, machine_views, next_boot, reinstall,
+                                    update_of)
 
 log = logging.getLogger("bootserver.admin")
 MAX_EVENTS = 1000
@@ -88,14 +89,14 @@ def add_routes(app: web.Application, runtime) -> None:
 
     async def list_machines(request: web.Request) -> web.Response:
         state = request.query.get("state") or None
-        return web.json_response({"machines": [machine_view(m) for m in await store.machines(state)]})
+        return web.json_response({"machines": await machine_views(store, state)})
 
     async def show_machine(request: web.Request) -> web.Response:
         mac = _mac(request)
         record = await store.get(mac)
         if record is None:
             raise UnknownMachine(mac)
-        return web.json_response({**machine_view(record),
+        return web.json_response({**machine_view(record, await update_of(store, mac)),
                                   "next_boot": next_boot(record, runtime.catalog, runtime.settings)})
 
     async def machine_events(request: web.Request) -> web.Response:

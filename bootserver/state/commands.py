@@ -31,7 +31,8 @@ from bootserver.catalog.loader import CatalogError, load_catalog
 from bootserver.catalog.mac import MacError, normalize_mac
 from bootserver.config import Settings
 from bootserver.state import StoreError, UnknownMachine, connect_store
-from bootserver.state.views import NotAdopted, event_view, machine_view, next_boot, reinstall
+from bootserver.state.views import (NotAdopted, event_view, machine_view, machine_views, next_boot, reinstall,
+                                    update_of)
 
 
 class CommandError(Exception):
@@ -149,16 +150,17 @@ class StoreSource:
         return set(catalog.profiles) if catalog else None
 
     async def machines(self, state: str | None) -> list[dict]:
-        return [machine_view(m) for m in await self._store.machines(state)]
+        return await machine_views(self._store, state)
 
     async def machine(self, mac: str) -> dict:
         record = await self._store.get(mac)
         if record is None:
             raise CommandError(f"no machine {mac} in the state store")
+        view = machine_view(record, await update_of(self._store, mac))
         catalog = self._catalog()
         if catalog is None:
-            return machine_view(record)
-        return {**machine_view(record), "next_boot": next_boot(record, catalog, self._settings)}
+            return view
+        return {**view, "next_boot": next_boot(record, catalog, self._settings)}
 
     async def events(self, mac: str, limit: int, before: int | None) -> dict:
         events = await self._store.events(mac, limit, before)
@@ -261,9 +263,17 @@ def table(headers: list[str], rows: list[list[Any]]) -> str:
 def machine_table(machines: list[dict]) -> str:
     if not machines:
         return "no machines yet"
-    return table(["MAC", "NAME", "PROFILE", "STATE", "ARCH", "LAST SEEN (UTC)"],
-                 [[m["mac"], m["name"], m["profile"], m["state"], m["arch"], _short(m["last_seen"])]
-                  for m in machines])
+    return table(["MAC", "NAME", "PROFILE", "STATE", "ARCH", "OS", "UPDATE", "LAST SEEN (UTC)"],
+                 [[m["mac"], m["name"], m["profile"], m["state"], m["arch"], m.get("os_version"), _update(m),
+                   _short(m["last_seen"])] for m in machines])
+
+
+def _update(machine: dict) -> str | None:
+    """The update state, with the version it is heading to while an update is under way."""
+    state, target = machine.get("update"), machine.get("update_target")
+    if state in ("offered", "downloading", "downloaded", "applied") and target:
+        return f"{state} -> {target}"
+    return state
 
 
 def discovered_table(machines: list[dict]) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 
 from bootserver.boot import lifecycle
 from bootserver.boot.request import BootRequest
+from bootserver.boot.updates import UpdateRecord
 from bootserver.catalog.matching import match
 from bootserver.catalog.model import Catalog
 from bootserver.config import Settings
@@ -26,11 +27,24 @@ def iso(epoch: float | None) -> str | None:
     return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def machine_view(rec: MachineRecord) -> dict[str, Any]:
+def machine_view(rec: MachineRecord, update: UpdateRecord | None = None) -> dict[str, Any]:
     return {"mac": rec.mac, "name": rec.name, "profile": rec.profile, "state": rec.state, "arch": rec.arch,
             "uuid": rec.uuid, "vendor": rec.vendor, "interface": rec.interface, "client_ip": rec.client_ip,
             "first_seen": iso(rec.first_seen), "last_seen": iso(rec.last_seen),
-            "state_changed": iso(rec.state_changed)}
+            "state_changed": iso(rec.state_changed),
+            "os_version": update.version if update else None, "update": update.status if update else None,
+            "update_target": update.target if update else None}
+
+
+async def machine_views(store: Store, state: str | None = None) -> list[dict[str, Any]]:
+    """Every machine (or those in `state`) with the OS version and update state update_engine reported."""
+    updates = {u.mac: u for u in sorted(await store.update_list(), key=lambda u: u.updated) if u.mac}
+    return [machine_view(m, updates.get(m.mac)) for m in await store.machines(state)]
+
+
+async def update_of(store: Store, mac: str) -> UpdateRecord | None:
+    found = [u for u in await store.update_list() if u.mac == mac]
+    return max(found, key=lambda u: u.updated) if found else None
 
 
 def next_boot(rec: MachineRecord, catalog: Catalog, settings: Settings) -> dict[str, Any]:
