@@ -19,6 +19,8 @@ class MemoryStore(MemoryUpdates):
         self._events: dict[str, deque[Event]] = {}
         self._retention = retention
         self._seq = itertools.count(1)
+        self._updates: dict = {}  # machine-id -> UpdateRecord (see updates_memory)
+        self._pauses: set[str] = set()
 
     async def open(self) -> None:
         pass

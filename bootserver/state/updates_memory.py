@@ -10,25 +10,23 @@ from bootserver.boot.updates import UpdateRecord, holds_slot
 
 
 class MemoryUpdates:
-    """Mixed into MemoryStore: uses its `_machines`."""
+    """Mixed into MemoryStore: uses its `_machines`, `_updates` and `_pauses`."""
 
-    def _update_table(self) -> dict[str, UpdateRecord]:
-        if not hasattr(self, "_updates"):
-            self._updates: dict[str, UpdateRecord] = {}
-            self._pauses: set[str] = set()
-        return self._updates
+    _machines: dict
+    _updates: dict[str, UpdateRecord]
+    _pauses: set[str]
 
     async def update_get(self, machine_id: str) -> UpdateRecord | None:
-        found = self._update_table().get(machine_id)
+        found = self._updates.get(machine_id)
         return dataclasses.replace(found) if found else None
 
     async def update_put(self, record: UpdateRecord) -> None:
-        self._update_table()[record.machine_id] = dataclasses.replace(record)
+        self._updates[record.machine_id] = dataclasses.replace(record)
 
     async def update_claim(self, record: UpdateRecord, max_updating: int | None,
                            max_per_hour: int | None) -> str | None:
         now = time.time()
-        others = [r for r in self._update_table().values()
+        others = [r for r in self._updates.values()
                   if r.rollout == record.rollout and r.machine_id != record.machine_id]
         busy = sum(holds_slot(r, now) for r in others)
         if max_updating is not None and busy >= max_updating:
@@ -40,7 +38,7 @@ class MemoryUpdates:
         return None
 
     async def update_list(self) -> list[UpdateRecord]:
-        return sorted((dataclasses.replace(r) for r in self._update_table().values()),
+        return sorted((dataclasses.replace(r) for r in self._updates.values()),
                       key=lambda r: (r.rollout or "", r.machine_id))
 
     async def mac_for_address(self, ip: str) -> str | None:
@@ -48,9 +46,7 @@ class MemoryUpdates:
         return max(found, key=lambda m: m.last_seen).mac if found else None
 
     async def update_pauses(self) -> set[str]:
-        self._update_table()
         return set(self._pauses)
 
     async def update_pause(self, rollout: str, paused: bool) -> None:
-        self._update_table()
         (self._pauses.add if paused else self._pauses.discard)(rollout)
