@@ -273,8 +273,8 @@ def test_update_payload_and_oem_package_are_mirrored_with_omaha_hashes(cli, serv
         assert info["sha256"] == hashlib.sha256(data).hexdigest()
     assert record["update"] == {"payload": UPDATE, "extras": ["flatcar-docker.gz", "oem-azure.gz"]}
     out = capsys.readouterr().out
-    assert f"update package {UPDATE}: {len(genuine[UPDATE])} bytes, sha256 {hashlib.sha256(genuine[UPDATE]).hexdigest()}" \
-        in out
+    payload = genuine[UPDATE]
+    assert f"update package {UPDATE}: {len(payload)} bytes, sha256 {hashlib.sha256(payload).hexdigest()}" in out
     server.log.clear()
     assert fetch(cli, server, signing_key, "--update-payload") == 0  # already there: nothing downloaded again
     assert not server.requests(f"/amd64-usr/4116.0.0/{UPDATE}")
