@@ -106,3 +106,18 @@ async def test_unknown_machine_id_is_recorded_not_refused(serve, mirror, catalog
     assert [(m["machine_id"], m["mac"], m["version"], m["status"]) for m in status["machines"]] == [
         (node.machine_id, None, OLD, "waiting")]
     server.wait_log(r"unknown machine-id c{32} from 127\.0\.1\.9 \(version 4081\.2\.0\): recorded")
+
+
+async def test_node_is_tied_by_its_boot_address_after_a_restart(serve, mirror, catalog, tmp_path):
+    """The address learnt at boot is in the store, so a restarted server still knows whose check it is."""
+    assets, _ = mirror
+    args = ("--catalog", str(catalog()), "--assets", str(assets), "--state", f"sqlite:///{tmp_path}/s.db")
+    first = serve(*args)
+    await boot(first.url, "02:00:00:00:00:40", "127.0.1.40")
+    first.stop()
+    second = serve(*args)
+    node = Node("f" * 32, local_addr="127.0.1.40")
+    async with session_from(node.local_addr) as session:
+        assert await check_for_update(session, f"{second.url}/v1/update/", node) is not None
+    status = await api(f"{second.url}/api/v1/updates")
+    assert [(m["mac"], m["rollout"]) for m in status["machines"]] == [("02:00:00:00:00:40", "group/rack1")]
