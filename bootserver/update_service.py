@@ -19,7 +19,7 @@ from prometheus_client import Counter
 from bootserver.assets.updates import MirrorReleases
 from bootserver.boot import updates as policy
 from bootserver.boot.request import BootRequest
-from bootserver.boot.updates import UpdateRecord, Verdict
+from bootserver.boot.updates import UnknownRollout, UpdateRecord, Verdict
 from bootserver.metrics import REGISTRY
 from bootserver.omaha.codec import AppAnswer, OmahaApp
 
@@ -36,10 +36,6 @@ EVENTS = Counter("bootserver_update_events_total", "Omaha events reported by upd
 COMPLETIONS = Counter("bootserver_update_completions_total", "Machines that came back running their target",
                       registry=REGISTRY)
 ERRORS = Counter("bootserver_update_errors_total", "Omaha error events (eventresult 0)", registry=REGISTRY)
-
-
-class UnknownRollout(LookupError):
-    """Pause/resume named a rollout the catalog does not have."""
 
 
 class UpdateService:

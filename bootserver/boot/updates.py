@@ -31,6 +31,10 @@ STALE_AFTER = 2 * 3600.0
 VERSION_RE = re.compile(r"^(\d+)\.(\d+)\.(\d+)")
 
 
+class UnknownRollout(LookupError):
+    """Pause/resume named a rollout the catalog does not have."""
+
+
 @dataclass(frozen=True)
 class PackageFile:
     """One mirrored file as the Omaha response names it."""

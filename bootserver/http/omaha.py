@@ -14,7 +14,7 @@ from prometheus_client import Counter
 from bootserver.http.common import base_url, runtime_of
 from bootserver.metrics import REGISTRY
 from bootserver.omaha.codec import MalformedRequest, build_response, parse_request
-from bootserver.state.base import StoreUnavailable
+from bootserver.runtime import StoreUnavailable
 
 log = logging.getLogger("bootserver.http")
 PATH = "/v1/update/"

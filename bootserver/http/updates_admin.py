@@ -8,9 +8,9 @@ import logging
 
 from aiohttp import web
 
+from bootserver.boot.updates import UnknownRollout
 from bootserver.http.admin import authorize
-from bootserver.state.base import StoreUnavailable
-from bootserver.update_service import UnknownRollout
+from bootserver.runtime import StoreUnavailable
 
 log = logging.getLogger("bootserver.admin")
 
