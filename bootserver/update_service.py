@@ -142,6 +142,14 @@ class UpdateService:
                 detail["previous_version"] = event.previous_version
             await self.runtime.observe(record.mac, "omaha.event", detail, source=record.client_ip)
 
+    async def by_mac(self) -> dict[str, UpdateRecord]:
+        """The newest update record of each machine (a reinstall gives a machine a new machine-id)."""
+        found: dict[str, UpdateRecord] = {}
+        for record in sorted(await self.runtime.store.update_list(), key=lambda r: r.updated):
+            if record.mac:
+                found[record.mac] = record
+        return found
+
     def rollouts(self) -> dict[str, Any]:
         """Every rollout the catalog declares: {"group/NAME" | "profile/NAME": policy}."""
         catalog = self.runtime.catalog

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bootserver.catalog.matching import Match
+from bootserver.boot.matching import Match
 from bootserver.catalog.model import UpdatePolicy, Window
 
 #: Omaha event types and results update_engine sends (update_engine omaha_request_action.h).

@@ -15,10 +15,12 @@ from bootserver.runtime import StoreUnavailable
 log = logging.getLogger("bootserver.admin")
 
 
-def add_routes(app: web.Application, runtime) -> None:
+def add_routes(app: web.Application, runtime, settings) -> None:
+    admin_token = settings.admin_token
+
     def guarded(handler):
         async def run(request: web.Request) -> web.Response:
-            authorize(request, runtime.settings.admin_token)
+            authorize(request, admin_token)
             try:
                 return await handler(request)
             except StoreUnavailable as exc:

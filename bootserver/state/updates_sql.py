@@ -1,4 +1,5 @@
-"""What the SQL backends share for Flatcar updates: the schema (migration 2), columns, rows."""
+"""What the SQL backends share for Flatcar updates: schema version 2 and every statement, built
+per dialect like `sql.Statements` (a dialect here needs only `real` and `p(n)`)."""
 
 from __future__ import annotations
 
@@ -25,15 +26,43 @@ def migration(real: str) -> list[str]:
     ]
 
 
+class UpdateStatements:
+    """Every update statement a backend runs, in its dialect."""
+
+    def __init__(self, d: Any) -> None:
+        p = d.p
+        self.get = f"SELECT {UPDATE_SELECT} FROM updates WHERE machine_id = {p(1)}"
+        self.upsert = (f"INSERT INTO updates ({UPDATE_SELECT}) "
+                       f"VALUES ({', '.join(p(i) for i in range(1, len(UPDATE_COLUMNS) + 1))}) "
+                       "ON CONFLICT (machine_id) DO UPDATE SET "
+                       + ", ".join(f"{c} = excluded.{c}" for c in UPDATE_COLUMNS[1:]))
+        self.all = f"SELECT {UPDATE_SELECT} FROM updates ORDER BY COALESCE(rollout, ''), machine_id"
+        #: machines of a rollout (other than the asking one) holding a slot that is not stale
+        self.busy = (f"SELECT COUNT(*) FROM updates WHERE rollout = {p(1)} AND machine_id <> {p(2)} "
+                     f"AND status IN ({HOLDING_LIST}) AND updated > {p(3)}")
+        #: offers made to other machines of a rollout since a time
+        self.recent = (f"SELECT COUNT(*) FROM updates WHERE rollout = {p(1)} AND machine_id <> {p(2)} "
+                       f"AND offered_at > {p(3)}")
+        self.mac_for_address = (f"SELECT mac FROM machines WHERE client_ip = {p(1)} "
+                                "ORDER BY last_seen DESC LIMIT 1")
+        self.pauses = "SELECT rollout FROM update_pauses"
+        self.pause = (f"INSERT INTO update_pauses (rollout, paused_at) VALUES ({p(1)}, {p(2)}) "
+                      "ON CONFLICT (rollout) DO NOTHING")
+        self.resume = f"DELETE FROM update_pauses WHERE rollout = {p(1)}"
+
+
+def limit_reached(busy: int, recent: int, max_updating: int | None, max_per_hour: int | None) -> str | None:
+    """Which rollout limit a new offer would break, in words; None when a slot is free."""
+    if max_updating is not None and busy >= max_updating:
+        return f"{busy} machine(s) updating, the rollout allows {max_updating} at once"
+    if max_per_hour is not None and recent >= max_per_hour:
+        return f"{recent} offer(s) in the last hour, the rollout allows {max_per_hour}"
+    return None
+
+
 def update_from_row(row: Sequence[Any]) -> UpdateRecord:
     return UpdateRecord(*row)
 
 
 def update_values(record: UpdateRecord) -> tuple:
     return tuple(getattr(record, column) for column in UPDATE_COLUMNS)
-
-
-def upsert(placeholders: list[str]) -> str:
-    return (f"INSERT INTO updates ({UPDATE_SELECT}) VALUES ({', '.join(placeholders)}) "
-            "ON CONFLICT (machine_id) DO UPDATE SET "
-            + ", ".join(f"{c} = excluded.{c}" for c in UPDATE_COLUMNS[1:]))

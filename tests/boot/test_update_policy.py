@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bootserver.boot import updates as up
-from bootserver.catalog.matching import Match
+from bootserver.boot.matching import Match
 from bootserver.catalog.model import (BootSpec, Group, Machine, Profile, Selector, Source, UpdatePolicy,
                                       Window)
 

@@ -19,7 +19,8 @@ import urllib.request
 from typing import Any
 
 from bootserver.config import Settings, SettingsError, split_hostport
-from bootserver.state.commands import CommandError, _fetch as fetch_json, table
+from bootserver.cli.machine_sources import CommandError, fetch_json
+from bootserver.cli.tables import table
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
