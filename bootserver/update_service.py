@@ -53,6 +53,7 @@ class UpdateService:
             (await store.mac_for_address(client_ip) if client_ip else None)
         found = await self._policy(mac)
         record.mac, record.client_ip, record.version, record.track = mac, client_ip, app.version, app.track
+        held = policy.holds_slot(record, now) and record.rollout == (found[0] if found else None)
         record.rollout = found[0] if found else None
         record.updated = now
         if mac and not known:
@@ -66,7 +67,7 @@ class UpdateService:
             await store.update_put(record)
             return AppAnswer(app)
         record.last_check = now
-        verdict, release = await self._verdict(record, app, found, now)
+        verdict, release = await self._verdict(record, app, found, now, held)
         CHECKS.labels("offer" if verdict.offer else "noupdate").inc()
         if mac:
             await self.runtime.observe(mac, "omaha.check", {
@@ -85,8 +86,8 @@ class UpdateService:
                               client_ip=machine.client_ip if machine else None)
         return policy.policy_for(self.runtime.match(request))
 
-    async def _verdict(self, record: UpdateRecord, app: OmahaApp, found, now: float):
-        """Decide, take a slot if offering for the first time, and save the record."""
+    async def _verdict(self, record: UpdateRecord, app: OmahaApp, found, now: float, held: bool):
+        """Decide, take a slot unless the machine still holds its own, and save the record."""
         store = self.runtime.store
         if found is None:
             reason = "no update policy applies" if record.mac else "unknown machine-id: no catalog entry to follow"
@@ -103,7 +104,7 @@ class UpdateService:
         if not verdict.offer:
             await store.update_put(record)
             return verdict, release
-        if record.status in policy.HOLDING and record.target == release.version and policy.holds_slot(record, now):
+        if held and record.status in policy.HOLDING and record.target == release.version:
             await store.update_put(record)  # asked again mid-update: the same offer, the same slot
             return verdict, release
         previous = (record.status, record.target, record.offered_at)
