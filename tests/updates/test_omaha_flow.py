@@ -3,6 +3,9 @@ holds it (see omaha_client), against a real bootserver; and what the operator se
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import aiohttp
 
 from .conftest import NEW, OLD, boot, session_from
@@ -17,6 +20,17 @@ async def api(url: str, method: str = "GET") -> dict:
         async with session.request(method, url) as response:
             assert response.status == 200, await response.text()
             return await response.json()
+
+
+async def omaha_timeline(server_url: str, mac: str, count: int) -> list[dict]:
+    """The machine's omaha.* events once `count` are there: timeline writes are queued, not awaited."""
+    deadline = time.monotonic() + 10
+    while True:
+        events = (await api(f"{server_url}/api/v1/machines/{mac}/events?limit=100"))["events"]
+        found = [e for e in events if e["kind"].startswith("omaha.")]
+        if len(found) >= count or time.monotonic() > deadline:
+            return found
+        await asyncio.sleep(0.05)
 
 
 async def test_node_updates_from_the_mirror_and_reports_the_new_version(serve, mirror, catalog, tmp_path):
@@ -46,15 +60,14 @@ async def test_node_updates_from_the_mirror_and_reports_the_new_version(serve, m
     assert (machine["version"], machine["status"]) == (NEW, "current")
     rollout = next(r for r in status["rollouts"] if r["rollout"] == "group/rack1")
     assert (rollout["target"], rollout["updating"], rollout["states"]) == (NEW, 0, {"current": 1})
-    timeline = await api(f"{server.url}/api/v1/machines/{MAC}/events?limit=50")
-    omaha_events = [(e["kind"], e["detail"].get("event") or e["detail"]["answer"]) for e in timeline["events"]
-                    if e["kind"].startswith("omaha.")]
+    timeline = await omaha_timeline(server.url, MAC, 7)
+    omaha_events = [(e["kind"], e["detail"].get("event") or e["detail"]["answer"]) for e in timeline]
     assert omaha_events == [
         ("omaha.event", "update-complete"), ("omaha.check", "offer"),  # fresh install: previous 0.0.0.0
         ("omaha.event", "download-started"), ("omaha.event", "download-finished"),
         ("omaha.event", "update-complete"),
         ("omaha.event", "update-complete"), ("omaha.check", "noupdate")]  # after the reboot
-    last = [e for e in timeline["events"] if e["kind"] == "omaha.event"][-1]["detail"]
+    last = [e for e in timeline if e["kind"] == "omaha.event"][-1]["detail"]
     assert last == {"event": "update-complete", "result": "success-reboot", "version": NEW,
                     "previous_version": OLD, "status": "current"}
     machines = await api(f"{server.url}/api/v1/machines")
@@ -84,14 +97,14 @@ async def test_error_event_frees_the_slot_and_is_counted(serve, mirror, catalog,
     status = await api(f"{server.url}/api/v1/updates")
     states = {m["machine_id"]: (m["status"], m["error_code"]) for m in status["machines"]}
     assert states == {first.machine_id: ("error", 12), second.machine_id: ("offered", None)}
-    timeline = await api(f"{server.url}/api/v1/machines/02:00:00:00:00:02/events")
-    error = next(e for e in timeline["events"] if e["kind"] == "omaha.event" and e["detail"]["result"] == "error")
+    timeline = await omaha_timeline(server.url, "02:00:00:00:00:02", 3)
+    error = next(e for e in timeline if e["kind"] == "omaha.event" and e["detail"]["result"] == "error")
     assert error["detail"]["errorcode"] == 12
     async with aiohttp.ClientSession() as session:
         async with session.get(f"{server.url}/metrics") as response:
             assert "bootserver_update_errors_total 1.0" in await response.text()
-    waited = await api(f"{server.url}/api/v1/machines/02:00:00:00:00:03/events")
-    reasons = [e["detail"]["reason"] for e in waited["events"] if e["kind"] == "omaha.check"]
+    waited = await omaha_timeline(server.url, "02:00:00:00:00:03", 3)
+    reasons = [e["detail"]["reason"] for e in waited if e["kind"] == "omaha.check"]
     assert reasons == ["rollout limit: 1 machine(s) updating, the rollout allows 1 at once",
                        f"offer {NEW} (runs {OLD})"]
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import aiohttp
-
 from .conftest import NEW, OLD, boot, session_from
+from .test_omaha_flow import omaha_timeline
 from .omaha_client import Node, app_xml, check_for_update, post
 
 PROFILE = """\
@@ -63,9 +62,8 @@ async def test_window_and_switch_follow_the_catalog_and_its_reload(serve, mirror
         server.wait_log(r"catalog reloaded \(file change\): generation 3", timeout=15)
         offer = await check_for_update(session, omaha, node)
         assert offer is not None and offer.version == NEW
-    async with aiohttp.ClientSession() as session:
-        async with session.get(f"{server.url}/api/v1/machines/02:00:00:00:01:32/events") as response:
-            reasons = [e["detail"]["reason"] for e in (await response.json())["events"] if e["kind"] == "omaha.check"]
+    timeline = await omaha_timeline(server.url, "02:00:00:00:01:32", 4)
+    reasons = [e["detail"]["reason"] for e in timeline if e["kind"] == "omaha.check"]
     assert reasons[0].startswith(f"outside the maintenance window ({later:%H:00} UTC for 60 min")
     assert "updates are off for this machine" in reasons
     assert reasons[-1] == f"offer {NEW} (runs {OLD})"
