@@ -23,6 +23,7 @@ from typing import Any, Callable
 from bootserver.state.base import (Event, MachineRecord, StateChanged, StoreError, StoreUnavailable,
                                    UnknownMachine, check_facts)
 from bootserver.state.metrics import COMMIT_BATCH, COMMIT_SECONDS, EVENTS_COMMITTED
+from bootserver.state.updates_sqlite import SqliteUpdates
 from bootserver.state.sql import (SQLITE, Statements, detail_json, event_from_row, machine_from_row,
                                   new_machine_row, pending_migrations)
 
@@ -188,7 +189,7 @@ def _log_failed_event(fut: asyncio.Future) -> None:
         log.warning("timeline event not recorded: %s", fut.exception())
 
 
-class SqliteStore:
+class SqliteStore(SqliteUpdates):
     def __init__(self, path: str | Path, retention: int = 1000, *, max_batch: int = 1000) -> None:
         self.path = Path(path)
         self._retention = retention
