@@ -8,8 +8,8 @@
 
 The lab: namespaces <name>-sw (bridge, taps, QEMU), <name>-dhcp (dnsmasq: addresses and IPv6
 router advertisements only) and <name>-srv (bootserver: proxyDHCP, TFTP, HTTP on 10.77.0.3).
-Each machine network-boots the test OS (Debian's kernel + a busybox installer), which checks its
-Ignition config, writes a marker to its disk, reports "installed" and reboots; the next boot
+Each machine network-boots the test OS (Debian's kernel, systemd and real Ignition), which applies
+its Ignition config to its disk, reports "installed" (or "failed" with Ignition's error) and reboots; the next boot
 comes from its disk. Details and the Flatcar variant (--os flatcar): docs/lab.md.
 """
 
@@ -287,7 +287,9 @@ def _write_catalog(args: argparse.Namespace) -> int:
     except testos.TestOSError as exc:
         print(f"bootserver lab catalog: {exc}", file=sys.stderr)
         return 1
-    catalog = lab_catalog.write_catalog(root / "catalog", lab_catalog.test_os_profile(kernel, initrd), machines)
+    defaults = lab_catalog.write_ignition_assets(root / "assets")
+    catalog = lab_catalog.write_catalog(root / "catalog", lab_catalog.test_os_profile(kernel, initrd, defaults),
+                                        machines)
     (root / "state").mkdir(exist_ok=True)
     settings = lab_catalog.write_settings(root / "bootserver.yaml", catalog, root / "assets",
                                           root / "state" / "bootserver.db", args.advertise_url,

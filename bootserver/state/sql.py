@@ -13,6 +13,7 @@ from typing import Any, Sequence
 
 from bootserver.boot.machine import Event, MachineRecord
 from bootserver.state.base import SchemaTooNew
+from bootserver.state.updates_sql import migration as update_migration
 
 MACHINE_COLUMNS = ("mac", "state", "token", "name", "profile", "arch", "uuid", "vendor", "interface",
                    "client_ip", "first_seen", "last_seen", "state_changed")
@@ -56,7 +57,8 @@ class Statements:
                      source TEXT, detail {d.json} NOT NULL DEFAULT '{{}}', at {d.real} NOT NULL)""",
                 "CREATE INDEX events_mac_seq ON events (mac, seq)",
             ]),
-            (2, [  # installer events carry an idempotency key: a retried POST is not a second event
+            (2, update_migration(d.real)),
+            (3, [  # installer events carry an idempotency key: a retried POST is not a second event
                 "ALTER TABLE events ADD COLUMN event_key TEXT",
                 "CREATE UNIQUE INDEX events_mac_key ON events (mac, event_key) WHERE event_key IS NOT NULL",
             ]),
