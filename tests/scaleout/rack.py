@@ -228,11 +228,11 @@ vrrp_instance bootserver {{
                                      f"http://{FLOATING}:8080/healthz"]), check=False, timeout=10)
         return done.returncode == 0
 
-    def start_relay(self) -> None:
-        """isc-dhcp-relay on the router: machine subnets downstream, every replica upstream."""
+    def start_relay(self, *also: str) -> None:
+        """isc-dhcp-relay on the router: machine subnets downstream, every replica (and `also`) upstream."""
         self.start("dhcrelay", "rtr", ["dhcrelay", "-4", "-d", "-pf", str(self.workdir / "dhcrelay.pid"),
                                        "-iu", "br0", "-id", self.iface["rtr-c1"], "-id", self.iface["rtr-c2"],
-                                       *(f"{SERVER_NET}.{11 + i}" for i in range(3))])
+                                       *(f"{SERVER_NET}.{11 + i}" for i in range(3)), *also])
         wait_for(lambda: "Sending on" in self.log("dhcrelay") or self.procs["dhcrelay"].poll() is not None, 20,
                  "dhcrelay to start")
         if self.procs["dhcrelay"].poll() is not None:
@@ -246,3 +246,33 @@ vrrp_instance bootserver {{
         batch.write_text("".join(f"addr add {start + i}/16 dev {self.iface[name]}\n" for i in range(count)))
         sh("ip", "-n", self.ns[name], "-batch", str(batch))
         return str(start)
+
+    # -- real machines (QEMU) --------------------------------------------------------------
+
+    def start_address_dhcp(self) -> str:
+        """dnsmasq on the server subnet as the site's address DHCP server, for both machine subnets
+        (reached through the relay); returns its address, for the relay's list."""
+        args = ["dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--user=root", "--pid-file=",
+                "--port=0", f"--interface={self.iface['db']}", "--bind-interfaces", "--dhcp-authoritative",
+                "--no-ping", f"--dhcp-leasefile={self.workdir / 'dhcp.leases'}", "--log-dhcp",
+                f"--log-facility={self.workdir / 'dnsmasq.log'}"]
+        for tag, net in (("a", SUBNETS["c1"]), ("b", SUBNETS["c2"])):
+            args += [f"--dhcp-range=set:{tag},{net}.0.100,{net}.0.200,255.255.0.0,10m",
+                     f"--dhcp-option=tag:{tag},3,{net}.0.1"]
+        self.start("dnsmasq", "db", args)
+        wait_for(lambda: (self.workdir / "dnsmasq.log").exists() and "started" in
+                 (self.workdir / "dnsmasq.log").read_text(errors="replace"), 20, "dnsmasq to start")
+        return DB
+
+    def tap(self, name: str, tap: str) -> str:
+        """A tap for a QEMU machine on a client subnet: the subnet's link becomes a bridge port."""
+        ns = self.ns[name]
+        if "br0" not in sh("ip", "-n", ns, "-o", "link", "show").stdout:
+            link = self.iface[name]
+            sh("ip", "-n", ns, "link", "add", "br0", "type", "bridge", "stp_state", "0", "forward_delay", "0")
+            sh("ip", "-n", ns, "addr", "flush", "dev", link)
+            sh("ip", "-n", ns, "link", "set", link, "master", "br0")
+            sh("ip", "-n", ns, "link", "set", "br0", "up")
+        sh("ip", "-n", ns, "tuntap", "add", "dev", tap, "mode", "tap")
+        sh("ip", "-n", ns, "link", "set", tap, "master", "br0", "up")
+        return tap
