@@ -19,6 +19,7 @@ from bootserver.http.server import make_app
 from bootserver.render.ipxe import chain_script
 from bootserver.runtime import Runtime
 from bootserver.state import StoreError, open_store, redact
+from bootserver.tftp.grub import register_grub_files
 
 log = logging.getLogger("bootserver")
 
@@ -84,6 +85,7 @@ class Server:
 
             tftp = TFTPServer(self.runtime)
             tftp.register("boot.ipxe", self._tftp_boot_ipxe)
+            register_grub_files(tftp, self.runtime)
             wanted.append(("tftp", tftp))
         if s.dhcp:
             from bootserver.dhcp import ProxyDHCP

@@ -31,7 +31,8 @@ async def get_ipxe(request: web.Request) -> web.Response:
         await runtime.observe(boot, "http.ipxe", {"action": "ignore", "reason": decision.reason})
         return web.Response(text=no_boot_script(decision.reason), content_type=IPXE_TYPE)
     if decision.action == "local-disk":
-        script = local_disk_script(name, boot.firmware)
+        sockname = request.transport.get_extra_info("sockname") if request.transport else None
+        script = local_disk_script(name, boot.firmware, base_url(request), sockname[0] if sockname else None)
     else:
         context = template_context(decision.match, boot, base_url(request), decision.record.token)
         try:

@@ -8,7 +8,7 @@ import time
 from aiohttp import web
 from prometheus_client import Counter
 
-from bootserver.http import admin, assets, boot, events, health, ignition, loaders, metadata
+from bootserver.http import admin, assets, boot, events, grub, health, ignition, loaders, metadata
 from bootserver.http.common import MAC, MACHINE, RUNTIME
 from bootserver.metrics import REGISTRY
 from bootserver.runtime import Runtime
@@ -51,7 +51,7 @@ async def access_log(request: web.Request, handler) -> web.StreamResponse:
 def make_app(runtime: Runtime) -> web.Application:
     app = web.Application(middlewares=[access_log], client_max_size=1024 * 1024)
     app[RUNTIME] = runtime
-    for module in (boot, ignition, metadata, events, health, loaders):
+    for module in (boot, grub, ignition, metadata, events, health, loaders):
         module.add_routes(app)
     for module in (assets, admin):  # these keep per-server state, so they take the runtime
         module.add_routes(app, runtime)

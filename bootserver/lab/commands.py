@@ -33,6 +33,7 @@ from bootserver.lab.lab import DISK_BOOT_RE, FAILED_RE, INSTALLED_RE, Lab, Machi
 from bootserver.lab.netns import NetnsError, Topology, list_netns, netns_pids
 from bootserver.lab.qemu import FIRMWARES, QemuError, tail
 from bootserver.lab.server import BootserverService
+from bootserver.lab.stall import StallWatch
 
 ANSI = re.compile(r"\x1b\[[0-9;?=]*[a-zA-Z]|\x1b[c()][0-9A-Z]?")
 
@@ -56,6 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            "assets: bootserver assets fetch flatcar)")
     boot.add_argument("--assets", metavar="DIR", default=argparse.SUPPRESS,
                       help="assets folder for the lab's bootserver (default WORKDIR/assets; needed by --os flatcar)")
+    boot.add_argument("--keep-state", action="store_true",
+                      help="keep the earlier run's state store and disks (default: both start fresh)")
     boot.add_argument("--no-ipv6-ra", action="store_true",
                       help="no IPv6 router advertisements (iPXE then waits ~15 s per boot)")
     sub.add_parser("up", parents=[common, boot], help="build the lab and power the machines on; leave it running")
@@ -132,7 +135,7 @@ def _make_lab(args: argparse.Namespace, workdir: Path) -> tuple[Lab, BootserverS
     if args.os == "flatcar" and assets is None:
         raise ValueError("--os flatcar needs --assets DIR holding Flatcar (bootserver assets fetch flatcar)")
     lab = Lab(args.name, workdir, specs, server, ipv6_ra=not args.no_ipv6_ra, memory_mb=memory,
-              disk_mb=12 * 1024 if args.os == "flatcar" else DISK_MB, assets=assets)
+              disk_mb=12 * 1024 if args.os == "flatcar" else DISK_MB, assets=assets, keep_state=args.keep_state)
     return lab, server
 
 
@@ -173,6 +176,7 @@ def _run(args: argparse.Namespace, lab: Lab, server: BootserverService) -> int:
 def _follow(args, lab: Lab, server: BootserverService, results: dict[str, dict]) -> None:
     """Stream consoles and timelines until every catalogued machine booted from its disk."""
     offsets = {name: 0 for name in lab.machines}
+    watches = {name: StallWatch() for name in lab.machines}
     seen_events: dict[str, int] = {name: 0 for name in lab.machines}
     deadline = time.monotonic() + args.timeout
     next_timeline = 0.0
@@ -188,6 +192,10 @@ def _follow(args, lab: Lab, server: BootserverService, results: dict[str, dict])
                         print(f"[{name}] {line}", flush=True)
             offsets[name] += cut
             _progress(lab, server, name, text, results[name])
+            stuck = None if results[name].get("done") else watches[name].check(text[machine.serial_start:])
+            if stuck:
+                raise StalledError(f"{name} stopped making progress: {stuck}; its console's last lines:\n"
+                                   f"{tail(text)}")
         if time.monotonic() >= next_timeline:
             for name, machine in lab.machines.items():
                 events = server.timeline(machine.mac)
@@ -202,6 +210,10 @@ def _follow(args, lab: Lab, server: BootserverService, results: dict[str, dict])
             return
         time.sleep(0.3)
     raise TimeoutError(f"not every machine booted from its disk within {args.timeout:.0f} s")
+
+
+class StalledError(RuntimeError):
+    pass
 
 
 def _progress(lab: Lab, server: BootserverService, name: str, text: str, result: dict) -> None:

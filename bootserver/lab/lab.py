@@ -59,7 +59,7 @@ class BootService(Protocol):
 class Lab:
     def __init__(self, prefix: str, workdir: Path, machines: list[MachineSpec], server: BootService,
                  ipv6_ra: bool = True, log: Callable[[str], None] = print, memory_mb: int = 512,
-                 disk_mb: int = DISK_MB, assets: Path | None = None):
+                 disk_mb: int = DISK_MB, assets: Path | None = None, keep_state: bool = False):
         self.topology = Topology(prefix)
         self.workdir = workdir
         self.specs = {spec.name: spec for spec in machines}
@@ -73,6 +73,7 @@ class Lab:
         self.machines: dict[str, Machine] = {}
         self.assets = assets or workdir / "assets"  # the test OS is put here too (under testos/)
         self.kernel_asset = self.initrd_asset = ""
+        self.keep_state = keep_state  # True: reuse the earlier run's state store AND its disks
 
     @property
     def server_ip(self) -> str:
@@ -89,6 +90,7 @@ class Lab:
             self.log(f"lab: removed leftovers of an earlier run: {', '.join(removed)}")
         try:
             self.workdir.mkdir(parents=True, exist_ok=True)
+            self._start_consistent()
             self.kernel_asset, self.initrd_asset = testos.install_into(self.assets)
             self.topology.create(ipv6_ra=self.ipv6_ra)
             dhcp = ordinary_dhcp(self.topology.dhcp, self.workdir, ipv6_ra=self.ipv6_ra)
@@ -98,9 +100,11 @@ class Lab:
             self.server.start(self)
             for index, spec in enumerate(self.specs.values()):
                 tap = self.topology.add_tap(f"tap{index}")
-                disk = create_disk(self.workdir / f"{spec.name}.disk.img", self.disk_mb)
+                disk = self.workdir / f"{spec.name}.disk.img"
+                if not (self.keep_state and disk.exists()):
+                    create_disk(disk, self.disk_mb)
                 for old in (f"{spec.name}.vars.fd", f"{spec.name}.serial.log"):
-                    (self.workdir / old).unlink(missing_ok=True)  # a fresh machine, a fresh console
+                    (self.workdir / old).unlink(missing_ok=True)  # a fresh console (and boot variables)
                 self.machines[spec.name] = Machine(name=spec.name, mac=spec.mac, firmware=spec.firmware,
                                                    disk=disk, workdir=self.workdir, tap=tap,
                                                    memory_mb=self.memory_mb)
@@ -108,6 +112,19 @@ class Lab:
         except BaseException:
             self.down()
             raise
+
+    def _start_consistent(self) -> None:
+        """A run starts from one consistent state: the earlier run's store with its disks, or both
+        fresh. (A kept store with fresh disks sends "installed" machines to empty disks.)"""
+        state = self.workdir / "state"
+        if self.keep_state:
+            self.log(f"lab: keeping the earlier run's state ({state}) and disks")
+            return
+        if state.exists() or any(self.workdir.glob("*.disk.img")):
+            self.log("lab: fresh state and fresh disks (the earlier run's are removed; --keep-state keeps both)")
+        shutil.rmtree(state, ignore_errors=True)
+        for disk in self.workdir.glob("*.disk.img"):
+            disk.unlink()
 
     def power_on(self, name: str) -> Machine:
         machine = self.machines[name]

@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bootserver.lab.netns import in_netns
+from bootserver.lab.stall import StallWatch
 
-FIRMWARES = ("bios", "uefi", "uefi-snponly")
+FIRMWARES = ("bios", "uefi", "uefi-snponly", "uefi-ipxerom")
 OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
 OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
 QEMU = "qemu-system-x86_64"
@@ -38,7 +39,7 @@ class QemuError(RuntimeError):
 
 def lab_mac(index: int, firmware: str) -> str:
     """Stable MACs: 52:54:00:77:<firmware>:<index> (QEMU's locally administered OUI)."""
-    code = {"bios": 0x01, "uefi": 0x02, "uefi-snponly": 0x03}[firmware]
+    code = {"bios": 0x01, "uefi": 0x02, "uefi-snponly": 0x03, "uefi-ipxerom": 0x04}[firmware]
     return f"52:54:00:77:{code:02x}:{index:02x}"
 
 
@@ -74,7 +75,7 @@ class Machine:
 
     def command(self) -> list[str]:
         nic = f"virtio-net-pci,netdev=n0,mac={self.mac},bootindex=1"
-        if self.firmware != "bios":
+        if self.firmware not in ("bios", "uefi-ipxerom"):  # uefi-ipxerom keeps QEMU's iPXE EFI ROM
             nic += ",romfile="
         argv = [
             QEMU, "-name", self.name, "-nodefaults", "-no-user-config", "-accel", "tcg",
@@ -142,15 +143,20 @@ class Machine:
     def wait_for(self, pattern: str | re.Pattern, timeout: float, after: int | None = None) -> tuple[re.Match, float]:
         """Wait until `pattern` shows up on the serial console (searching from offset `after`,
         default: this power-on); returns the match and the seconds since power-on.
-        Fails early if QEMU exits."""
+        Fails early if QEMU exits or the machine stops making progress (lab.stall)."""
         regex = re.compile(pattern) if isinstance(pattern, str) else pattern
         after = self.serial_start if after is None else after
         deadline = time.monotonic() + timeout
+        watch = StallWatch()
         while True:
             text = self.serial_text()
             match = regex.search(text, after)
             if match:
                 return match, time.monotonic() - (self.started_at or time.monotonic())
+            stuck = watch.check(text[after:])
+            if stuck:
+                raise QemuError(f"{self.name}: stopped making progress before {regex.pattern!r} appeared: {stuck} "
+                                f"(serial log {self.serial_log})\n{tail(text)}")
             if not self.running():
                 raise QemuError(f"{self.name}: QEMU exited before {regex.pattern!r} appeared "
                                 f"(serial log {self.serial_log})\n{tail(text)}")

@@ -56,16 +56,24 @@ def boot_script(name: str, profile: Profile, context: dict, base: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def local_disk_script(name: str, firmware: str | None) -> str:
-    """Boot from the local disk: sanboot the first disk on BIOS; `exit` on UEFI so the firmware
-    moves on to its next boot entry. Unknown firmware decides at run time from ${platform}."""
+def local_disk_script(name: str, firmware: str | None, base: str = "", server_ip: str | None = None) -> str:
+    """Boot from the local disk. BIOS: sanboot the first disk. UEFI: chain Debian's netboot GRUB,
+    whose config (grub/grub.cfg, the local-disk answer) finds the disk's EFI loader; GRUB reads
+    it from the DHCP next-server, so that is set to this server first. If GRUB is missing or
+    finds nothing, `exit 1` hands back to the firmware's next boot entry.
+    Unknown firmware decides at run time from ${platform}."""
     head = ["#!ipxe", f"echo bootserver: {name} is installed, booting from local disk"]
+    uefi = ["exit 1"]
+    if base and server_ip:
+        grub = _checked(base.rstrip("/"), "advertise URL") + "/loaders/grubx64.efi"
+        uefi = [f"set netX/next-server {_checked(server_ip, 'server address')}",
+                f"chain --autofree {grub} || exit 1"]
     if firmware == "bios":
         body = ["sanboot --no-describe --drive 0x80"]
     elif firmware == "uefi":
-        body = ["exit"]
+        body = uefi
     else:
-        body = ["iseq ${platform} efi && exit || sanboot --no-describe --drive 0x80"]
+        body = ["iseq ${platform} efi || sanboot --no-describe --drive 0x80", *uefi]
     return "\n".join(head + body) + "\n"
 
 

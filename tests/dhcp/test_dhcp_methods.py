@@ -48,7 +48,7 @@ def test_unknown_architecture_and_ignored_machines_are_silent():
     assert isinstance(silence, Silence) and "unknown MAC" in silence.reason and not silence.notice
 
 
-@pytest.mark.parametrize("setting, bios, uefi", [("auto", True, False), ("answer", True, True),
+@pytest.mark.parametrize("setting, bios, uefi", [("auto", True, True), ("answer", True, True),
                                                  ("silent", False, False)])
 def test_installed_machines(setting, bios, uefi):
     assert installed_answers(setting, "bios") is bios and installed_answers(setting, "uefi") is uefi

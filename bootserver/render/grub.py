@@ -1,0 +1,83 @@
+"""GRUB configs for machines that boot through shim and GRUB (`boot.loader: grub`) and for the
+UEFI local-disk answer. The same decision and the same checks as the iPXE scripts (render.ipxe):
+every interpolated value passed render.args' checks, and each word is single-quoted on top, so
+nothing a catalog says can split a GRUB command or expand inside it.
+
+GRUB fetches files over its own HTTP client: `(http,HOST:PORT)/path` (Debian 12's GRUB 2.06
+takes the port in the device name; it has no HTTPS).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from bootserver.catalog.model import Profile
+from bootserver.render.args import UNSAFE, render_args
+from bootserver.render.context import asset_url
+
+#: EFI loaders GRUB tries on the local disks, in order: the removable-media path every installer
+#: can write (and Flatcar uses), then the usual per-distribution shim locations.
+DISK_LOADERS = ("/EFI/BOOT/BOOTX64.EFI", "/EFI/debian/shimx64.efi", "/EFI/ubuntu/shimx64.efi",
+                "/EFI/fedora/shimx64.efi", "/EFI/redhat/shimx64.efi", "/EFI/centos/shimx64.efi")
+
+
+class GrubRenderError(ValueError):
+    pass
+
+
+def _word(text: str, what: str) -> str:
+    bad = UNSAFE.search(text)
+    if bad:
+        raise GrubRenderError(f"{what} {text!r} contains {bad.group()!r}, which is not allowed in a GRUB config")
+    return f"'{text}'"
+
+
+def grub_path(url: str) -> str:
+    """http://host:port/path -> (http,host:port)/path, GRUB's name for a file on an HTTP server."""
+    parts = urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname:
+        raise GrubRenderError(f"GRUB fetches over plain HTTP only, not {url!r}")
+    if parts.query or parts.fragment:
+        raise GrubRenderError(f"GRUB cannot fetch a URL with a query: {url!r}")
+    host = parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
+    return f"(http,{host}){parts.path or '/'}"
+
+
+def _echo(text: str) -> str:
+    clean = "".join(c if c.isprintable() and c not in "'\\$" else "?" for c in text)
+    return f"echo '{clean}'"
+
+
+def boot_config(name: str, profile: Profile, context: dict, base: str) -> str:
+    """Kernel (verified by shim under Secure Boot), initrds, the rendered args."""
+    kernel = _word(grub_path(asset_url(base, profile.boot.kernel)), "kernel URL")
+    initrds = [_word(grub_path(asset_url(base, ref)), "initrd URL") for ref in profile.boot.initrd]
+    args = [_word(arg, "kernel argument") for arg in render_args(profile.boot.args, context)]
+    lines = [_echo(f"bootserver: {name} boots profile {profile.name}"), " ".join(["linux", kernel, *args])]
+    if initrds:
+        lines.append(" ".join(["initrd", *initrds]))
+    lines.append("boot")
+    return "\n".join(lines) + "\n"
+
+
+def local_disk_config(name: str) -> str:
+    """Find an EFI loader on the local disks and start it; back to the firmware if there is none."""
+    loaders = " ".join(DISK_LOADERS)
+    return "\n".join([
+        _echo(f"bootserver: {name} is installed, booting from local disk"),
+        f"for loader in {loaders}; do",
+        "  if search --no-floppy --file --set=root $loader; then",
+        "    echo \"bootserver: starting ($root)$loader\"",
+        "    chainloader $loader",
+        "    boot",
+        "  fi",
+        "done",
+        _echo("bootserver: no EFI boot loader found on any local disk"),
+        "sleep 3",
+        "exit 1",
+    ]) + "\n"
+
+
+def no_boot_config(reason: str) -> str:
+    """For machines bootserver will not boot: say why, hand back to the firmware."""
+    return _echo(f"bootserver: not booting this machine: {reason}") + "\nsleep 3\nexit 1\n"
