@@ -6,14 +6,13 @@ from __future__ import annotations
 import logging
 
 from bootserver.boot.request import BootRequest
-from bootserver.render.args import ArgError
 from bootserver.render.context import template_context
-from bootserver.render.grub import GrubRenderError, boot_config, local_disk_config, no_boot_config
+from bootserver.render.grub import boot_config, local_disk_config, no_boot_config
 
 log = logging.getLogger("bootserver.boot")
 
 
-async def grub_config(runtime, boot: BootRequest, base: str) -> tuple[str, str]:
+async def grub_config(runtime, boot: BootRequest, base: str, server_ip: str) -> tuple[str, str]:
     """(config text, action); a profile that cannot be rendered is logged, recorded and answered
     with a config that says so and returns to the firmware."""
     decision = await runtime.decide(boot)
@@ -25,8 +24,8 @@ async def grub_config(runtime, boot: BootRequest, base: str) -> tuple[str, str]:
     else:
         context = template_context(decision.match, boot, base, decision.record.token)
         try:
-            text = boot_config(name, decision.match.profile, context, base)
-        except (ArgError, GrubRenderError) as exc:
+            text = boot_config(name, decision.match.profile, context, server_ip)
+        except ValueError as exc:  # render.args.ArgError, render.grub.GrubRenderError
             log.error("%s (%s): cannot render GRUB config for profile %s: %s", name, boot.mac,
                       decision.match.profile.name, exc)
             await runtime.observe(boot, "render.failed", {"what": "grub", "error": str(exc)})

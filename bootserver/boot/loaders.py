@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bootserver.catalog.matching import Match
 from bootserver.config import Settings
 
 GRUB = "grubx64.efi"
@@ -16,6 +17,16 @@ SHIM = "shimx64.efi"
 #: where Debian's grubnetx64 looks: $prefix/grub.cfg, $prefix being /grub on its TFTP server; it asks
 #: with the leading slash, which TFTP otherwise refuses as an absolute path
 GRUB_CONFIGS = ("/grub/grub.cfg", "grub/grub.cfg")
+
+
+def loader_for(match: Match | None) -> str:
+    """`ipxe` or `grub`: the Machine's `loader`, else its Group's, else the profile's `boot.loader`."""
+    if match is None:
+        return "ipxe"
+    for source in (match.machine, match.group):
+        if source is not None and source.loader:
+            return source.loader
+    return match.profile.boot.loader
 
 
 def signed_loader(name: str, settings: Settings) -> Path | None:

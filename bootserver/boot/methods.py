@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bootserver.boot.loaders import SHIM
 from bootserver.boot.request import Stage
 from bootserver.config import Settings
 
@@ -94,8 +95,9 @@ def _loader(method: BootMethod, settings: Settings) -> str | None:
 
 
 def choose(arch_code: int, stage: Stage, vendor_class: str, action: str, reason: str,
-           settings: Settings, advertise_url: str) -> Answer | Silence:
-    """The proxy's answer for one client, given `runtime.decide()`'s action ("boot", "local-disk", "ignore")."""
+           settings: Settings, advertise_url: str, loader: str = "ipxe") -> Answer | Silence:
+    """The proxy's answer for one client, given `runtime.decide()`'s action ("boot", "local-disk", "ignore")
+    and the machine's loader (`grub`: x86-64 UEFI firmware gets Debian's signed shim, which loads GRUB)."""
     method = _BY_CODE.get(arch_code)
     if method is None:
         return Silence(f"architecture type {arch_code} has no boot method")
@@ -111,6 +113,10 @@ def choose(arch_code: int, stage: Stage, vendor_class: str, action: str, reason:
     bios = firmware == "bios"
     if stage is Stage.IPXE:
         return Answer("ipxe-script", advertise_url + IPXE_SCRIPT_PATH, echo, bios)
+    if loader == "grub" and method.arch == "x86_64-efi":
+        if stage is Stage.HTTPBOOT or method.stage is Stage.HTTPBOOT:
+            return Answer(f"{method.name}-shim", advertise_url + HTTP_LOADER_PATH + SHIM, "HTTPClient", False)
+        return Answer(f"{method.name}-shim", SHIM, echo, False)
     loader = _loader(method, settings)
     if loader is None:
         what = "arm64_loader is not set" if method.loader == ARM64_LOADER else "no iPXE binary exists"

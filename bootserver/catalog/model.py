@@ -45,6 +45,7 @@ class BootSpec:
     kernel: str
     initrd: tuple[str, ...] = ()
     args: tuple[str, ...] = ()
+    loader: str = "ipxe"  # ipxe | grub (Debian's signed shim + GRUB, for Secure Boot): docs/secure-boot.md
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ class Machine:
     profile: str
     source: Source
     metadata: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
+    loader: str | None = None  # overrides the profile's boot.loader
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,7 @@ class Group:
     profile: str
     source: Source
     metadata: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
+    loader: str | None = None  # overrides the profile's boot.loader
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from typing import Any, Coroutine
 from prometheus_client import Counter
 from twisted.internet.protocol import DatagramProtocol
 
+from bootserver.boot.loaders import loader_for
 from bootserver.boot.methods import Answer, Silence, arch_for, choose, stage_for
 from bootserver.boot.request import BootRequest
 from bootserver.dhcp.packet import (ACK, BOOTREPLY, BOOTREQUEST, DISCOVER, INFORM, MAX_PACKET,
@@ -292,11 +293,13 @@ class ProxyDHCP:
                 self._answers.clear()
                 self._answers_for = settings
             vendor = packet.vendor_class or ""
-            key = (arch_code, request.stage, vendor.startswith("HTTPClient"), decision.action, listener.address)
+            loader = loader_for(decision.match)
+            key = (arch_code, request.stage, vendor.startswith("HTTPClient"), decision.action, listener.address,
+                   loader)
             result = self._answers.get(key)
             if result is None:
                 result = choose(arch_code, request.stage, vendor, decision.action, decision.reason, settings,
-                                self.runtime.advertise_url(listener.address))
+                                self.runtime.advertise_url(listener.address), loader)
                 if isinstance(result, Answer):
                     self._answers[key] = result
             if isinstance(result, Silence):

@@ -12,7 +12,9 @@ from bootserver.http.common import base_url, boot_request, runtime_of
 
 async def get_grub_cfg(request: web.Request) -> web.Response:
     boot = boot_request(request, Stage.GRUB)
-    text, _action = await grub_config(runtime_of(request), boot, base_url(request))
+    sockname = request.transport.get_extra_info("sockname") if request.transport else None
+    text, _action = await grub_config(runtime_of(request), boot, base_url(request),
+                                      sockname[0] if sockname else "0.0.0.0")
     return web.Response(text=text, content_type="text/plain")
 
 

@@ -23,13 +23,15 @@ storage:
 """
 
 PROFILE = "lab-install"
+SECURE_BOOT_PROFILE = "lab-install-secureboot"  # through shim + GRUB, installs the shim disk
 
 
-def test_os_profile(kernel: str, initrd: str) -> dict:
-    return {
-        "apiVersion": "bootserver/v1", "kind": "Profile", "metadata": {"name": PROFILE},
+def test_os_profile(kernel: str, initrd: str, name: str = PROFILE, extra_initrd: str | None = None,
+                    loader: str | None = None) -> dict:
+    profile = {
+        "apiVersion": "bootserver/v1", "kind": "Profile", "metadata": {"name": name},
         "spec": {
-            "boot": {"kernel": kernel, "initrd": [initrd],
+            "boot": {"kernel": kernel, "initrd": [initrd] + ([extra_initrd] if extra_initrd else []),
                      # initrd=<basename> (needed by UEFI) is added by bootserver for every initrd
                      "args": ["console=ttyS0", "loglevel=4", "panic=-1",
                               "ignition.config.url={{ urls.ignition }}", "testos.events={{ urls.events }}",
@@ -38,6 +40,9 @@ def test_os_profile(kernel: str, initrd: str) -> dict:
             "after_install": "local-disk",
         },
     }
+    if loader:
+        profile["spec"]["boot"]["loader"] = loader
+    return profile
 
 
 def flatcar_profile(template: Path, base_url: str) -> dict:
@@ -57,17 +62,20 @@ def flatcar_profile(template: Path, base_url: str) -> dict:
     }
 
 
-def machine_document(name: str, mac: str, hostname: str) -> dict:
-    return {"apiVersion": "bootserver/v1", "kind": "Machine", "metadata": {"name": name},
-            "spec": {"mac": mac, "profile": PROFILE, "metadata": {"hostname": hostname}}}
+def machine_document(name: str, mac: str, hostname: str, profile: str = PROFILE, loader: str | None = None) -> dict:
+    doc = {"apiVersion": "bootserver/v1", "kind": "Machine", "metadata": {"name": name},
+           "spec": {"mac": mac, "profile": profile, "metadata": {"hostname": hostname}}}
+    if loader:
+        doc["spec"]["loader"] = loader
+    return doc
 
 
-def write_catalog(root: Path, profile: dict, machines: list[tuple[str, str, str]],
+def write_catalog(root: Path, profile: dict | list[dict], machines: list[tuple],
                   template_text: str = BUTANE_TEMPLATE, template_name: str = "lab.bu") -> Path:
     """Write catalog/lab.yaml and catalog/templates/<template>; returns the catalog directory."""
     (root / "templates").mkdir(parents=True, exist_ok=True)
     (root / "templates" / template_name).write_text(template_text)
-    docs = [profile] + [machine_document(*m) for m in machines]
+    docs = (profile if isinstance(profile, list) else [profile]) + [machine_document(*m) for m in machines]
     (root / "lab.yaml").write_text(yaml.safe_dump_all(docs, sort_keys=False))
     return root
 

@@ -36,14 +36,15 @@ class MachineSpec:
     mac: str
     hostname: str
     in_catalog: bool = True  # False: an unknown MAC, for discovery
+    loader: str | None = None  # the catalog's Machine `loader` (uefi-secureboot machines get grub by profile)
 
     @classmethod
-    def make(cls, index: int, firmware: str, in_catalog: bool = True) -> "MachineSpec":
+    def make(cls, index: int, firmware: str, in_catalog: bool = True, loader: str | None = None) -> "MachineSpec":
         if firmware not in FIRMWARES:
             raise QemuError(f"unknown firmware {firmware!r}: use one of {', '.join(FIRMWARES)}")
         name = f"{firmware}-{index}"
         return cls(name=name, firmware=firmware, mac=lab_mac(index, firmware), hostname=f"lab-{name}",
-                   in_catalog=in_catalog)
+                   in_catalog=in_catalog, loader=loader)
 
 
 class BootService(Protocol):
@@ -93,7 +94,9 @@ class Lab:
             self._start_consistent()
             self.kernel_asset, self.initrd_asset = testos.install_into(self.assets)
             self.topology.create(ipv6_ra=self.ipv6_ra)
-            dhcp = ordinary_dhcp(self.topology.dhcp, self.workdir, ipv6_ra=self.ipv6_ra)
+            grub_over_pxe = any(spec.firmware == "uefi-secureboot" for spec in self.specs.values())
+            dhcp = ordinary_dhcp(self.topology.dhcp, self.workdir, ipv6_ra=self.ipv6_ra,
+                                 next_server=SERVER_IP if grub_over_pxe else None)
             dhcp.start()
             self.services.append(dhcp)
             wait_for_port(self.topology.dhcp, 67, "udp", service=dhcp)
@@ -160,7 +163,9 @@ def check_host() -> list[str]:
         if shutil.which(tool) is None:
             problems.append(f"{tool} not found (install {package})")
     for path, package in ((Path("/usr/share/OVMF/OVMF_CODE_4M.fd"), "ovmf"), (Path("/bin/busybox"), "busybox-static"),
-                          (Path("/usr/lib/ipxe/ipxe.efi"), "ipxe"), (Path("/dev/net/tun"), "(the tun device)")):
+                          (Path("/usr/lib/ipxe/ipxe.efi"), "ipxe"), (Path("/dev/net/tun"), "(the tun device)"),
+                          (Path("/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed"), "grub-efi-amd64-signed"),
+                          (Path("/usr/lib/shim/shimx64.efi.signed"), "shim-signed")):
         if not path.exists():
             problems.append(f"{path} not found ({package})")
     return problems

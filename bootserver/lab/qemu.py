@@ -26,9 +26,12 @@ from pathlib import Path
 from bootserver.lab.netns import in_netns
 from bootserver.lab.stall import StallWatch
 
-FIRMWARES = ("bios", "uefi", "uefi-snponly", "uefi-ipxerom")
+FIRMWARES = ("bios", "uefi", "uefi-snponly", "uefi-ipxerom", "uefi-secureboot")
 OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
 OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
+#: Secure Boot enforcing: Microsoft's keys enrolled (so shim, signed by Microsoft's UEFI CA, runs)
+OVMF_CODE_SB = Path("/usr/share/OVMF/OVMF_CODE_4M.ms.fd")
+OVMF_VARS_SB = Path("/usr/share/OVMF/OVMF_VARS_4M.ms.fd")
 QEMU = "qemu-system-x86_64"
 MAC_RE = re.compile(r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$")
 
@@ -39,7 +42,7 @@ class QemuError(RuntimeError):
 
 def lab_mac(index: int, firmware: str) -> str:
     """Stable MACs: 52:54:00:77:<firmware>:<index> (QEMU's locally administered OUI)."""
-    code = {"bios": 0x01, "uefi": 0x02, "uefi-snponly": 0x03, "uefi-ipxerom": 0x04}[firmware]
+    code = {"bios": 0x01, "uefi": 0x02, "uefi-snponly": 0x03, "uefi-ipxerom": 0x04, "uefi-secureboot": 0x05}[firmware]
     return f"52:54:00:77:{code:02x}:{index:02x}"
 
 
@@ -87,6 +90,12 @@ class Machine:
         ]
         if self.firmware == "bios":
             argv += ["-machine", "pc,graphics=off"]
+        elif self.firmware == "uefi-secureboot":  # SMM keeps the variable store out of the OS's reach
+            argv += ["-machine", "q35,smm=on", "-global", "driver=cfi.pflash01,property=secure,value=on",
+                     "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE_SB}",
+                     "-drive", f"if=pflash,format=raw,unit=1,file={self.vars_file}",
+                     "-fw_cfg", "name=opt/org.tianocore/IPv6Support,string=no",
+                     "-fw_cfg", "name=opt/org.tianocore/IPv6PXESupport,string=no"]
         else:
             argv += ["-machine", "q35",
                      "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}",
@@ -104,11 +113,12 @@ class Machine:
         if shutil.which(QEMU) is None:
             raise QemuError(f"{QEMU} not found: install qemu-system-x86")
         if self.firmware != "bios":
-            for f in (OVMF_CODE, OVMF_VARS):
+            code, vars_ = (OVMF_CODE_SB, OVMF_VARS_SB) if self.firmware == "uefi-secureboot" else (OVMF_CODE, OVMF_VARS)
+            for f in (code, vars_):
                 if not f.exists():
                     raise QemuError(f"{f} not found: install ovmf")
             if not self.vars_file.exists():
-                shutil.copyfile(OVMF_VARS, self.vars_file)
+                shutil.copyfile(vars_, self.vars_file)
         self.workdir.mkdir(parents=True, exist_ok=True)
         (self.workdir / f"{self.name}.cmdline.txt").write_text(" ".join(self.command()) + "\n")
         stderr = open(self.workdir / f"{self.name}.qemu.log", "ab")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bootserver.lab import catalog as lab_catalog
+from bootserver.lab import secureboot
 from bootserver.lab.services import Service, ServiceError, wait_for_port
 
 if TYPE_CHECKING:
@@ -34,6 +35,10 @@ class BootserverService:
         work = lab.workdir
         self.catalog_dir = work / "catalog"
         known = [(s.name, s.mac, s.hostname) for s in lab.specs.values() if s.in_catalog]
+        if self.os_name != "flatcar":  # uefi-secureboot machines install the signed shim + GRUB disk
+            known = [(s.name, s.mac, s.hostname, lab_catalog.SECURE_BOOT_PROFILE
+                      if s.firmware == "uefi-secureboot" else lab_catalog.PROFILE, s.loader)
+                     for s in lab.specs.values() if s.in_catalog]
         if self.os_name == "flatcar":
             template = Path(__file__).resolve().parents[2] / "profiles" / "templates" / "flatcar-install.bu"
             if not template.exists():
@@ -45,8 +50,12 @@ class BootserverService:
             lab_catalog.write_catalog(self.catalog_dir, lab_catalog.flatcar_profile(template, lab.base_url), known,
                                       template.read_text(), template.name)
         else:
-            lab_catalog.write_catalog(self.catalog_dir, lab_catalog.test_os_profile(lab.kernel_asset,
-                                                                                    lab.initrd_asset), known)
+            profiles = [lab_catalog.test_os_profile(lab.kernel_asset, lab.initrd_asset)]
+            if any(s.firmware == "uefi-secureboot" for s in lab.specs.values()):
+                profiles.append(lab_catalog.test_os_profile(
+                    lab.kernel_asset, lab.initrd_asset, lab_catalog.SECURE_BOOT_PROFILE,
+                    secureboot.install_into(lab.assets), loader="grub"))
+            lab_catalog.write_catalog(self.catalog_dir, profiles, known)
         (work / "state").mkdir(exist_ok=True)
         self.settings_file = lab_catalog.write_settings(
             work / "bootserver.yaml", self.catalog_dir, lab.assets, work / "state" / "bootserver.db",

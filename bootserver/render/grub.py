@@ -3,17 +3,20 @@ UEFI local-disk answer. The same decision and the same checks as the iPXE script
 every interpolated value passed render.args' checks, and each word is single-quoted on top, so
 nothing a catalog says can split a GRUB command or expand inside it.
 
-GRUB fetches files over its own HTTP client: `(http,HOST:PORT)/path` (Debian 12's GRUB 2.06
-takes the port in the device name; it has no HTTPS).
+Debian's signed netboot GRUB has TFTP and no HTTP module (and under Secure Boot it loads no
+unsigned modules), so kernel and initrds come from bootserver's TFTP server, which serves the
+assets folder under `assets/`: `(tftp,SERVER)/assets/<ref>`. Profiles whose kernel is an
+absolute URL cannot boot through GRUB.
 """
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+import ipaddress
 
 from bootserver.catalog.model import Profile
 from bootserver.render.args import UNSAFE, render_args
-from bootserver.render.context import asset_url
+
+ASSETS_ON_TFTP = "assets/"  # the TFTP name prefix under which the assets folder is served
 
 #: EFI loaders GRUB tries on the local disks, in order: the removable-media path every installer
 #: can write (and Flatcar uses), then the usual per-distribution shim locations.
@@ -32,15 +35,13 @@ def _word(text: str, what: str) -> str:
     return f"'{text}'"
 
 
-def grub_path(url: str) -> str:
-    """http://host:port/path -> (http,host:port)/path, GRUB's name for a file on an HTTP server."""
-    parts = urlsplit(url)
-    if parts.scheme != "http" or not parts.hostname:
-        raise GrubRenderError(f"GRUB fetches over plain HTTP only, not {url!r}")
-    if parts.query or parts.fragment:
-        raise GrubRenderError(f"GRUB cannot fetch a URL with a query: {url!r}")
-    host = parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
-    return f"(http,{host}){parts.path or '/'}"
+def grub_path(ref: str, server_ip: str) -> str:
+    """An asset reference as GRUB's name for it on bootserver's TFTP server."""
+    if ref.startswith(("http://", "https://")):
+        raise GrubRenderError(f"{ref!r}: GRUB (Debian's signed netboot image) fetches over TFTP only, "
+                              "so the kernel and initrds must be assets")
+    ipaddress.IPv4Address(server_ip)  # ValueError for anything that is not an address
+    return f"(tftp,{server_ip})/{ASSETS_ON_TFTP}{ref}"
 
 
 def _echo(text: str) -> str:
@@ -48,10 +49,10 @@ def _echo(text: str) -> str:
     return f"echo '{clean}'"
 
 
-def boot_config(name: str, profile: Profile, context: dict, base: str) -> str:
+def boot_config(name: str, profile: Profile, context: dict, server_ip: str) -> str:
     """Kernel (verified by shim under Secure Boot), initrds, the rendered args."""
-    kernel = _word(grub_path(asset_url(base, profile.boot.kernel)), "kernel URL")
-    initrds = [_word(grub_path(asset_url(base, ref)), "initrd URL") for ref in profile.boot.initrd]
+    kernel = _word(grub_path(profile.boot.kernel, server_ip), "kernel path")
+    initrds = [_word(grub_path(ref, server_ip), "initrd path") for ref in profile.boot.initrd]
     args = [_word(arg, "kernel argument") for arg in render_args(profile.boot.args, context)]
     lines = [_echo(f"bootserver: {name} boots profile {profile.name}"), " ".join(["linux", kernel, *args])]
     if initrds:

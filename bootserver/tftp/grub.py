@@ -1,5 +1,6 @@
 """The GRUB files on TFTP: Debian's signed shim and netboot GRUB under the names the chain asks
-for, and `grub/grub.cfg`, rendered for whichever machine asks (known by its address from DHCP)."""
+for, `grub/grub.cfg`, rendered for whichever machine asks (known by its address from DHCP), and
+the assets folder under `assets/` (that GRUB has no HTTP)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 from bootserver.boot.loaders import GRUB, GRUB_CONFIGS, SHIM, signed_loader
 from bootserver.boot.request import BootRequest, Stage
 from bootserver.grub_intent import grub_config
-from bootserver.render.grub import no_boot_config
+from bootserver.render.grub import ASSETS_ON_TFTP, no_boot_config
 from bootserver.tftp.server import FileRequest, TFTPServer
 
 _cache: dict[tuple, bytes] = {}  # (path, size, mtime) -> bytes: two files of a few MB at most
@@ -38,10 +39,12 @@ def register_grub_files(tftp: TFTPServer, runtime) -> None:
         if request.mac is None:  # this address never asked bootserver for anything over DHCP or HTTP
             return no_boot_config(f"bootserver does not know the machine at {request.client_ip}").encode()
         boot = BootRequest(mac=request.mac, arch="x86_64-efi", stage=Stage.GRUB, client_ip=request.client_ip)
-        text, _action = await grub_config(runtime, boot, runtime.advertise_url(request.server_ip or None))
+        text, _action = await grub_config(runtime, boot, runtime.advertise_url(request.server_ip or None),
+                                          request.server_ip)
         return text.encode()
 
     tftp.register(GRUB, loader(GRUB))
     tftp.register(SHIM, loader(SHIM))
     for name in GRUB_CONFIGS:
         tftp.register(name, config)
+    tftp.serve_folder(ASSETS_ON_TFTP, str(runtime.settings.assets))  # kernels and initrds for GRUB
