@@ -26,7 +26,7 @@ from pathlib import Path
 from bootserver.lab.netns import in_netns
 from bootserver.lab.stall import StallWatch
 
-FIRMWARES = ("bios", "uefi", "uefi-snponly", "uefi-ipxerom", "uefi-secureboot")
+FIRMWARES = ("bios", "uefi", "uefi-snponly", "uefi-ipxerom", "uefi-secureboot", "uefi-http")
 OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
 OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
 #: Secure Boot enforcing: Microsoft's keys enrolled (so shim, signed by Microsoft's UEFI CA, runs)
@@ -42,7 +42,8 @@ class QemuError(RuntimeError):
 
 def lab_mac(index: int, firmware: str) -> str:
     """Stable MACs: 52:54:00:77:<firmware>:<index> (QEMU's locally administered OUI)."""
-    code = {"bios": 0x01, "uefi": 0x02, "uefi-snponly": 0x03, "uefi-ipxerom": 0x04, "uefi-secureboot": 0x05}[firmware]
+    code = {"bios": 0x01, "uefi": 0x02, "uefi-snponly": 0x03, "uefi-ipxerom": 0x04, "uefi-secureboot": 0x05,
+            "uefi-http": 0x06}[firmware]
     return f"52:54:00:77:{code:02x}:{index:02x}"
 
 
@@ -102,6 +103,8 @@ class Machine:
                      "-drive", f"if=pflash,format=raw,unit=1,file={self.vars_file}",
                      "-fw_cfg", "name=opt/org.tianocore/IPv6Support,string=no",
                      "-fw_cfg", "name=opt/org.tianocore/IPv6PXESupport,string=no"]
+            if self.firmware == "uefi-http":  # no PXE boot entry: OVMF's only network entry is HTTPv4
+                argv += ["-fw_cfg", "name=opt/org.tianocore/IPv4PXESupport,string=no"]
         return argv
 
     @property

@@ -40,7 +40,10 @@ def grub_path(ref: str, server_ip: str) -> str:
     if ref.startswith(("http://", "https://")):
         raise GrubRenderError(f"{ref!r}: GRUB (Debian's signed netboot image) fetches over TFTP only, "
                               "so the kernel and initrds must be assets")
-    ipaddress.IPv4Address(server_ip)  # ValueError for anything that is not an address
+    try:
+        ipaddress.IPv4Address(server_ip)
+    except ValueError:
+        raise GrubRenderError(f"GRUB fetches from bootserver's IPv4 address, and {server_ip!r} is not one") from None
     return f"(tftp,{server_ip})/{ASSETS_ON_TFTP}{ref}"
 
 

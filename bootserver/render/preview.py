@@ -65,6 +65,10 @@ async def render(settings: Settings, what: str, raw_mac: str, arch: str | None, 
             return f"no profile matches MAC {mac}", 1
         return metadata_lines(found.metadata), 0
     decision = lifecycle.decide(request, found, record, settings)
+    if what == "grub":
+        from bootserver.render.grub_preview import preview_grub
+
+        return preview_grub(decision, request, base, token)
     if what == "ipxe":
         if decision.action == "ignore":
             return ipxe.no_boot_script(decision.reason), 0
