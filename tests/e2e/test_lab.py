@@ -110,17 +110,41 @@ def test_bios_and_uefi_install_then_boot_from_disk(make_lab):
         assert console.count("TESTOS-INSTALLED") == 1, "the machine installed twice"
 
 
-def test_uefi_snponly_boots_the_test_os(make_lab):
-    spec = MachineSpec.make(1, "uefi-snponly")
+def test_uefi_snponly_and_uefi_http_boot_install(make_lab):
+    """snponly.efi over TFTP from edk2 PXE, and UEFI HTTP Boot (OVMF without its PXE entry): the
+    proxy's HTTPClient answer carries a full URL with the server's IP under /loaders/."""
+    snponly, http = MachineSpec.make(1, "uefi-snponly"), MachineSpec.make(1, "uefi-http")
     server = BootserverService(uefi_loader="snponly.efi")
-    lab = make_lab([spec], server)
-    machine = lab.power_on(spec.name)
-    _, seconds = machine.wait_for(INSTALLED_RE, BOOT_TIMEOUT)
-    machine.wait_for(POSTED_RE, 60)
-    print(f"uefi-snponly: power-on to installed marker {seconds:.1f} s")
-    transfers = [e["detail"] for e in server.timeline(spec.mac) if e["kind"] == "tftp.transfer"]
-    assert [t["file"] for t in transfers if t["outcome"] == "complete"] == ["snponly.efi"]
-    assert server.machine(spec.mac)["state"] == "installed"
+    lab = make_lab([snponly, http], server)
+    results, errors = {}, []
+
+    def story(spec):
+        try:
+            install_story(lab, server, spec, results)
+        except BaseException as exc:  # reported below, from the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=story, args=(spec,)) for spec in (snponly, http)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    for spec in (snponly, http):
+        report(spec, results[spec.name])
+        assert server.machine(spec.mac)["state"] == "installed"
+    transfers = [e["detail"] for e in server.timeline(snponly.mac) if e["kind"] == "tftp.transfer"]
+    assert [t["file"] for t in transfers if t["outcome"] == "complete"][0] == "snponly.efi"
+    timeline = server.timeline(http.mac)
+    url = f"{lab.base_url}/loaders/snponly.efi"
+    first_offer = next(e["detail"] for e in timeline if e["kind"] == "dhcp.offer")
+    assert first_offer["stage"] == "httpboot" and first_offer["method"] == "http-uefi-x64"
+    assert first_offer["file"] == url
+    assert "snponly.efi" not in [t["detail"]["file"] for t in timeline if t["kind"] == "tftp.transfer"]
+    console = lab.machines[http.name].serial_text()
+    assert f"URI: {url}" in console and "Start PXE over IPv4" not in console
+    assert re.search(r'BdsDxe: starting Boot\d+ "UEFI HTTPv4', console)
 
 
 NO_BOOT_RE = r"No more network devices"
