@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bootserver.catalog.matching import Match
+from bootserver.boot.matching import Match
 from bootserver.config import Settings
 
 GRUB = "grubx64.efi"

@@ -6,15 +6,13 @@ from __future__ import annotations
 from aiohttp import web
 
 from bootserver.boot.request import Stage
-from bootserver.grub_intent import grub_config
 from bootserver.http.common import base_url, boot_request, runtime_of
 
 
 async def get_grub_cfg(request: web.Request) -> web.Response:
     boot = boot_request(request, Stage.GRUB)
     sockname = request.transport.get_extra_info("sockname") if request.transport else None
-    text, _action = await grub_config(runtime_of(request), boot, base_url(request),
-                                      sockname[0] if sockname else "0.0.0.0")
+    text = await runtime_of(request).grub_config(boot, base_url(request), sockname[0] if sockname else "0.0.0.0")
     return web.Response(text=text, content_type="text/plain")
 
 

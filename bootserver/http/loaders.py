@@ -9,7 +9,7 @@ import re
 from aiohttp import web
 
 from bootserver.boot.loaders import signed_loader
-from bootserver.http.common import runtime_of
+from bootserver.http.common import settings_of
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -18,7 +18,7 @@ async def get_loader(request: web.Request) -> web.StreamResponse:
     name = request.match_info["name"]
     if not NAME.match(name):
         raise web.HTTPNotFound(text="no such loader\n")
-    settings = runtime_of(request).settings
+    settings = settings_of(request)
     signed = signed_loader(name, settings)
     if signed is not None:
         if not signed.is_file():

@@ -1,33 +1,54 @@
 """The lab's catalog and settings: one install profile, one Machine per lab VM.
 
 The test OS is told, on its kernel command line, where its Ignition config is, where to report,
-and which hostname the config must carry; bootserver renders all three for each machine.
+and the machine's hostname; bootserver renders all three for each machine. Real Ignition in the
+test OS applies the config (files/lab.bu) to the machine's disk.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+from importlib import resources
 from pathlib import Path
 
 import yaml
 
-BUTANE_TEMPLATE = """\
-{#- The lab's Ignition: the test OS checks that it is JSON and names this machine. -#}
-variant: flatcar
-version: 1.0.0
-storage:
-  files:
-    - path: /etc/hostname
-      mode: 0644
-      contents:
-        inline: {{ metadata.hostname | tojson }}
-"""
+#: The lab's install config (Jinja2 + Butane), applied by real Ignition in the test OS.
+BUTANE_TEMPLATE = (resources.files("bootserver.lab") / "files" / "lab.bu").read_text()
+#: Files the lab's config fetches from bootserver's /assets (with their sha512 in the metadata).
+PAYLOAD_ASSET = "lab/payload.txt"
+FRAGMENT_ASSET = "lab/fragment.ign"
+PAYLOAD = b"lab payload, fetched by Ignition from bootserver's /assets and checked against its sha512\n"
+FRAGMENT = {"ignition": {"version": "3.3.0"},
+            "storage": {"files": [{"path": "/etc/lab/fragment.txt", "mode": 0o644,
+                                   "contents": {"source": "data:,merged%20from%20bootserver%27s%20assets%0A"}}]}}
+GREETING = "hello from the lab: 100% applied by Ignition\n"
 
 PROFILE = "lab-install"
 SECURE_BOOT_PROFILE = "lab-install-secureboot"  # through shim + GRUB, installs the shim disk
 
 
-def test_os_profile(kernel: str, initrd: str, name: str = PROFILE, extra_initrd: str | None = None,
-                    loader: str | None = None) -> dict:
+def write_ignition_assets(assets: Path) -> dict:
+    """Put the files the lab's config references into the assets folder; returns the profile
+    metadata that names them and their hashes (every machine's defaults)."""
+    fragment = (json.dumps(FRAGMENT, sort_keys=True) + "\n").encode()
+    for name, data in ((PAYLOAD_ASSET, PAYLOAD), (FRAGMENT_ASSET, fragment)):
+        (assets / name).parent.mkdir(parents=True, exist_ok=True)
+        (assets / name).write_bytes(data)
+    return {"payload_asset": PAYLOAD_ASSET, "payload_sha512": hashlib.sha512(PAYLOAD).hexdigest(),
+            "fragment_asset": FRAGMENT_ASSET, "fragment_sha512": hashlib.sha512(fragment).hexdigest(),
+            "greeting": GREETING}
+
+
+def lab_ssh_key(name: str) -> str:
+    """A per-machine public key line (Ignition writes it as given; nobody logs in with it)."""
+    blob = hashlib.sha256(name.encode()).hexdigest()[:43]
+    return f"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAA{blob} lab@{name}"
+
+
+def test_os_profile(kernel: str, initrd: str, metadata: dict | None = None, name: str = PROFILE,
+                    extra_initrd: str | None = None, loader: str | None = None) -> dict:
     profile = {
         "apiVersion": "bootserver/v1", "kind": "Profile", "metadata": {"name": name},
         "spec": {
@@ -38,6 +59,7 @@ def test_os_profile(kernel: str, initrd: str, name: str = PROFILE, extra_initrd:
                               "testos.hostname={{ metadata.hostname }}"]},
             "ignition": {"butane": "templates/lab.bu"},
             "after_install": "local-disk",
+            "metadata": dict(metadata or {}),
         },
     }
     if loader:
@@ -62,9 +84,12 @@ def flatcar_profile(template: Path, base_url: str) -> dict:
     }
 
 
-def machine_document(name: str, mac: str, hostname: str, profile: str = PROFILE, loader: str | None = None) -> dict:
+def machine_document(name: str, mac: str, hostname: str, metadata: dict | None = None, profile: str = PROFILE,
+                     loader: str | None = None) -> dict:
+    """A lab machine: its hostname and SSH key, plus `metadata` over the profile's defaults."""
+    values = {"hostname": hostname, "ssh_authorized_keys": [lab_ssh_key(name)], **(metadata or {})}
     doc = {"apiVersion": "bootserver/v1", "kind": "Machine", "metadata": {"name": name},
-           "spec": {"mac": mac, "profile": profile, "metadata": {"hostname": hostname}}}
+           "spec": {"mac": mac, "profile": profile, "metadata": values}}
     if loader:
         doc["spec"]["loader"] = loader
     return doc

@@ -34,9 +34,9 @@ class BootserverService:
     def start(self, lab: "Lab") -> None:
         work = lab.workdir
         self.catalog_dir = work / "catalog"
-        known = [(s.name, s.mac, s.hostname) for s in lab.specs.values() if s.in_catalog]
+        known = [(s.name, s.mac, s.hostname, s.metadata) for s in lab.specs.values() if s.in_catalog]
         if self.os_name != "flatcar":  # uefi-secureboot machines install the signed shim + GRUB disk
-            known = [(s.name, s.mac, s.hostname, lab_catalog.SECURE_BOOT_PROFILE
+            known = [(s.name, s.mac, s.hostname, s.metadata, lab_catalog.SECURE_BOOT_PROFILE
                       if s.firmware == "uefi-secureboot" else lab_catalog.PROFILE, s.loader)
                      for s in lab.specs.values() if s.in_catalog]
         if self.os_name == "flatcar":
@@ -50,10 +50,11 @@ class BootserverService:
             lab_catalog.write_catalog(self.catalog_dir, lab_catalog.flatcar_profile(template, lab.base_url), known,
                                       template.read_text(), template.name)
         else:
-            profiles = [lab_catalog.test_os_profile(lab.kernel_asset, lab.initrd_asset)]
+            defaults = lab_catalog.write_ignition_assets(lab.assets)
+            profiles = [lab_catalog.test_os_profile(lab.kernel_asset, lab.initrd_asset, defaults)]
             if any(s.firmware == "uefi-secureboot" for s in lab.specs.values()):
                 profiles.append(lab_catalog.test_os_profile(
-                    lab.kernel_asset, lab.initrd_asset, lab_catalog.SECURE_BOOT_PROFILE,
+                    lab.kernel_asset, lab.initrd_asset, defaults, lab_catalog.SECURE_BOOT_PROFILE,
                     secureboot.install_into(lab.assets), loader="grub"))
             lab_catalog.write_catalog(self.catalog_dir, profiles, known)
         (work / "state").mkdir(exist_ok=True)

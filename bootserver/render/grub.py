@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import ipaddress
 
+from bootserver.boot.lifecycle import BootDecision
+from bootserver.boot.request import BootRequest
 from bootserver.catalog.model import Profile
 from bootserver.render.args import UNSAFE, render_args
+from bootserver.render.context import template_context
 
 ASSETS_ON_TFTP = "assets/"  # the TFTP name prefix under which the assets folder is served
 
@@ -85,3 +88,14 @@ def local_disk_config(name: str) -> str:
 def no_boot_config(reason: str) -> str:
     """For machines bootserver will not boot: say why, hand back to the firmware."""
     return _echo(f"bootserver: not booting this machine: {reason}") + "\nsleep 3\nexit 1\n"
+
+
+def config_for(decision: BootDecision, request: BootRequest, base: str, token: str | None, server_ip: str) -> str:
+    """The GRUB config for a decision: the one place a decision becomes GRUB (TFTP, HTTP and
+    `bootserver render grub` all call it). Raises ArgError or GrubRenderError (ValueErrors)."""
+    if decision.action == "ignore" or decision.match is None:
+        return no_boot_config(decision.reason)
+    if decision.action == "local-disk":
+        return local_disk_config(decision.match.name)
+    context = template_context(decision.match, request, base, token)
+    return boot_config(decision.match.name, decision.match.profile, context, server_ip)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from bootserver.boot.loaders import GRUB, GRUB_CONFIGS, SHIM, signed_loader
 from bootserver.boot.request import BootRequest, Stage
-from bootserver.grub_intent import grub_config
+from bootserver.config import Settings
 from bootserver.render.grub import ASSETS_ON_TFTP, no_boot_config
 from bootserver.tftp.server import FileRequest, TFTPServer
 
@@ -29,22 +29,21 @@ def _read(path: Path) -> bytes | None:
     return _cache[key]
 
 
-def register_grub_files(tftp: TFTPServer, runtime) -> None:
+def register_grub_files(tftp: TFTPServer, runtime, settings: Settings) -> None:
     def loader(name: str):
         async def serve(_request: FileRequest) -> bytes | None:
-            return await asyncio.to_thread(_read, signed_loader(name, runtime.settings))
+            return await asyncio.to_thread(_read, signed_loader(name, settings))
         return serve
 
     async def config(request: FileRequest) -> bytes:
         if request.mac is None:  # this address never asked bootserver for anything over DHCP or HTTP
             return no_boot_config(f"bootserver does not know the machine at {request.client_ip}").encode()
         boot = BootRequest(mac=request.mac, arch="x86_64-efi", stage=Stage.GRUB, client_ip=request.client_ip)
-        text, _action = await grub_config(runtime, boot, runtime.advertise_url(request.server_ip or None),
-                                          request.server_ip)
-        return text.encode()
+        base = runtime.advertise_url(request.server_ip or None)
+        return (await runtime.grub_config(boot, base, request.server_ip)).encode()
 
     tftp.register(GRUB, loader(GRUB))
     tftp.register(SHIM, loader(SHIM))
     for name in GRUB_CONFIGS:
         tftp.register(name, config)
-    tftp.serve_folder(ASSETS_ON_TFTP, str(runtime.settings.assets))  # kernels and initrds for GRUB
+    tftp.serve_folder(ASSETS_ON_TFTP, str(settings.assets))  # kernels and initrds for GRUB

@@ -10,11 +10,13 @@ import re
 import threading
 import time
 
+from bootserver.lab import catalog as lab_catalog
 from bootserver.lab.disk import read_install_marker
-from bootserver.lab.lab import DISK_BOOT_RE, INSTALLED_RE, POSTED_RE, MachineSpec
+from bootserver.lab.lab import DISK_BOOT_RE, FAILED_RE, INSTALLED_RE, POSTED_RE, MachineSpec
 from bootserver.lab.server import BootserverService
 
 from conftest import BOOT_TIMEOUT
+from ignition_checks import BAD_CONFIG, check_installed_disk, check_untouched_disk
 
 #: An installed UEFI machine gets iPXE -> GRUB, which starts the disk's EFI loader within seconds;
 #: silence would leave OVMF in PXE and HTTP Boot timeouts for about two minutes.
@@ -53,26 +55,54 @@ def report(spec, result):
           f"{result['disk']:.1f} s (second boot alone: {result['second_boot']:.1f} s)")
 
 
+def assert_disk_booted_through_grub(server, spec, second_console):
+    """iPXE chained Debian's GRUB, GRUB read its local-disk config from bootserver's TFTP and started
+    the disk's own EFI loader; the firmware never fell through to its disk entry."""
+    timeline = server.timeline(spec.mac)
+    second_boot = timeline[kinds(timeline).index("installer.installed") + 1:]
+    assert [e["detail"]["action"] for e in second_boot if e["kind"] == "http.ipxe"] == ["local-disk"]
+    assert [e["detail"]["action"] for e in second_boot if e["kind"] == "grub.config"] == ["local-disk"]
+    assert any(e["detail"]["file"] == "/grub/grub.cfg" and e["detail"]["outcome"] == "complete"
+               for e in second_boot if e["kind"] == "tftp.transfer")
+    assert "http.kernel" not in kinds(second_boot)
+    assert re.search(r"bootserver: starting \(hd0,(gpt|msdos)1\)/EFI/BOOT/BOOTX64.EFI", second_console)
+    assert not re.search(r'BdsDxe: starting Boot\d+ "UEFI Misc Device"', second_console)
+
+
+def rejected_story(lab, spec, results):
+    """A config real Ignition refuses: the test OS reports Ignition's error and powers off."""
+    machine = lab.power_on(spec.name)
+    match, results[spec.name] = machine.wait_for(FAILED_RE, BOOT_TIMEOUT)
+    assert match["reason"] == "ignition"
+    wait_until(lambda: not machine.running(), 60, f"{spec.name} to power off")
+
+
 def test_bios_and_uefi_install_then_boot_from_disk(make_lab):
-    bios, uefi, rom = MachineSpec.make(1, "bios"), MachineSpec.make(1, "uefi"), MachineSpec.make(1, "uefi-ipxerom")
+    """Real Ignition applies each machine's config to its disk (and refuses a bad one); the
+    machines then boot from their disks."""
+    bios, uefi = MachineSpec.make(1, "bios"), MachineSpec.make(1, "uefi")
+    bad = MachineSpec.make(2, "bios", metadata=BAD_CONFIG)
     server = BootserverService()
-    lab = make_lab([bios, uefi, rom], server)
+    lab = make_lab([bios, uefi, bad], server)
     results, errors = {}, []
 
     def story(spec):
         try:
-            install_story(lab, server, spec, results)
+            if spec is bad:
+                rejected_story(lab, spec, results)
+            else:
+                install_story(lab, server, spec, results)
         except BaseException as exc:  # reported below, from the test's thread
             errors.append(exc)
 
-    threads = [threading.Thread(target=story, args=(spec,)) for spec in (bios, uefi, rom)]
+    threads = [threading.Thread(target=story, args=(spec,)) for spec in (bios, uefi, bad)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     if errors:
         raise errors[0]
-    for spec in (bios, uefi, rom):
+    for spec in (bios, uefi):
         report(spec, results[spec.name])
         machine = lab.machines[spec.name]
         assert read_install_marker(machine.disk) == f"BOOTSERVER-LAB-INSTALLED host={spec.hostname} mac={spec.mac}"
@@ -86,7 +116,8 @@ def test_bios_and_uefi_install_then_boot_from_disk(make_lab):
         # what was served on the first boot, in order
         assert [e["detail"]["action"] for e in first_boot if e["kind"] == "http.ipxe"] == ["boot"]
         served = [e["detail"]["file"] for e in first_boot if e["kind"] in ("http.kernel", "http.asset")]
-        assert served == [lab.kernel_asset, lab.initrd_asset]
+        # the test OS, then what Ignition fetched: the merged fragment (fetch), the payload (files)
+        assert served == [lab.kernel_asset, lab.initrd_asset, lab_catalog.FRAGMENT_ASSET, lab_catalog.PAYLOAD_ASSET]
         assert k.index("dhcp.offer") < k.index("http.ipxe") < k.index("http.kernel") < k.index("http.ignition")
         assert k.index("http.ignition") < installed_at
         if spec.firmware == "uefi":  # genuine edk2 PXE fetched iPXE over TFTP
@@ -100,22 +131,27 @@ def test_bios_and_uefi_install_then_boot_from_disk(make_lab):
             # iPXE ran the served sanboot (the last characters can be lost when the MBR resets COM1)
             assert "Booting from SAN device 0x8" in second_console
         else:
-            # iPXE chained Debian's GRUB, GRUB read its local-disk config from bootserver's TFTP and
-            # started the disk's own EFI loader; the firmware never fell through to its disk entry
-            assert [e["detail"]["action"] for e in second_boot if e["kind"] == "grub.config"] == ["local-disk"]
-            assert any(e["detail"]["file"] == "/grub/grub.cfg" and e["detail"]["outcome"] == "complete"
-                       for e in second_boot if e["kind"] == "tftp.transfer")
-            assert "bootserver: starting (hd0,msdos1)/EFI/BOOT/BOOTX64.EFI" in second_console
-            assert not re.search(r'BdsDxe: starting Boot\d+ "UEFI Misc Device"', second_console)
+            assert_disk_booted_through_grub(server, spec, second_console)
         assert console.count("TESTOS-INSTALLED") == 1, "the machine installed twice"
+        check_installed_disk(machine.disk, spec, [s for s in (bios, uefi, bad) if s is not spec])
+    # the bad config: Ignition's fetch stage refused it, bootserver's timeline says why
+    print(f"bad config: power-on to failed {results[bad.name]:.1f} s")
+    assert server.machine(bad.mac)["state"] == "failed"
+    failed = [e for e in server.timeline(bad.mac) if e["kind"] == "installer.failed"]
+    assert len(failed) == 1
+    reason = failed[0]["detail"]["detail"]
+    assert "ignition fetch stage failed" in reason and "CRITICAL : Ignition failed: hash verification failed" in reason, reason
+    check_untouched_disk(lab.machines[bad.name].disk)
 
 
-def test_uefi_snponly_and_uefi_http_boot_install(make_lab):
-    """snponly.efi over TFTP from edk2 PXE, and UEFI HTTP Boot (OVMF without its PXE entry): the
-    proxy's HTTPClient answer carries a full URL with the server's IP under /loaders/."""
-    snponly, http = MachineSpec.make(1, "uefi-snponly"), MachineSpec.make(1, "uefi-http")
+def test_uefi_snponly_http_boot_and_ipxe_rom_install_then_boot_from_disk(make_lab):
+    """snponly.efi over TFTP from edk2 PXE; UEFI HTTP Boot (OVMF without its PXE entry), whose
+    proxy answer is HTTPClient with a full URL with the server's IP under /loaders/; and QEMU's
+    iPXE EFI ROM. Each then boots its disk through iPXE -> GRUB."""
+    snponly, http, rom = (MachineSpec.make(1, "uefi-snponly"), MachineSpec.make(1, "uefi-http"),
+                          MachineSpec.make(1, "uefi-ipxerom"))
     server = BootserverService(uefi_loader="snponly.efi")
-    lab = make_lab([snponly, http], server)
+    lab = make_lab([snponly, http, rom], server)
     results, errors = {}, []
 
     def story(spec):
@@ -124,16 +160,19 @@ def test_uefi_snponly_and_uefi_http_boot_install(make_lab):
         except BaseException as exc:  # reported below, from the test's thread
             errors.append(exc)
 
-    threads = [threading.Thread(target=story, args=(spec,)) for spec in (snponly, http)]
+    threads = [threading.Thread(target=story, args=(spec,)) for spec in (snponly, http, rom)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     if errors:
         raise errors[0]
-    for spec in (snponly, http):
+    for spec in (snponly, http, rom):
         report(spec, results[spec.name])
         assert server.machine(spec.mac)["state"] == "installed"
+        console = lab.machines[spec.name].serial_text()
+        assert console.count("TESTOS-INSTALLED") == 1, "the machine installed twice"
+        assert_disk_booted_through_grub(server, spec, console[console.index("TESTOS-POSTED"):])
     transfers = [e["detail"] for e in server.timeline(snponly.mac) if e["kind"] == "tftp.transfer"]
     assert [t["file"] for t in transfers if t["outcome"] == "complete"][0] == "snponly.efi"
     timeline = server.timeline(http.mac)
@@ -218,7 +257,7 @@ def test_secure_boot_install_and_disk_boot_through_shim_and_grub(make_lab):
     assert [e["detail"]["action"] for e in timeline if e["kind"] == "grub.config"] == ["boot", "local-disk"]
     # the disk: GRUB refuses the unsigned \EFI\BOOT\BOOTX64.EFI, then starts the disk's shim
     assert "error: bad shim signature" in second
-    assert "bootserver: starting (hd0,msdos1)/EFI/debian/shimx64.efi" in second
+    assert re.search(r"bootserver: starting \(hd0,(gpt|msdos)1\)/EFI/debian/shimx64.efi", second)
     assert re.search(r"BOOTSERVER-LAB-DISK-BOOT firmware=uefi via=shim-grub", second)
     assert server.machine(signed.mac)["state"] == "installed"
     refused.wait_for(REFUSED_RE, BOOT_TIMEOUT)

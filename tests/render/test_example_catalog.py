@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from bootserver.render.butane import dataurl
-from bootserver.render.ignition import RenderError, render_ignition
+from bootserver.render.butane_template import render_ignition
+from bootserver.render.errors import RenderError
 from tests.conftest import REPO
 
 from . import ignition_validate
@@ -38,7 +39,7 @@ def test_example_machines_get_valid_ignition(mac, hostname, installs):
 def test_install_template_needs_an_install_disk():
     template = REPO / "profiles" / "templates" / "flatcar-install.bu"
     context = {"machine": {"name": "n"}, "metadata": {"hostname": "n"},
-               "urls": {"ignition": "http://b/ignition?mac=x", "events": "http://b/e?token=t"}}
+               "urls": {"ignition": "http://b/ignition?mac=x", "events": "http://b/e?token=t", "assets": "http://b/assets"}}
     with pytest.raises(RenderError) as info:
         render_ignition(template, context, files_dir=Path(template).parent)
     line = next(i for i, text in enumerate(template.read_text().splitlines(), 1) if text.strip().startswith("DISK="))
