@@ -232,12 +232,15 @@ def _progress(lab: Lab, server: BootserverService, name: str, text: str, result:
         result["failed"] = m["reason"]
     if "installed" in result and "done" not in result:
         after = text.find("TESTOS-POSTED")
+        if after >= 0 and "rebooted" not in result:
+            result["rebooted"] = elapsed  # the second boot (the installed machine's own) starts here
         if after >= 0 and re.compile(DISK_BOOT_RE).search(text, after):
             result["done"] = elapsed
 
 
 def _summary(lab: Lab, results: dict[str, dict]) -> None:
-    print("\nmachine            firmware      MAC                 power-on->installed  ->disk boot  state")
+    print("\nmachine            firmware        MAC                 power-on->installed  ->disk boot  "
+          "(second boot)  state")
     for name, result in results.items():
         if name.startswith("_"):
             continue
@@ -246,7 +249,8 @@ def _summary(lab: Lab, results: dict[str, dict]) -> None:
         state = record["state"] if record else ("not seen" if spec.in_catalog else "ignored (unknown MAC)")
         installed = f"{result['installed']:.1f} s" if "installed" in result else "-"
         done = f"{result['done']:.1f} s" if "done" in result else "-"
-        print(f"{name:<18} {spec.firmware:<13} {spec.mac}   {installed:>19}  {done:>10}  {state}")
+        second = f"{result['done'] - result['rebooted']:.1f} s" if "done" in result and "rebooted" in result else "-"
+        print(f"{name:<18} {spec.firmware:<15} {spec.mac}   {installed:>19}  {done:>10}  {second:>13}  {state}")
 
 
 def _status(name: str, workdir: Path) -> int:
