@@ -76,7 +76,7 @@ class Silence:
     notice: bool = False  # worth an info line (a configuration gap), not just a debug line
 
 
-def installed_answers(setting: str, firmware: str | None) -> bool:
+def installed_answers(setting: str) -> bool:
     """Whether an installed machine still gets a proxy answer (see docs/dhcp.md for why).
 
     auto and answer: yes, on BIOS and UEFI alike: BIOS gets iPXE's `sanboot --drive 0x80`, UEFI
@@ -104,7 +104,7 @@ def choose(arch_code: int, stage: Stage, vendor_class: str, action: str, reason:
     if action == "ignore":
         return Silence(f"ignored: {reason}")
     firmware = "bios" if method.arch.endswith("-bios") else "uefi"
-    if action == "local-disk" and not installed_answers(settings.installed_dhcp, firmware):
+    if action == "local-disk" and not installed_answers(settings.installed_dhcp):
         return Silence(f"boots from its disk ({reason}); installed_dhcp={settings.installed_dhcp} "
                        f"keeps {firmware.upper()} firmware silent so it falls through to the disk")
     if action not in ("boot", "local-disk"):
