@@ -106,11 +106,12 @@ def write_catalog(root: Path, profile: dict | list[dict], machines: list[tuple],
 
 
 def write_settings(path: Path, catalog: Path, assets: Path, state: Path, advertise_url: str,
-                   unknown_machines: str = "ignore", uefi_loader: str = "ipxe.efi", interface: str = "eth0") -> Path:
+                   unknown_machines: str = "ignore", uefi_loader: str = "ipxe.efi", interface: str = "eth0",
+                   installed_dhcp: str = "auto") -> Path:
     settings = {
         "catalog": str(catalog), "assets": str(assets), "state": f"sqlite:///{state}",
         "http": "0.0.0.0:8080", "advertise_url": advertise_url, "dhcp": [interface],
-        "unknown_machines": unknown_machines, "uefi_loader": uefi_loader,
+        "unknown_machines": unknown_machines, "uefi_loader": uefi_loader, "installed_dhcp": installed_dhcp,
     }
     path.write_text(yaml.safe_dump(settings, sort_keys=False))
     return path

@@ -57,6 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            "assets: bootserver assets fetch flatcar)")
     boot.add_argument("--assets", metavar="DIR", default=argparse.SUPPRESS,
                       help="assets folder for the lab's bootserver (default WORKDIR/assets; needed by --os flatcar)")
+    boot.add_argument("--installed-dhcp", choices=("auto", "answer", "silent"), default="auto",
+                      help="bootserver's installed_dhcp (silent: installed UEFI machines fall through slowly)")
     boot.add_argument("--keep-state", action="store_true",
                       help="keep the earlier run's state store and disks (default: both start fresh)")
     boot.add_argument("--no-ipv6-ra", action="store_true",
@@ -129,6 +131,7 @@ def _make_lab(args: argparse.Namespace, workdir: Path) -> tuple[Lab, BootserverS
     specs = [MachineSpec.make(i, fw) for fw in firmwares for i in range(1, args.count + 1)]
     specs += [MachineSpec.make(0xF0 + i, firmwares[0], in_catalog=False) for i in range(args.unknown)]
     server = BootserverService(unknown_machines=args.unknown_machines, os_name=args.os,
+                               installed_dhcp=args.installed_dhcp,
                                uefi_loader="snponly.efi" if "uefi-snponly" in firmwares else "ipxe.efi")
     memory = 3072 if args.os == "flatcar" else 512
     assets = Path(args.assets).resolve() if getattr(args, "assets", None) else None

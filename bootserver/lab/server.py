@@ -23,8 +23,10 @@ if TYPE_CHECKING:
 
 
 class BootserverService:
-    def __init__(self, unknown_machines: str = "ignore", uefi_loader: str = "ipxe.efi", os_name: str = "testos"):
+    def __init__(self, unknown_machines: str = "ignore", uefi_loader: str = "ipxe.efi", os_name: str = "testos",
+                 installed_dhcp: str = "auto"):
         self.unknown_machines = unknown_machines
+        self.installed_dhcp = installed_dhcp
         self.uefi_loader = uefi_loader
         self.os_name = os_name
         self.service: Service | None = None
@@ -60,7 +62,7 @@ class BootserverService:
         (work / "state").mkdir(exist_ok=True)
         self.settings_file = lab_catalog.write_settings(
             work / "bootserver.yaml", self.catalog_dir, lab.assets, work / "state" / "bootserver.db",
-            lab.base_url, self.unknown_machines, self.uefi_loader)
+            lab.base_url, self.unknown_machines, self.uefi_loader, installed_dhcp=self.installed_dhcp)
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         env.pop("BOOTSERVER_CONFIG", None)
         self.service = Service("bootserver", lab.topology.server,
