@@ -95,8 +95,10 @@ class UpdateService:
             return Verdict(False, reason), None
         rollout, rules = found
         release = self.releases.release(app.arch, rules.channel, rules.version) if app.arch else None
-        paused = bool({ALL, rollout} & await store.update_pauses())
-        verdict = policy.evaluate(rules, release, app.version, paused, datetime.fromtimestamp(now, UTC))
+        when = datetime.fromtimestamp(now, UTC)
+        verdict = policy.evaluate(rules, release, app.version, False, when)
+        if verdict.offer and {ALL, rollout} & await store.update_pauses():  # read only when it matters
+            verdict = policy.evaluate(rules, release, app.version, True, when)
         if verdict.current:
             record.status, record.error_code = policy.CURRENT, None
         elif not verdict.offer and record.status not in policy.HOLDING:
