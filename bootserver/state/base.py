@@ -99,6 +99,7 @@ class Store(Protocol):
         slots taken; else save nothing and say which limit is full."""
 
     async def update_list(self) -> list[Any]: ...
+    async def update_unknown_count(self) -> int: ...
 
     async def mac_for_address(self, ip: str) -> str | None:
         """The machine last seen booting from `ip`, to tie a new machine-id to it."""

@@ -60,3 +60,15 @@ async def test_asking_again_mid_update_keeps_the_same_offer_and_slot(tmp_path, m
     status = await runtime.updates_status()
     await runtime.close()
     assert status["rollouts"][0]["updating"] == 1
+
+
+async def test_unknown_machine_ids_are_recorded_up_to_a_bound(tmp_path, mirror, monkeypatch):
+    assets, _ = mirror
+    monkeypatch.setattr(up, "MAX_UNKNOWN", 3)
+    runtime = await runtime_with(tmp_path, assets, max_updating=1)
+    for i in range(5):  # nobody booted from 10.9.9.9: five machine-ids nobody knows
+        assert (await check(runtime, Node(f"{i:032x}"), "10.9.9.9")).release is None
+    records = await runtime.store.update_list()
+    await runtime.close()
+    assert [r.machine_id for r in records] == [f"{i:032x}" for i in range(3)]
+    assert all(r.mac is None and r.status == up.WAITING for r in records)
