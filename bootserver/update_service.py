@@ -134,9 +134,11 @@ class UpdateService:
     async def _event(self, record: UpdateRecord, app: OmahaApp, event) -> None:
         before = record.status
         record.status = policy.status_after_event(before, event.type, event.result, app.version, record.target)
-        name = policy.EVENT_NAMES.get(event.type, str(event.type))
-        result = policy.RESULT_NAMES.get(event.result, str(event.result))
-        EVENTS.labels(name, result).inc()
+        name = policy.EVENT_NAMES.get(event.type, f"type-{event.type}")
+        result = policy.RESULT_NAMES.get(event.result, f"result-{event.result}")
+        # metric labels stay a fixed set whatever a client sends: any other type or result is "other"
+        EVENTS.labels(name if event.type in policy.EVENT_NAMES else "other",
+                      result if event.result in policy.RESULT_NAMES else "other").inc()
         if record.status == policy.ERROR:
             record.error_code = event.error_code
             ERRORS.inc()
