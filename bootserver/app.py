@@ -19,6 +19,7 @@ from bootserver.reload import CatalogWatcher
 from bootserver.render.ipxe import chain_script
 from bootserver.runtime import Runtime
 from bootserver.state import StoreError, open_store, redact
+from bootserver.tftp.grub import register_grub_files
 
 log = logging.getLogger("bootserver")
 
@@ -86,6 +87,7 @@ class Server:
 
             tftp = TFTPServer(self.runtime, s)
             tftp.register("boot.ipxe", self._tftp_boot_ipxe)
+            register_grub_files(tftp, self.runtime, s)
             wanted.append(("tftp", tftp))
         if s.dhcp:
             from bootserver.dhcp import ProxyDHCP

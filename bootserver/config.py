@@ -29,11 +29,13 @@ class Settings:
     tftp: str = "auto"  # HOST:PORT, off, or auto (on 0.0.0.0:69 when DHCP interfaces are set)
     tftp_root: tuple[Path, ...] = ()  # extra TFTP folders, searched after ipxe_dir
     ipxe_dir: Path = Path("/usr/lib/ipxe")
+    grub_efi: Path = Path("/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed")  # served as grubx64.efi
+    shim_efi: Path = Path("/usr/lib/shim/shimx64.efi.signed")  # served as shimx64.efi (Secure Boot)
     tftp_blksize_max: int = 0  # 0: what fits the interface MTU
     dhcp: tuple[str, ...] = ()  # interfaces for proxyDHCP; empty = off
     uefi_loader: str = "ipxe.efi"  # or snponly.efi
     arm64_loader: str | None = None  # e.g. ipxe-arm64.efi; unset = ARM64 UEFI clients are not answered
-    installed_dhcp: str = "auto"  # auto (BIOS answer, UEFI silent) | answer (local-disk script) | silent; docs/dhcp.md
+    installed_dhcp: str = "auto"  # auto/answer (local-disk answer: sanboot, or GRUB on UEFI) | silent; docs/dhcp.md
     unknown_machines: str = "ignore"  # ignore | discover
     unknown_profile: str | None = None  # with discover: profile served to unknown MACs (none = record only)
     admin_token: str | None = None  # bearer token for the admin API; unset = loopback only

@@ -13,6 +13,7 @@ from collections import OrderedDict
 from typing import Any
 
 from bootserver.boot import lifecycle, methods
+from bootserver.boot.loaders import loader_for
 from bootserver.boot.machine import DISCOVERED, Event, MachineRecord, token_matches
 from bootserver.boot.matching import Match, match_for
 from bootserver.boot.request import BootRequest
@@ -20,7 +21,7 @@ from bootserver.boot.updates import UpdateRecord
 from bootserver.catalog.model import Catalog, Profile
 from bootserver.config import Settings
 from bootserver.omaha.codec import AppAnswer, OmahaApp
-from bootserver.render import served_ignition
+from bootserver.render import grub, served_ignition
 from bootserver.render.context import template_context
 from bootserver import discovery
 from bootserver.state.base import StateChanged, Store, StoreError, StoreUnavailable, UnknownMachine
@@ -120,7 +121,27 @@ class Runtime:
         """What the proxyDHCP tells this client: the boot decision through the boot-method table."""
         decision = await self.decide(request)
         return methods.choose(arch_code, request.stage, vendor_class, decision.action, decision.reason,
-                              self.settings, self.advertise_url(local_ip))
+                              self.settings, self.advertise_url(local_ip), loader_for(decision.match))
+
+    async def grub_config(self, request: BootRequest, base: str, server_ip: str) -> str:
+        """The GRUB config a machine gets now (TFTP grub/grub.cfg, GET /grub.cfg): the same decision
+        as /ipxe. A profile that cannot be rendered is logged and recorded, and the machine is told
+        why and handed back to its firmware."""
+        decision = await self.decide(request)
+        name = decision.match.name if decision.match else "unknown"
+        try:
+            text = grub.config_for(decision, request, base, decision.record.token if decision.record else None,
+                                   server_ip)
+        except ValueError as exc:  # render.args.ArgError, render.grub.GrubRenderError
+            log.error("%s (%s): cannot render GRUB config for profile %s: %s", name, request.mac,
+                      decision.match.profile.name, exc)
+            await self.observe(request, "render.failed", {"what": "grub", "error": str(exc)})
+            return grub.no_boot_config(f"cannot render the boot config: {exc}")
+        log.info("%s (%s) gets GRUB %s: %s", name, request.mac, decision.action, decision.reason)
+        await self.observe(request, "grub.config", {
+            "action": decision.action, "reason": decision.reason,
+            "profile": decision.match.profile.name if decision.match else None})
+        return text
 
     async def ignition(self, found: Match, request: BootRequest, stage: str, base: str,
                        token: str | None) -> tuple[Profile, bytes]:

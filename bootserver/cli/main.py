@@ -122,11 +122,12 @@ def _run_validate(args: argparse.Namespace) -> int:
 def _add_render(sub) -> None:
     p = sub.add_parser("render", formatter_class=_formatter, help="preview what a machine would be served",
                        description="Print what the running server would serve a MAC, without a server:\n"
-                                   "  ipxe      the /ipxe script\n  ignition  the /ignition config\n"
+                                   "  ipxe      the /ipxe script\n  grub      the grub.cfg (boot.loader: grub)\n"
+                                   "  ignition  the /ignition config\n"
                                    "  metadata  the /metadata KEY=value lines\n"
                                    "  match     which Machine or Group matched, and the profile",
                        epilog="example:\n  bootserver render ignition --mac 52:54:00:a1:9c:ae --arch x86_64-efi")
-    p.add_argument("what", choices=("ipxe", "ignition", "metadata", "match"))
+    p.add_argument("what", choices=("ipxe", "grub", "ignition", "metadata", "match"))
     p.add_argument("--mac", required=True, help="the machine's MAC, any common spelling")
     p.add_argument("--arch", help="x86_64-bios, x86_64-efi, i386-efi or arm64-efi")
     p.add_argument("--label", action="append", default=[], metavar="K=V", help="request label (repeatable)")
