@@ -13,9 +13,9 @@ from typing import Any
 from aiohttp import web
 
 from bootserver.catalog.loader import CatalogError, load_catalog
-from bootserver.catalog.watch import CatalogWatcher
 from bootserver.config import Settings, split_hostport
 from bootserver.http.server import make_app
+from bootserver.reload import CatalogWatcher
 from bootserver.render.ipxe import chain_script
 from bootserver.runtime import Runtime
 from bootserver.state import StoreError, open_store, redact
@@ -35,19 +35,21 @@ def install_reactor(loop: asyncio.AbstractEventLoop | None = None) -> None:
 
 
 class HTTPComponent:
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, settings: Settings) -> None:
         self.runtime = runtime
+        self.settings = settings
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
 
     async def start(self) -> None:
-        host, port = split_hostport(self.runtime.settings.http)
-        self._runner = web.AppRunner(make_app(self.runtime), access_log=None, handle_signals=False,
+        host, port = split_hostport(self.settings.http)
+        self._runner = web.AppRunner(make_app(self.runtime, self.settings), access_log=None, handle_signals=False,
                                      shutdown_timeout=2.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host or None, port, reuse_address=True)
         await site.start()
-        self.port = self.runtime.http_port = self._runner.addresses[0][1]
+        self.port = self._runner.addresses[0][1]
+        self.runtime.http_listening(self.port)
         log.info("HTTP listening on %s:%d", host, self.port)
 
     async def stop(self) -> None:
@@ -74,7 +76,7 @@ class Server:
         self.runtime = Runtime(s, catalog, store)
         log.info("catalog %s: %d profiles, %d machines, %d groups; state %s", s.catalog, len(catalog.profiles),
                  len(catalog.machines), len(catalog.groups), redact(s.state))
-        wanted: list[tuple[str, Any]] = [("http", HTTPComponent(self.runtime))]
+        wanted: list[tuple[str, Any]] = [("http", HTTPComponent(self.runtime, s))]
         if s.tftp == "off":
             log.info("TFTP off (tftp: off)")
         elif s.tftp == "auto" and not s.dhcp:
@@ -82,13 +84,13 @@ class Server:
         else:
             from bootserver.tftp import TFTPServer
 
-            tftp = TFTPServer(self.runtime)
+            tftp = TFTPServer(self.runtime, s)
             tftp.register("boot.ipxe", self._tftp_boot_ipxe)
             wanted.append(("tftp", tftp))
         if s.dhcp:
             from bootserver.dhcp import ProxyDHCP
 
-            wanted.append(("dhcp", ProxyDHCP(self.runtime)))
+            wanted.append(("dhcp", ProxyDHCP(self.runtime, s)))
         else:
             log.info("proxyDHCP not started: no interfaces are set (--dhcp IFACE[,IFACE...]); "
                      "only HTTP is served")
@@ -99,8 +101,9 @@ class Server:
                 await self.stop()
                 raise
             self.components.append((name, component))
-            self.runtime.components[name] = True
-        self.watcher = CatalogWatcher(self.runtime)
+            self.runtime.component_running(name, True)
+        self.watcher = CatalogWatcher(s.catalog, s.assets, catalog.generation, self.runtime.catalog_loaded,
+                                      self.runtime.catalog_rejected)
         await self.watcher.start()
 
     async def _tftp_boot_ipxe(self, request) -> bytes:
@@ -119,11 +122,10 @@ class Server:
             except Exception as exc:  # keep stopping the rest
                 log.error("stopping %s failed: %s", name, exc)
             if self.runtime:
-                self.runtime.components[name] = False
+                self.runtime.component_running(name, False)
         self.components.clear()
         if self.runtime:
-            await self.runtime.flush()
-            await self.runtime.store.close()
+            await self.runtime.close()
 
 
 async def _serve(settings: Settings) -> int:

@@ -7,7 +7,7 @@ import re
 
 from aiohttp import web
 
-from bootserver.http.common import runtime_of
+from bootserver.http.common import settings_of
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -16,7 +16,7 @@ async def get_loader(request: web.Request) -> web.StreamResponse:
     name = request.match_info["name"]
     if not NAME.match(name):
         raise web.HTTPNotFound(text="no such loader\n")
-    settings = runtime_of(request).settings
+    settings = settings_of(request)
     for folder in (settings.ipxe_dir, *settings.tftp_root):
         path = folder / name
         if path.is_file():  # the ipxe package's own symlinks (ipxe.efi -> /boot/ipxe.efi) are trusted

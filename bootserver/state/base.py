@@ -2,15 +2,15 @@
 
 Machines are keyed by normalised MAC. Each has a lifecycle state (see boot.lifecycle), a secret
 token the installer uses to post events, facts learnt from the network, and a bounded timeline.
+The record and event types are the domain's (boot.machine); this module only stores them.
 """
 
 from __future__ import annotations
 
-import hmac
-import time
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
+
+from bootserver.boot.machine import Event, MachineRecord
 
 #: Facts `Store.ensure` accepts besides `state`.
 FACTS = ("name", "profile", "arch", "uuid", "vendor", "interface", "client_ip")
@@ -32,38 +32,13 @@ class UnknownMachine(KeyError):
     """No machine with that MAC in the store."""
 
 
-@dataclass
-class MachineRecord:
-    mac: str
-    state: str  # discovered | ready | installing | installed | failed
-    token: str
-    name: str | None = None
-    profile: str | None = None
-    arch: str | None = None
-    uuid: str | None = None
-    vendor: str | None = None
-    interface: str | None = None
-    client_ip: str | None = None
-    first_seen: float = 0.0
-    last_seen: float = 0.0
-    state_changed: float = 0.0
+class StateChanged(StoreError):
+    """A compare-and-set transition found the machine no longer in the state its caller saw
+    (another request or replica moved it first): nothing was written."""
 
-
-@dataclass
-class Event:
-    mac: str
-    kind: str  # e.g. dhcp.offer, dhcp.ack, tftp.transfer, http.ipxe, http.asset, http.ignition, installer.installed
-    source: str | None = None  # client address
-    detail: dict[str, Any] = field(default_factory=dict)
-    at: float = field(default_factory=time.time)
-    seq: int | None = None  # store-assigned, increasing; None until recorded
-
-
-def token_matches(record: MachineRecord | None, token: str | None) -> bool:
-    """Constant-time check of an installer's token against the machine's."""
-    if record is None or not token:
-        return False
-    return hmac.compare_digest(record.token.encode(), token.encode())
+    def __init__(self, mac: str, expected: str, current: str) -> None:
+        super().__init__(f"machine {mac} is {current}, not {expected}: another writer moved it first")
+        self.mac, self.expected, self.current = mac, expected, current
 
 
 def redact(url: str) -> str:
@@ -89,8 +64,10 @@ class Store(Protocol):
     async def ensure(self, mac: str, *, state: str, **facts: Any) -> MachineRecord:
         """Return the machine, creating it in `state` if new; updates facts and last_seen."""
 
-    async def set_state(self, mac: str, state: str) -> MachineRecord:
-        """Move the machine to `state`; raises UnknownMachine if it does not exist."""
+    async def set_state(self, mac: str, state: str, *, expected: str | None = None) -> MachineRecord:
+        """Move the machine to `state`; raises UnknownMachine if it does not exist. With `expected`,
+        a compare-and-set (`UPDATE … WHERE state = expected`): raises StateChanged, writing
+        nothing, when the machine is no longer in `expected`."""
 
     async def record(self, event: Event) -> bool:
         """Append to the timeline. Returns after the event is durable (True), or False if the

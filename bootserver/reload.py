@@ -1,6 +1,8 @@
 """Reload the catalog when a file under it changes (polled; no inotify dependency) or on demand.
 
-A reload that fails validation keeps the last good catalog and logs every problem.
+A reload that fails validation keeps the last good catalog and logs every problem. The watcher
+only loads and reports: `on_reload(catalog)` hands a good catalog over, `on_error(message)` says
+why one was refused (the app wires both to Runtime).
 """
 
 from __future__ import annotations
@@ -9,12 +11,13 @@ import asyncio
 import logging
 import os
 from pathlib import Path
+from typing import Callable
 
 from prometheus_client import Counter
 
 from bootserver.catalog.loader import CatalogError, load_catalog
+from bootserver.catalog.model import Catalog
 from bootserver.metrics import REGISTRY
-from bootserver.runtime import Runtime
 
 log = logging.getLogger("bootserver.catalog")
 RELOADS = Counter("bootserver_catalog_reloads_total", "Catalog reloads by result", ["result"], registry=REGISTRY)
@@ -34,14 +37,20 @@ def fingerprint(root: Path) -> tuple:
 
 
 class CatalogWatcher:
-    def __init__(self, runtime: Runtime, interval: float = 0.5) -> None:
-        self.runtime = runtime
+    def __init__(self, root: Path, assets: Path, generation: int, on_reload: Callable[[Catalog], None],
+                 on_error: Callable[[str], None], interval: float = 0.5) -> None:
+        self.root = root
+        self.assets = assets
+        self.generation = generation  # of the catalog being served
+        self.on_reload = on_reload
+        self.on_error = on_error
         self.interval = interval
         self._task: asyncio.Task | None = None
-        self._seen = fingerprint(runtime.settings.catalog)
+        self._seen: tuple | None = None
         self._lock = asyncio.Lock()
 
     async def start(self) -> None:
+        self._seen = await asyncio.to_thread(fingerprint, self.root)
         self._task = asyncio.get_running_loop().create_task(self._poll())
 
     async def stop(self) -> None:
@@ -55,29 +64,27 @@ class CatalogWatcher:
     async def _poll(self) -> None:
         while True:
             await asyncio.sleep(self.interval)
-            current = await asyncio.to_thread(fingerprint, self.runtime.settings.catalog)
+            current = await asyncio.to_thread(fingerprint, self.root)
             if current != self._seen:
                 self._seen = current
                 await self.reload("file change")
 
     async def reload(self, why: str) -> bool:
         async with self._lock:
-            runtime = self.runtime
-            generation = runtime.catalog.generation + 1
+            generation = self.generation + 1
             try:
-                catalog = await asyncio.to_thread(load_catalog, runtime.settings.catalog,
-                                                  runtime.settings.assets, generation)
+                catalog = await asyncio.to_thread(load_catalog, self.root, self.assets, generation)
             except CatalogError as exc:
                 errors = [p for p in exc.problems if p.severity == "error"]
-                runtime.last_reload_error = "; ".join(str(p) for p in errors)
+                self.on_error("; ".join(str(p) for p in errors))
                 RELOADS.labels("failed").inc()
                 log.error("catalog reload (%s) failed with %d error(s); still serving generation %d",
-                          why, len(errors), runtime.catalog.generation)
+                          why, len(errors), self.generation)
                 for problem in errors:
                     log.error("  %s", problem)
                 return False
-            runtime.catalog = catalog
-            runtime.last_reload_error = None
+            self.generation = generation
+            self.on_reload(catalog)
             RELOADS.labels("ok").inc()
             for warning in catalog.warnings:
                 log.warning("  %s", warning)
