@@ -37,6 +37,7 @@ dynamic_ownership = 0
 security_driver = "none"
 cgroup_controllers = [ ]
 """
+SBIN_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])  # libvirtd, virtlogd, iptables
 POOL = "default"  # the name vagrant-libvirt uses; it only creates it itself for machines with a box
 
 
@@ -52,7 +53,7 @@ def check_tools() -> list[str]:
                           ("iptables", "iptables (libvirt's isolated networks add rules, in the namespace)"),
                           ("dnsmasq", "dnsmasq-base"), ("unshare", "util-linux"), ("vagrant", "vagrant"),
                           ("qemu-system-x86_64", "qemu-system-x86")):
-        if shutil.which(tool) is None:
+        if shutil.which(tool, path=SBIN_PATH) is None:
             problems.append(f"{tool} not found (install {package})")
     return problems
 
@@ -96,7 +97,7 @@ class LibvirtHost:
         subprocess.Popen(in_netns(self.netns, ["unshare", "--mount", "--propagation", "private", "--",
                                                "sh", "-c", script]),
                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                         start_new_session=True)
+                         env={**os.environ, "PATH": SBIN_PATH}, start_new_session=True)
         deadline = time.monotonic() + timeout
         while self.virsh("version", check=False).returncode != 0:
             if time.monotonic() > deadline:

@@ -160,8 +160,10 @@ class VagrantLab:
             proc = subprocess.run(["vagrant", *args], env=self.vagrant_env(), stdin=subprocess.DEVNULL,
                                   stdout=out, stderr=subprocess.STDOUT, timeout=timeout)
         if check and proc.returncode != 0:
+            lines = [line for line in log_tail(self.workdir / "vagrant.log", 200).splitlines()
+                     if not line.startswith("\tfrom ")]  # Ruby's stack, not the reason
             raise VagrantLabError(f"vagrant {' '.join(args)} failed (exit {proc.returncode}); last lines of "
-                                  f"{self.workdir / 'vagrant.log'}:\n{log_tail(self.workdir / 'vagrant.log')}")
+                                  f"{self.workdir / 'vagrant.log'}:\n" + "\n".join(lines[-12:]))
         return proc
 
     def check_running(self) -> None:
