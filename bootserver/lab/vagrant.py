@@ -127,7 +127,9 @@ class VagrantLab:
 
     def _start_bootserver(self) -> None:
         kernel, initrd = testos.install_into(self.workdir / "assets")
-        catalog = lab_catalog.write_catalog(self.workdir / "catalog", lab_catalog.test_os_profile(kernel, initrd),
+        defaults = lab_catalog.write_ignition_assets(self.workdir / "assets")  # files the lab's Ignition fetches
+        catalog = lab_catalog.write_catalog(self.workdir / "catalog",
+                                            lab_catalog.test_os_profile(kernel, initrd, defaults),
                                             [(m.name, m.mac, m.name) for m in self.machines.values()])
         shutil.rmtree(self.workdir / "state", ignore_errors=True)  # fresh machines: no record of an earlier run
         (self.workdir / "state").mkdir()
