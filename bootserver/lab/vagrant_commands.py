@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -68,12 +69,16 @@ def run(args: argparse.Namespace) -> int:
     except VagrantLabError as exc:
         print(f"bootserver lab vagrant: {exc}", file=sys.stderr)
         return 2
+    signal.signal(signal.SIGTERM, _interrupt)  # a `kill` tears down like Ctrl-C does
     started = time.monotonic()
     try:
         lab.up(timeout=args.timeout)
     except (VagrantLabError, LibvirtError, ServiceError, OSError, subprocess.SubprocessError) as exc:
         print(f"bootserver lab vagrant: {exc}\n(everything it started was removed again)", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("\nvagrant lab: interrupted; everything it started was removed again", file=sys.stderr)
+        return 130
     print(f"vagrant lab up in {time.monotonic() - started:.1f} s: bootserver {lab.base_url} in namespace "
           f"{lab.netns}, libvirt {lab.host.uri}\n  consoles: {lab.workdir / 'consoles'}")
     if args.vagrant_command == "up":
@@ -100,6 +105,10 @@ def run(args: argparse.Namespace) -> int:
         r = results.get(name, {})
         print(f"{name:<8} {machine.firmware:<9} {machine.mac}  {r.get('installed', '-'):>9}  {r.get('disk', '-'):>16}")
     return code
+
+
+def _interrupt(_signum, _frame) -> None:
+    raise KeyboardInterrupt
 
 
 def _status(lab: VagrantLab) -> int:
