@@ -40,6 +40,7 @@ FIRMWARES = ("bios", "uefi")
 DRIVERS = ("kvm", "qemu")
 UEFI_FIRST = ("network", "disk")
 STATE_FILE = "vagrant-lab.json"
+NETNS_RE = re.compile(r"^bsvg-[0-9a-f]{6}$")
 NET_RE = re.compile(r"^(\d{1,3})\.(\d{1,3})\.(\d{1,3})$")
 
 
@@ -76,6 +77,8 @@ class VagrantLab:
         self.firmwares, self.driver, self.net, self.log = list(firmwares), driver, net, log
         self.uefi_first = uefi_first
         self.netns = netns or f"bsvg-{secrets.token_hex(3)}"
+        if not NETNS_RE.match(self.netns):  # `down` ends every process in it: only ever one of ours
+            raise VagrantLabError(f"not a Vagrant lab namespace name: {self.netns!r}")
         self.host = LibvirtHost(self.netns, self.workdir, log=log)
         self.machines = {f"pxe{i}": VagrantMachine(f"pxe{i}", fw, f"52:54:00:88:00:{i:02x}",
                                                    self.workdir / "consoles" / f"bootserver-pxe{i}.serial.log")
@@ -83,6 +86,7 @@ class VagrantLab:
         self.server = BootserverService()
         self.server.settings_file = self.workdir / "bootserver.yaml"
         self.bootserver: Service | None = None
+        self.recorded_pid: int | None = None  # bootserver started by another process (from the state file)
         self.up_started = self.up_done = 0.0
 
     @property
@@ -94,11 +98,13 @@ class VagrantLab:
         """The lab recorded in `workdir` by an earlier `up` (None when there is none)."""
         try:
             state = json.loads((workdir / STATE_FILE).read_text())
+            lab = cls(workdir, state["firmwares"], state["driver"], state["net"], log=log, netns=state["netns"],
+                      uefi_first=state["uefi_first"])
         except FileNotFoundError:
             return None
-        lab = cls(workdir, state["firmwares"], state["driver"], state["net"], log=log, netns=state["netns"],
-                  uefi_first=state["uefi_first"])
-        lab._recorded_pid = state.get("bootserver_pid")
+        except (ValueError, KeyError, TypeError) as exc:
+            raise VagrantLabError(f"{workdir / STATE_FILE} is not a Vagrant lab's record ({exc})") from None
+        lab.recorded_pid = state.get("bootserver_pid")
         return lab
 
     def up(self, timeout: float = 600) -> None:
@@ -215,7 +221,7 @@ class VagrantLab:
         if self.bootserver is not None:
             self.bootserver.stop()
             removed.append("bootserver")
-        elif (pid := getattr(self, "_recorded_pid", None)) and self._bootserver_alive(pid):
+        elif (pid := self.recorded_pid) and self._bootserver_alive(pid):
             os.killpg(pid, signal.SIGTERM)
             removed.append(f"bootserver (pid {pid})")
         removed += self.host.stop()

@@ -50,7 +50,11 @@ def run(args: argparse.Namespace) -> int:
         print("bootserver lab vagrant: run as root (network namespace, libvirtd)", file=sys.stderr)
         return 2
     if args.vagrant_command in ("down", "status"):
-        lab = VagrantLab.load(args.workdir)
+        try:
+            lab = VagrantLab.load(args.workdir)
+        except VagrantLabError as exc:
+            print(f"bootserver lab vagrant: {exc}", file=sys.stderr)
+            return 2
         if lab is None:
             print(f"vagrant lab: nothing recorded in {args.workdir}")
             return 0 if args.vagrant_command == "down" else 3
