@@ -2,7 +2,7 @@
 
 The template text is trusted (it is the profile). Every interpolated value is checked: anything
 that could split the iPXE `kernel` line or expand inside iPXE (whitespace, quotes, `$`, braces,
-backslashes, `;`, `|`, `&&`) is refused with a clear error instead of reaching the script.
+backslashes, `;`, `|`, `&&`, and `#`, which starts a comment when a word begins with it) is refused with a clear error instead of reaching the script.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-UNSAFE = re.compile(r"[\s\"'`$\\{};|<>]|&&|[\x00-\x1f\x7f]")
+UNSAFE = re.compile(r"[\s\"'`$\\{};|<>#]|&&|[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 class ArgError(ValueError):
@@ -59,7 +59,11 @@ def render_args(templates: tuple[str, ...], context: dict[str, Any]) -> list[str
             raise ArgError(f"args[{i}] {template!r}: {exc}") from None
         except jinja2.TemplateError as exc:
             raise ArgError(f"args[{i}] {template!r}: {exc}") from None
-        if "\n" in text or "\r" in text:
+        if len(text.splitlines()) > 1:  # \n, \r and every other line separator Python knows
             raise ArgError(f"args[{i}] {template!r}: renders to more than one line")
-        out.extend(text.split())
+        words = text.split()
+        if any(word.startswith("#") for word in words):
+            raise ArgError(f"args[{i}] {template!r}: a word starting with '#' would comment out the rest "
+                           "of the iPXE kernel line")
+        out.extend(words)
     return out

@@ -23,7 +23,8 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+#: line breaks of every kind (YAML and Unicode also break lines at U+0085, U+2028, U+2029) and controls
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 class TemplateError(Exception):
