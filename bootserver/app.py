@@ -15,8 +15,10 @@ from aiohttp import web
 from bootserver.catalog.loader import CatalogError, load_catalog
 from bootserver.catalog.watch import CatalogWatcher
 from bootserver.config import Settings, split_hostport
+from bootserver.http.connections import ConnectionCap
 from bootserver.http.server import make_app
 from bootserver.render.ipxe import chain_script
+from bootserver.resources import Budget, quiet_out_of_files, raise_open_file_limit
 from bootserver.runtime import Runtime
 from bootserver.state import StoreError, open_store, redact
 
@@ -35,16 +37,19 @@ def install_reactor(loop: asyncio.AbstractEventLoop | None = None) -> None:
 
 
 class HTTPComponent:
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, max_connections: int = 1024) -> None:
         self.runtime = runtime
+        self.max_connections = max_connections
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
 
     async def start(self) -> None:
         host, port = split_hostport(self.runtime.settings.http)
         self._runner = web.AppRunner(make_app(self.runtime), access_log=None, handle_signals=False,
-                                     shutdown_timeout=2.0)
+                                     shutdown_timeout=2.0,
+                                     keepalive_timeout=self.runtime.settings.http_idle_timeout)
         await self._runner.setup()
+        ConnectionCap(self._runner.server, self.max_connections)
         site = web.TCPSite(self._runner, host or None, port, reuse_address=True)
         await site.start()
         self.port = self.runtime.http_port = self._runner.addresses[0][1]
@@ -72,9 +77,13 @@ class Server:
         store = open_store(s.state, s.event_retention)
         await store.open()  # migrates; refuses a newer schema; retries an unreachable PostgreSQL
         self.runtime = Runtime(s, catalog, store)
+        quiet_out_of_files(asyncio.get_running_loop())
+        budget = Budget.for_limit(raise_open_file_limit())
         log.info("catalog %s: %d profiles, %d machines, %d groups; state %s", s.catalog, len(catalog.profiles),
                  len(catalog.machines), len(catalog.groups), redact(s.state))
-        wanted: list[tuple[str, Any]] = [("http", HTTPComponent(self.runtime))]
+        log.info("open files: up to %d HTTP connections and %d TFTP transfers at once", budget.http_connections,
+                 budget.tftp_sessions)
+        wanted: list[tuple[str, Any]] = [("http", HTTPComponent(self.runtime, budget.http_connections))]
         if s.tftp == "off":
             log.info("TFTP off (tftp: off)")
         elif s.tftp == "auto" and not s.dhcp:
@@ -82,7 +91,8 @@ class Server:
         else:
             from bootserver.tftp import TFTPServer
 
-            tftp = TFTPServer(self.runtime)
+            tftp = TFTPServer(self.runtime, max_sessions=budget.tftp_sessions,
+                              per_client=s.tftp_sessions_per_client)
             tftp.register("boot.ipxe", self._tftp_boot_ipxe)
             wanted.append(("tftp", tftp))
         if s.dhcp:

@@ -41,6 +41,8 @@ class Settings:
     log_format: str = "human"  # human | json
     log_level: str = "info"
     access_log: bool = True
+    http_idle_timeout: int = 15  # seconds an HTTP connection may sit without a request (or unfinished headers)
+    tftp_sessions_per_client: int = 8  # transfers one client address may run at once
     sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def effective_advertise_url(self, host_ip: str | None = None, port: int | None = None) -> str:
