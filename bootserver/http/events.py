@@ -39,7 +39,7 @@ async def post_event(request: web.Request) -> web.Response:
         raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY, actual_size=len(raw))
     try:
         body = json.loads(raw or b"{}")
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, numbers of 4,300+ digits, nesting too deep
         raise web.HTTPBadRequest(text='body must be JSON: {"event": "installed", "detail": "..."}\n') from None
     event = body.get("event") if isinstance(body, dict) else None
     if event not in EVENTS:
