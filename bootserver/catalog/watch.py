@@ -1,6 +1,8 @@
 """Reload the catalog when a file under it changes (polled; no inotify dependency) or on demand.
 
-A reload that fails validation keeps the last good catalog and logs every problem.
+A reload that fails validation keeps the last good catalog and logs every problem. So does a reload
+that fails any other way (a bug, a file system error): the error shows in /healthz and the watcher
+keeps watching; it never dies silently.
 """
 
 from __future__ import annotations
@@ -53,12 +55,26 @@ class CatalogWatcher:
                 pass
 
     async def _poll(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            current = await asyncio.to_thread(fingerprint, self.runtime.settings.catalog)
-            if current != self._seen:
-                self._seen = current
-                await self.reload("file change")
+        self.runtime.components["catalog-watcher"] = True
+        try:
+            while True:
+                await asyncio.sleep(self.interval)
+                try:
+                    current = await asyncio.to_thread(fingerprint, self.runtime.settings.catalog)
+                except Exception as exc:  # the folder vanished, a permission changed: try again later
+                    self._failed("watching", exc)
+                    continue
+                if current != self._seen:
+                    self._seen = current
+                    await self.reload("file change")
+        finally:  # cancelled at stop; anything else would show in /healthz as a stopped component
+            self.runtime.components["catalog-watcher"] = False
+
+    def _failed(self, why: str, exc: BaseException) -> None:
+        self.runtime.last_reload_error = f"{why}: {type(exc).__name__}: {exc}"
+        RELOADS.labels("failed").inc()
+        log.error("catalog reload (%s) failed: %s: %s; still serving generation %d", why, type(exc).__name__,
+                  exc, self.runtime.catalog.generation)
 
     async def reload(self, why: str) -> bool:
         async with self._lock:
@@ -75,6 +91,9 @@ class CatalogWatcher:
                           why, len(errors), runtime.catalog.generation)
                 for problem in errors:
                     log.error("  %s", problem)
+                return False
+            except Exception as exc:  # not a catalog problem bootserver knows to name: still keep the last good
+                self._failed(why, exc)
                 return False
             runtime.catalog = catalog
             runtime.last_reload_error = None
