@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -38,7 +39,8 @@ async def get_ignition(request: web.Request) -> web.Response:
         raise _json_error(web.HTTPNotFound, f"profile {profile.name} has no ignition config")
     context = template_context(match, boot, base_url(request), decision.record.token)
     try:
-        body = ignition_render.for_profile(profile, context, runtime.catalog)
+        # off the loop: a render may take up to its time limit (render/limits.py)
+        body = await asyncio.to_thread(ignition_render.for_profile, profile, context, runtime.catalog)
     except ignition_render.RenderError as exc:
         log.error("%s (%s): Ignition render failed for profile %s: %s", match.name, boot.mac,
                   profile.name, exc)

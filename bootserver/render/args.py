@@ -12,7 +12,8 @@ import re
 from typing import Any
 
 import jinja2
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from bootserver.render.limits import BoundedSandbox, LimitExceeded, bounded
 
 UNSAFE = re.compile(r"[\s\"'`$\\{};|<>#]|&&|[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
@@ -29,7 +30,7 @@ def _finalize(value: Any) -> str:
     return text
 
 
-_ENV = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, finalize=_finalize, autoescape=False)
+_ENV = BoundedSandbox(undefined=jinja2.StrictUndefined, finalize=_finalize, autoescape=False)
 
 
 def compile_arg(template: str) -> str | None:
@@ -52,7 +53,10 @@ def render_args(templates: tuple[str, ...], context: dict[str, Any]) -> list[str
     out = []
     for i, template in enumerate(templates):
         try:
-            text = _template(template).render(context)
+            compiled = _template(template)
+            text = bounded(compiled.generate(context), seconds=1.0, max_output=4096)
+        except LimitExceeded as exc:
+            raise ArgError(f"args[{i}] {template!r}: {exc}") from None
         except jinja2.UndefinedError as exc:
             raise ArgError(f"args[{i}] {template!r}: {exc.message}") from None
         except ArgError as exc:

@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from bootserver.catalog.model import Catalog, Profile
-from bootserver.render import ignition
+from bootserver.render import ignition, jinja
 
 
 class RenderError(Exception):
@@ -23,11 +23,21 @@ CACHE = ignition.RenderCache(size=4096)
 
 def for_profile(profile: Profile, context: dict[str, Any], catalog: Catalog) -> bytes:
     machine = context.get("machine", {}).get("mac", "")
-    key = CACHE.key(machine, catalog.generation, context, extra=profile.name)
+    key = CACHE.key(machine, catalog.generation, deciding(profile, context), extra=profile.name)
     try:
         return CACHE.get_or_render(key, lambda: _render(profile, context, catalog))
     except ignition.RenderError as exc:
         raise RenderError(str(exc)) from None
+
+
+def deciding(profile: Profile, context: dict[str, Any]) -> dict[str, Any]:
+    """The part of the context that decides the config: none for a ready JSON file, else the
+    variables the template reads (query labels and the Host matter only if it reads them)."""
+    spec = profile.ignition
+    if spec.config is not None:
+        return {}
+    names = jinja.used_names(spec.butane)
+    return context if names is None else {k: v for k, v in context.items() if k in names}
 
 
 def _render(profile: Profile, context: dict[str, Any], catalog: Catalog) -> bytes:
