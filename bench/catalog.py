@@ -49,7 +49,7 @@ def mac(i: int) -> str:
 
 
 def butane_available() -> bool:
-    return importlib.util.find_spec("bootserver.render.ignition") is not None
+    return importlib.util.find_spec("bootserver.render.butane_template") is not None
 
 
 def write_catalog(root: Path, machines: int) -> str:

@@ -13,10 +13,10 @@ from typing import Any
 from aiohttp import web
 
 from bootserver.catalog.loader import CatalogError, load_catalog
-from bootserver.catalog.watch import CatalogWatcher
 from bootserver.config import Settings, split_hostport
 from bootserver.http.connections import ConnectionCap
 from bootserver.http.server import make_app
+from bootserver.reload import CatalogWatcher
 from bootserver.render.ipxe import chain_script
 from bootserver.resources import Budget, quiet_out_of_files, raise_open_file_limit
 from bootserver.runtime import Runtime
@@ -37,22 +37,23 @@ def install_reactor(loop: asyncio.AbstractEventLoop | None = None) -> None:
 
 
 class HTTPComponent:
-    def __init__(self, runtime: Runtime, max_connections: int = 1024) -> None:
+    def __init__(self, runtime: Runtime, settings: Settings, max_connections: int = 1024) -> None:
         self.runtime = runtime
+        self.settings = settings
         self.max_connections = max_connections
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
 
     async def start(self) -> None:
-        host, port = split_hostport(self.runtime.settings.http)
-        self._runner = web.AppRunner(make_app(self.runtime), access_log=None, handle_signals=False,
-                                     shutdown_timeout=2.0,
-                                     keepalive_timeout=self.runtime.settings.http_idle_timeout)
+        host, port = split_hostport(self.settings.http)
+        self._runner = web.AppRunner(make_app(self.runtime, self.settings), access_log=None, handle_signals=False,
+                                     shutdown_timeout=2.0, keepalive_timeout=self.settings.http_idle_timeout)
         await self._runner.setup()
         ConnectionCap(self._runner.server, self.max_connections)
         site = web.TCPSite(self._runner, host or None, port, reuse_address=True)
         await site.start()
-        self.port = self.runtime.http_port = self._runner.addresses[0][1]
+        self.port = self._runner.addresses[0][1]
+        self.runtime.http_listening(self.port)
         log.info("HTTP listening on %s:%d", host, self.port)
 
     async def stop(self) -> None:
@@ -83,7 +84,7 @@ class Server:
                  len(catalog.machines), len(catalog.groups), redact(s.state))
         log.info("open files: up to %d HTTP connections and %d TFTP transfers at once", budget.http_connections,
                  budget.tftp_sessions)
-        wanted: list[tuple[str, Any]] = [("http", HTTPComponent(self.runtime, budget.http_connections))]
+        wanted: list[tuple[str, Any]] = [("http", HTTPComponent(self.runtime, s, budget.http_connections))]
         if s.tftp == "off":
             log.info("TFTP off (tftp: off)")
         elif s.tftp == "auto" and not s.dhcp:
@@ -91,14 +92,14 @@ class Server:
         else:
             from bootserver.tftp import TFTPServer
 
-            tftp = TFTPServer(self.runtime, max_sessions=budget.tftp_sessions,
+            tftp = TFTPServer(self.runtime, s, max_sessions=budget.tftp_sessions,
                               per_client=s.tftp_sessions_per_client)
             tftp.register("boot.ipxe", self._tftp_boot_ipxe)
             wanted.append(("tftp", tftp))
         if s.dhcp:
             from bootserver.dhcp import ProxyDHCP
 
-            wanted.append(("dhcp", ProxyDHCP(self.runtime)))
+            wanted.append(("dhcp", ProxyDHCP(self.runtime, s)))
         else:
             log.info("proxyDHCP not started: no interfaces are set (--dhcp IFACE[,IFACE...]); "
                      "only HTTP is served")
@@ -109,8 +110,10 @@ class Server:
                 await self.stop()
                 raise
             self.components.append((name, component))
-            self.runtime.components[name] = True
-        self.watcher = CatalogWatcher(self.runtime)
+            self.runtime.component_running(name, True)
+        self.watcher = CatalogWatcher(s.catalog, s.assets, catalog.generation, self.runtime.catalog_loaded,
+                                      self.runtime.catalog_rejected,
+                                      on_running=lambda up: self.runtime.component_running("catalog-watcher", up))
         await self.watcher.start()
 
     async def _tftp_boot_ipxe(self, request) -> bytes:
@@ -129,11 +132,10 @@ class Server:
             except Exception as exc:  # keep stopping the rest
                 log.error("stopping %s failed: %s", name, exc)
             if self.runtime:
-                self.runtime.components[name] = False
+                self.runtime.component_running(name, False)
         self.components.clear()
         if self.runtime:
-            await self.runtime.flush()
-            await self.runtime.store.close()
+            await self.runtime.close()
 
 
 async def _serve(settings: Settings) -> int:

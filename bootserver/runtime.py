@@ -1,5 +1,8 @@
-"""The one object every component shares: settings, the current catalog, the store, and the
-boot policy wired to them. Protocol adapters call `decide` and `observe`; nothing else."""
+"""The one facade every adapter talks to: intent methods over the settings, the current catalog and
+the store. Adapters (dhcp/, tftp/, http/) and the CLI call `decide`, `observe`, `report`,
+`machine`, `reinstall` and the like; they never reach the store or the catalog themselves, so the
+policy behind each intent lives here once, in front of the pure core (boot/, catalog/, render/).
+"""
 
 from __future__ import annotations
 
@@ -9,16 +12,32 @@ import time
 from collections import OrderedDict
 from typing import Any
 
-from bootserver.boot import lifecycle
+from bootserver.boot import lifecycle, methods
+from bootserver.boot.machine import DISCOVERED, Event, MachineRecord, token_matches
+from bootserver.boot.matching import Match, match_for
 from bootserver.boot.request import BootRequest
-from bootserver.catalog.matching import Match, match
-from bootserver.catalog.model import Catalog
+from bootserver.catalog.model import Catalog, Profile
 from bootserver.config import Settings
-from bootserver.state import discovery
-from bootserver.state.base import Event, MachineRecord, Store, StoreUnavailable
+from bootserver.render import served_ignition
+from bootserver.render.context import template_context
+from bootserver import discovery
+from bootserver.state.base import Store, StoreError, StoreUnavailable, UnknownMachine
+
+#: What adapters may catch from the intent methods (the store's faults, as Runtime passes them on).
+__all__ = ["INSTALLER_EVENTS", "NotAdopted", "Runtime", "StoreError", "StoreUnavailable", "UnknownMachine",
+           "WrongToken"]
 
 log = logging.getLogger("bootserver.boot")
 LAST_SEEN_RESOLUTION = 60.0  # seconds: a machine's last_seen is refreshed at most this often
+INSTALLER_EVENTS = ("installed", "failed", "progress")
+
+
+class WrongToken(PermissionError):
+    """An installer event carried no token, or not this machine's."""
+
+
+class NotAdopted(ValueError):
+    """Reinstall asked for a machine the catalog does not name yet."""
 
 
 def _unchanged(record: MachineRecord, names: dict[str, Any], facts: dict[str, Any]) -> bool:
@@ -40,9 +59,38 @@ class Runtime:
         self._ip_to_mac: OrderedDict[str, str] = OrderedDict()
         self._pending: set[asyncio.Task] = set()  # timeline writes nobody waits for (see observe)
 
+    # -- the app's side: what changed in the process --------------------------------------------
+
+    def catalog_loaded(self, catalog: Catalog) -> None:
+        """A reload produced a valid catalog: serve it from the next request on."""
+        self.catalog = catalog
+        self.last_reload_error = None
+
+    def catalog_rejected(self, error: str) -> None:
+        """A reload failed validation: keep serving the last good catalog, say why on /healthz."""
+        self.last_reload_error = error
+
+    def component_running(self, name: str, running: bool) -> None:
+        self.components[name] = running
+
+    def http_listening(self, port: int) -> None:
+        self.http_port = port
+
+    def health(self) -> dict[str, Any]:
+        catalog = self.catalog
+        return {
+            "status": "ok" if all(self.components.values()) else "degraded",
+            "catalog": {"generation": catalog.generation, "root": str(catalog.root),
+                        "profiles": len(catalog.profiles), "machines": len(catalog.machines),
+                        "groups": len(catalog.groups)},
+            "last_reload_error": self.last_reload_error,
+            "components": dict(self.components),
+        }
+
+    # -- boot requests ------------------------------------------------------------------------
+
     def match(self, request: BootRequest) -> Match | None:
-        fallback = self.settings.unknown_profile if self.settings.unknown_machines == "discover" else None
-        return match(self.catalog, request, fallback)
+        return match_for(self.catalog, request, self.settings)
 
     async def decide(self, request: BootRequest) -> lifecycle.BootDecision:
         """Match, bring the machine's record up to date, and decide what it gets."""
@@ -50,7 +98,7 @@ class Runtime:
         if request.client_ip:
             self.remember_ip(request.client_ip, request.mac)
         if found is None and self.settings.unknown_machines == "ignore":
-            return lifecycle.decide(request, None, None, self.settings)
+            return lifecycle.decide(None, None, self.settings)
         record, answered = None, False
         try:
             record = await self.store.get(request.mac)
@@ -59,8 +107,29 @@ class Runtime:
         except StoreUnavailable as exc:  # decide from the last known record, else the catalog alone
             log.warning("machine %s: %s; deciding from %s", request.mac, exc,
                         "its last known record" if record else "the catalog alone")
-            return lifecycle.decide(request, found, record, self.settings, store_ok=answered)
-        return lifecycle.decide(request, found, record, self.settings)
+            return lifecycle.decide(found, record, self.settings, store_ok=answered)
+        return lifecycle.decide(found, record, self.settings)
+
+    async def dhcp_answer(self, request: BootRequest, arch_code: int, vendor_class: str,
+                          local_ip: str) -> methods.Answer | methods.Silence:
+        """What the proxyDHCP tells this client: the boot decision through the boot-method table."""
+        decision = await self.decide(request)
+        return methods.choose(arch_code, request.stage, vendor_class, decision.action, decision.reason,
+                              self.settings, self.advertise_url(local_ip))
+
+    async def ignition(self, found: Match, request: BootRequest, stage: str, base: str,
+                       token: str | None) -> tuple[Profile, bytes]:
+        """The Ignition config a matched machine is served (`stage="final"`: what its installer writes).
+
+        Without the machine's `token` (store unreachable) the config has no events URL. Raises
+        LookupError (no such config), ValueError (bad stage) or render.errors.RenderError.
+        """
+        profile = served_ignition.profile_for_stage(found.profile, stage, self.catalog)
+        if profile.ignition is None:
+            raise LookupError(f"profile {profile.name} has no ignition config")
+        context = template_context(found, request, base, token)
+        # off the loop: a render may run up to its time limit (render/limits.py)
+        return profile, await asyncio.to_thread(served_ignition.config_bytes, profile, context, self.catalog)
 
     async def _remember(self, request: BootRequest, found: Match | None,
                         record: MachineRecord | None) -> MachineRecord:
@@ -75,7 +144,7 @@ class Runtime:
         if record is not None and target is None and _unchanged(record, names, facts):
             return record  # nothing new to write: keep the hot path to one read
         updated = await self.store.ensure(request.mac, state=target or lifecycle.READY, **names, **facts)
-        if record is None and target == lifecycle.DISCOVERED:
+        if record is None and target == DISCOVERED:
             log.info("discovered unknown machine %s arch=%s uuid=%s vendor=%s via %s", request.mac, request.arch,
                      request.uuid, updated.vendor, request.interface or request.client_ip)
             await self.store.record(Event(request.mac, "discovered", request.client_ip,
@@ -88,6 +157,8 @@ class Runtime:
             log.info("machine %s (%s): %s -> %s, matched %s", found.name, request.mac, record.state, target,
                      found.why)
         return updated
+
+    # -- what machines tell us ----------------------------------------------------------------
 
     async def observe(self, who: BootRequest | str, kind: str, detail: dict[str, Any] | None = None,
                       source: str | None = None) -> None:
@@ -123,6 +194,75 @@ class Runtime:
                 raise
             log.warning("machine %s: %s event not applied: %s", mac, kind, exc)
 
+    async def report(self, mac: str, token: str | None, event: Any, detail: str,
+                     source: str | None) -> MachineRecord:
+        """An installer's report (one of INSTALLER_EVENTS), authenticated by the machine's token.
+
+        Raises WrongToken first, then ValueError for an unknown event, and StoreUnavailable when the
+        report cannot be kept (the installer is told to retry).
+        """
+        record = await self.store.get(mac)
+        if not token_matches(record, token):
+            raise WrongToken("missing" if not token else "wrong")
+        if event not in INSTALLER_EVENTS:
+            raise ValueError(f"unknown installer event {event!r}")
+        await self.observe(mac, f"installer.{event}", {"detail": detail}, source=source)
+        return await self.store.get(mac) or record
+
+    async def asset_fetched(self, mac: str | None, client_ip: str | None, path: str,
+                            detail: dict[str, Any]) -> MachineRecord | None:
+        """Record an asset fetch on a known machine's timeline (named by MAC, else by the address
+        DHCP or /ipxe taught us). Fetching its profile's kernel is `http.kernel`: the install started.
+        Returns the machine's record, or None for anonymous fetches (which cost no I/O at all)."""
+        mac = mac or self.mac_for_ip(client_ip or "")
+        if mac is None:
+            return None
+        record = await self.store.get(mac)
+        if record is None:
+            return None
+        profile = self.catalog.profiles.get(record.profile or "")
+        fetched = detail.get("method") == "GET" and detail.get("status") in (200, 206)
+        kernel = fetched and profile is not None and profile.boot.kernel == path
+        await self.observe(mac, "http.kernel" if kernel else "http.asset", {"path": path, **detail},
+                           source=client_ip)
+        return record
+
+    # -- operators (admin API, `bootserver machines`) ----------------------------------------
+
+    async def machine(self, mac: str) -> MachineRecord | None:
+        return await self.store.get(mac)
+
+    async def machines(self, state: str | None = None) -> list[MachineRecord]:
+        return await self.store.machines(state)
+
+    async def timeline(self, mac: str, limit: int = 100, before: int | None = None) -> list[Event]:
+        """The machine's newest `limit` events before `before`, oldest first; UnknownMachine if none."""
+        events = await self.store.events(mac, limit, before)
+        if not events and await self.store.get(mac) is None:
+            raise UnknownMachine(mac)
+        return events
+
+    async def forget(self, mac: str) -> None:
+        if not await self.store.forget(mac):
+            raise UnknownMachine(mac)
+
+    async def reinstall(self, mac: str, source: str | None = None) -> tuple[str, MachineRecord]:
+        """Send the machine back to `ready` so its next boot installs again; (previous state, record)."""
+        record = await self.store.get(mac)
+        if record is None:
+            raise UnknownMachine(mac)
+        target = lifecycle.next_state(record.state, "reinstall", None)
+        if target is None and record.state == DISCOVERED:
+            raise NotAdopted(f"{mac} is only discovered: add it to the catalog (bootserver machines adopt) first")
+        await self.store.record(Event(mac, "reinstall", source, {"from": record.state}))
+        return record.state, (await self.store.set_state(mac, target) if target else record)
+
+    def next_boot(self, record: MachineRecord | None, request: BootRequest) -> lifecycle.BootDecision:
+        """What the machine would get if it asked now, without changing anything (admin API, previews)."""
+        return lifecycle.decide(self.match(request), record, self.settings)
+
+    # -- timeline plumbing --------------------------------------------------------------------
+
     def _record_later(self, event: Event) -> None:
         record_later = getattr(self.store, "record_later", None)
         if record_later is None:  # no queue in this store: a task keeps the answer from waiting
@@ -145,6 +285,13 @@ class Runtime:
         """Wait for timeline writes still in flight (called before the store closes)."""
         while self._pending:
             await asyncio.gather(*list(self._pending), return_exceptions=True)
+
+    async def close(self) -> None:
+        """Settle the timeline and close the store (the last step of a stop)."""
+        await self.flush()
+        await self.store.close()
+
+    # -- addresses ----------------------------------------------------------------------------
 
     def advertise_url(self, local_ip: str | None = None) -> str:
         """The HTTP base URL to give a machine that reached us at `local_ip` (DHCP, TFTP)."""

@@ -163,7 +163,7 @@ def serve(interface: str, ignore_unknown: bool) -> None:
 
     async def main() -> None:
         reactor.startRunning(installSignalHandlers=False)
-        proxy = ProxyDHCP(runtime)
+        proxy = ProxyDHCP(runtime, runtime.settings)
         await proxy.start()
         stopping = asyncio.Event()
         loop.add_signal_handler(signal.SIGTERM, stopping.set)

@@ -12,7 +12,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bootserver.render.ignition import RenderCache, render_ignition
+from bootserver.render.butane_template import render_ignition
+from bootserver.render.render_cache import RenderCache
 
 TEMPLATE = """\
 variant: flatcar

@@ -13,13 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from bootserver.boot.request import BootRequest, Stage
-from bootserver.catalog.matching import Match
+from bootserver.boot.machine import DISCOVERED, FAILED, INSTALLED, INSTALLING, READY, MachineRecord
+from bootserver.boot.matching import Match
 from bootserver.config import Settings
-from bootserver.state.base import MachineRecord
-
-DISCOVERED, READY, INSTALLING, INSTALLED, FAILED = "discovered", "ready", "installing", "installed", "failed"
-STATES = (DISCOVERED, READY, INSTALLING, INSTALLED, FAILED)
 
 #: Events that mean "the install has started" for a profile that installs (after_install set).
 #: `http.asset` counts only with detail {"role": "kernel"}.
@@ -82,13 +78,14 @@ def next_state(current: str, event_kind: str, after_install: str | None,
     return target if current in sources else None
 
 
-def decide(request: BootRequest, match: Match | None, record: MachineRecord | None, settings: Settings, *,
+def decide(match: Match | None, record: MachineRecord | None, settings: Settings, *,
            store_ok: bool = True) -> BootDecision:
     """What this machine should get now, and why.
 
     `store_ok=False` says the record could not be read (state store unreachable): a profile that
     installs then boots from disk, because reinstalling an installed machine destroys its data
-    while a delayed first install costs only a reboot.
+    while a delayed first install costs only a reboot. Whether DHCP answers a machine that boots
+    from disk (the installed_dhcp setting) is the DHCP table's to say: see boot.methods.choose.
     """
     if match is None:
         if settings.unknown_machines == "ignore":
@@ -99,21 +96,14 @@ def decide(request: BootRequest, match: Match | None, record: MachineRecord | No
         return BootDecision("ignore", "unknown MAC recorded as discovered; no unknown_profile is set", None, record)
     profile = match.profile
     if record is None and not store_ok and installs(profile.after_install):
-        return _local_disk(request, settings, match, record,
-                           f"state store unreachable and profile {profile.name} installs: booting from disk "
-                           "rather than risk reinstalling an installed machine")
+        return BootDecision("local-disk", f"state store unreachable and profile {profile.name} installs: "
+                            "booting from disk rather than risk reinstalling an installed machine", match, record)
     if record is not None and record.state == INSTALLED and profile.after_install == "local-disk":
-        return _local_disk(request, settings, match, record,
-                           f"installed; profile {profile.name} boots installed machines from local disk")
+        return BootDecision("local-disk", f"installed; profile {profile.name} boots installed machines from "
+                            "local disk", match, record)
     why = (f"unknown MAC (discovered) -> unknown_profile {profile.name}" if is_fallback(match)
            else f"{match.why} -> profile {profile.name}")
     if record is not None and record.state == FAILED:
         why += "; the last install failed, installing again"
     return BootDecision("boot", why, match, record)
 
-
-def _local_disk(request: BootRequest, settings: Settings, match: Match, record: MachineRecord | None,
-                reason: str) -> BootDecision:
-    if request.stage in (Stage.PXE, Stage.HTTPBOOT) and settings.installed_dhcp == "silent":
-        return BootDecision("ignore", reason + "; installed_dhcp is 'silent'", match, record)
-    return BootDecision("local-disk", reason, match, record)

@@ -1,7 +1,7 @@
 """The transport-free description of one boot step, shared by every protocol adapter.
 
 DHCP, TFTP and HTTP each translate their bytes into a `BootRequest`; matching, lifecycle and
-rendering only ever see this type.
+rendering only ever see this type. A leaf: it imports nothing from bootserver.
 """
 
 from __future__ import annotations
@@ -10,10 +10,6 @@ from dataclasses import dataclass, field
 from enum import Enum
 from types import MappingProxyType
 from typing import Mapping
-
-#: Canonical architecture names used in catalogs (Group selectors), the CLI and the store.
-ARCHES = ("x86_64-bios", "x86_64-efi", "i386-efi", "arm64-efi")
-
 
 class Stage(str, Enum):
     """Which program is asking: it decides what the answer may contain."""
@@ -38,12 +34,18 @@ def arch_from_ipxe(buildarch: str | None, platform: str | None) -> str | None:
 @dataclass(frozen=True)
 class BootRequest:
     mac: str  # normalised: lower-case, colon-separated (see catalog.mac.normalize_mac)
-    arch: str | None = None  # one of ARCHES, or None when the client did not say
+    arch: str | None = None  # one of catalog.model.ARCHES, or None when the client did not say
     stage: Stage = Stage.IPXE
     uuid: str | None = None
-    client_ip: str | None = None
+    client_ip: str | None = None  # the machine's own address, when it has one
+    relay_ip: str | None = None  # DHCP relay (giaddr) that forwarded the request: an address on its subnet
     interface: str | None = None
     labels: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def subnet_address(self) -> str | None:
+        """The address that places the machine in a subnet: its own, else its relay's."""
+        return self.client_ip or self.relay_ip
 
     @property
     def firmware(self) -> str | None:

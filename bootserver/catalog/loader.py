@@ -7,19 +7,28 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+import jinja2
 import netaddr
 import yaml
 
-from bootserver.boot.request import ARCHES
 from bootserver.catalog import schema
 from bootserver.catalog.mac import MacError, normalize_mac, normalize_mac_prefix
-from bootserver.catalog.matching import selectors_can_tie
-from bootserver.catalog.model import (BootSpec, Catalog, Group, IgnitionSpec, Machine, Problem, Profile,
+from bootserver.catalog.model import (ARCHES, BootSpec, Catalog, Group, IgnitionSpec, Machine, Problem, Profile,
                                       Selector, Source)
 from bootserver.catalog.yamlpos import MAX_FILE_BYTES, Document, DuplicateKey, LimitExceeded, load_documents
-from bootserver.render.args import compile_arg
 
 NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$")
+#: Only parses kernel-argument templates: syntax is the same in render.args' sandbox, which renders them.
+_SYNTAX = jinja2.Environment(autoescape=False)
+
+
+def template_syntax_error(template: str) -> str | None:
+    """None when `template` is valid Jinja2, else a message naming the problem."""
+    try:
+        _SYNTAX.parse(template)
+    except jinja2.TemplateSyntaxError as exc:
+        return f"template syntax error: {exc.message}"
+    return None
 
 
 class CatalogError(Exception):
@@ -172,7 +181,7 @@ def load_catalog(root: Path | str, assets_dir: Path | str | None = None, generat
 
     for i, a in enumerate(groups):
         for b in groups[i + 1:]:
-            if a.selector.size == b.selector.size and selectors_can_tie(a.selector, b.selector):
+            if a.selector.size == b.selector.size and a.selector.can_tie(b.selector):
                 out.problems.append(Problem(
                     b.source.file, b.source.line, None, f"Group {b.name}", "spec.selector",
                     f"ties with Group {a.name} at {a.source}: a request can match both with "
@@ -188,7 +197,7 @@ def load_catalog(root: Path | str, assets_dir: Path | str | None = None, generat
 def _profile(name, spec, source, root, assets_dir, out, file, doc, label) -> Profile | None:
     boot = spec["boot"]
     for i, arg in enumerate(boot.get("args", [])):
-        error = compile_arg(arg)
+        error = template_syntax_error(arg)
         if error:
             out.add(file, doc, label, ("spec", "boot", "args", i), error)
     refs = [(("spec", "boot", "kernel"), boot["kernel"])]

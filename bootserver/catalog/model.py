@@ -12,6 +12,9 @@ import netaddr
 
 EMPTY: Mapping[str, Any] = MappingProxyType({})
 
+#: Canonical architecture names used in catalogs (Group selectors), requests, the CLI and the store.
+ARCHES = ("x86_64-bios", "x86_64-efi", "i386-efi", "arm64-efi")
+
 
 @dataclass(frozen=True)
 class Source:
@@ -85,6 +88,20 @@ class Selector:
     def size(self) -> int:
         """How many keys the selector sets: more keys = more specific."""
         return sum(v is not None for v in (self.mac_prefix, self.arch, self.subnet, self.uuid)) + len(self.labels)
+
+    def can_tie(self, other: "Selector") -> bool:
+        """True when some request could match both selectors (their keys do not contradict)."""
+        a, b = self, other
+        if a.mac_prefix and b.mac_prefix and not (a.mac_prefix.startswith(b.mac_prefix)
+                                                  or b.mac_prefix.startswith(a.mac_prefix)):
+            return False
+        if a.arch and b.arch and a.arch != b.arch:
+            return False
+        if a.subnet is not None and b.subnet is not None and not (a.subnet in b.subnet or b.subnet in a.subnet):
+            return False
+        if a.uuid and b.uuid and a.uuid != b.uuid:
+            return False
+        return all(b.labels.get(k, v) == v for k, v in a.labels.items())
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,8 @@ own sockets on ports 67 and 4011, bound to the device with SO_BINDTODEVICE and S
 that replies leave through the interface the request came in on, carry that interface's address,
 and an ordinary DHCP server on the same host can own port 67 beside us (docs/dhcp.md).
 
-This module only translates: bytes -> `BootRequest`, `runtime.decide()` -> `boot.methods.choose()`
--> reply bytes. Every packet it does not answer is counted and logged at debug level with the reason.
+This module only translates: bytes -> `BootRequest`, `runtime.dhcp_answer()` (the boot decision through
+the boot-method table) -> reply bytes. Every packet it does not answer is counted and logged at debug level with the reason.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any, Coroutine
 from prometheus_client import Counter
 from twisted.internet.protocol import DatagramProtocol
 
-from bootserver.boot.methods import Answer, Silence, arch_for, choose, stage_for
+from bootserver.boot.methods import Answer, Silence, arch_for, stage_for
 from bootserver.boot.request import BootRequest
 from bootserver.dhcp.packet import (ACK, BOOTREPLY, BOOTREQUEST, DISCOVER, INFORM, MAX_PACKET,
                                     MESSAGE_TYPES, OFFER, OPT_BOOTFILE, OPT_CLIENT_UUID, OPT_IPXE,
@@ -126,6 +126,20 @@ def build_reply(request: Packet, answer: Answer, kind: int, server_ip: str) -> P
                   chaddr=request.chaddr, sname=server_ip.encode(), file=boot_file, options=options)
 
 
+def client_address(packet: Packet, source: tuple[str, int]) -> str | None:
+    """The client's own address, if it has one: ciaddr, else the UDP source unless a relay sent it."""
+    if packet.ciaddr != "0.0.0.0":
+        return packet.ciaddr
+    if packet.giaddr != "0.0.0.0" or source[0] == "0.0.0.0":
+        return None  # a relay's address is not the machine's
+    return source[0]
+
+
+def relay_address(packet: Packet) -> str | None:
+    """The relay agent's address on the client's subnet (giaddr, RFC 2131 section 4.3.1), or None."""
+    return packet.giaddr if packet.giaddr != "0.0.0.0" else None
+
+
 def destination(request: Packet, port: int, source: tuple[str, int]) -> tuple[str, int]:
     """4011: back to the sender's address and port. 67: the relay, else the client, else broadcast."""
     if port == PXE_PORT:
@@ -153,11 +167,11 @@ class _Listener(DatagramProtocol):
 class ProxyDHCP:
     """The proxyDHCP component: `await start()` opens the sockets, `await stop()` closes them."""
 
-    def __init__(self, runtime: Any, *, interfaces: tuple[str, ...] | None = None,
+    def __init__(self, runtime: Any, settings: Any, *, interfaces: tuple[str, ...] | None = None,
                  ports: tuple[int, ...] = (DHCP_PORT, PXE_PORT), limiter: MacRateLimiter | None = None,
                  max_in_flight: int = 1024) -> None:
         self.runtime = runtime
-        self.interfaces = tuple(dict.fromkeys(runtime.settings.dhcp if interfaces is None else interfaces))
+        self.interfaces = tuple(dict.fromkeys(settings.dhcp if interfaces is None else interfaces))
         self.ports = ports
         self.limiter = MacRateLimiter() if limiter is None else limiter
         self.max_in_flight = max_in_flight
@@ -168,8 +182,6 @@ class ProxyDHCP:
         self._malformed: dict[str, Any] = {}
         self._unanswered: dict[str, Any] = {}
         self._replies = {OFFER: REPLIES.labels("offer"), ACK: REPLIES.labels("ack")}
-        self._answers: dict[tuple, Answer] = {}  # choose() results: a few dozen keys at most
-        self._answers_for: Any = None
 
     async def start(self) -> None:
         from twisted.internet import reactor
@@ -264,43 +276,22 @@ class ProxyDHCP:
         if len(self._tasks) >= self.max_in_flight:
             self._drop("overloaded", f"{len(self._tasks)} requests already in flight", listener, source, packet)
             return
-        ciaddr = packet.ciaddr
-        client_ip = ciaddr if ciaddr != "0.0.0.0" else (source[0] if source[0] != "0.0.0.0" else None)
-        request = BootRequest(mac=mac, arch=arch, stage=stage, uuid=packet.client_uuid, client_ip=client_ip,
+        request = BootRequest(mac=mac, arch=arch, stage=stage, uuid=packet.client_uuid,
+                              client_ip=client_address(packet, source), relay_ip=relay_address(packet),
                               interface=listener.interface)
-        self._run_eagerly(self._answer(listener, packet, kind, request, arches[0], source))
+        self._start(self._answer(listener, packet, kind, request, arches[0], source))
 
-    def _run_eagerly(self, coro: Coroutine[Any, Any, None]) -> None:
-        """Run `coro` now, and make it a Task only if it has to wait (say, for a database).
-
-        With a memory store or cached state an answer completes without waiting; skipping the Task
-        and the extra loop turn per packet is worth about a tenth of the proxy's CPU under load.
-        """
-        try:
-            waiting_on = coro.send(None)
-        except StopIteration:
-            return
+    def _start(self, coro: Coroutine[Any, Any, None]) -> None:
         assert self._loop is not None
-        task = self._loop.create_task(_resume(coro, waiting_on))
+        task = self._loop.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _answer(self, listener: _Listener, packet: Packet, kind: int, request: BootRequest,
                       arch_code: int, source: Any) -> None:
         try:
-            decision = await self.runtime.decide(request)
-            settings = self.runtime.settings
-            if settings is not self._answers_for:  # answers depend only on settings and this key
-                self._answers.clear()
-                self._answers_for = settings
-            vendor = packet.vendor_class or ""
-            key = (arch_code, request.stage, vendor.startswith("HTTPClient"), decision.action, listener.address)
-            result = self._answers.get(key)
-            if result is None:
-                result = choose(arch_code, request.stage, vendor, decision.action, decision.reason, settings,
-                                self.runtime.advertise_url(listener.address))
-                if isinstance(result, Answer):
-                    self._answers[key] = result
+            result = await self.runtime.dhcp_answer(request, arch_code, packet.vendor_class or "",
+                                                    listener.address)
             if isinstance(result, Silence):
                 if result.notice:
                     log.info("not answering %s on %s: %s", request.mac, listener.interface, result.reason)
@@ -326,21 +317,3 @@ class ProxyDHCP:
             log.exception("proxyDHCP failed on a packet from %s on %s", request.mac, listener.interface)
             self._drop("error", "internal error (logged above)", listener, source, packet)
 
-
-async def _resume(coro: Coroutine[Any, Any, None], waiting_on: Any) -> None:
-    """Drive a coroutine that started outside a Task from where it first waited (see _run_eagerly)."""
-    while True:
-        error = None
-        if getattr(waiting_on, "_asyncio_future_blocking", False):
-            waiting_on._asyncio_future_blocking = False  # what a Task does with a yielded future
-        try:
-            await (waiting_on if waiting_on is not None else asyncio.sleep(0))
-        except BaseException as exc:  # noqa: BLE001 - handed to the coroutine below
-            error = exc
-        try:
-            if error is not None and (waiting_on is None or not waiting_on.done()):
-                waiting_on = coro.throw(error)  # interrupted while waiting (this task was cancelled)
-            else:
-                waiting_on = coro.send(None)  # the coroutine reads the awaited outcome itself
-        except StopIteration:
-            return

@@ -13,10 +13,9 @@ import logging
 
 from aiohttp import web
 
-from bootserver.http.common import MAC
-from bootserver.catalog.mac import MacError, normalize_mac
-from bootserver.state.base import StoreUnavailable, UnknownMachine
-from bootserver.state.views import NotAdopted, event_view, machine_view, next_boot, reinstall
+from bootserver.http.common import request_mac
+from bootserver.http.views import as_last_asked, decision_view, event_view, machine_view
+from bootserver.runtime import NotAdopted, StoreUnavailable, UnknownMachine
 
 log = logging.getLogger("bootserver.admin")
 MAX_EVENTS = 1000
@@ -50,12 +49,7 @@ def _authorize(request: web.Request, token: str | None) -> None:
 
 
 def _mac(request: web.Request) -> str:
-    try:
-        mac = normalize_mac(request.match_info["mac"])
-    except MacError as exc:
-        raise web.HTTPBadRequest(text=f"{exc}\n") from None
-    request[MAC] = mac
-    return mac
+    return request_mac(request, request.match_info["mac"], "MAC in the path")
 
 
 def _int(request: web.Request, name: str, default: int | None, low: int, high: int) -> int | None:
@@ -71,47 +65,45 @@ def _int(request: web.Request, name: str, default: int | None, low: int, high: i
     return value
 
 
-def add_routes(app: web.Application, runtime) -> None:
-    store = runtime.store
+def add_routes(app: web.Application, runtime, settings) -> None:
+    admin_token = settings.admin_token
 
     def guarded(handler):
         """Authorize, then turn store answers into HTTP statuses."""
         async def run(request: web.Request) -> web.Response:
-            _authorize(request, runtime.settings.admin_token)
+            _authorize(request, admin_token)
             try:
                 return await handler(request)
             except UnknownMachine as exc:
                 raise web.HTTPNotFound(text=f"no machine {exc.args[0]} in the state store\n") from None
             except StoreUnavailable as exc:
-                raise web.HTTPServiceUnavailable(text=f"{exc}\n") from None
+                raise web.HTTPServiceUnavailable(text=f"{exc}\n", headers={"Retry-After": "5"}) from None
         return run
 
     async def list_machines(request: web.Request) -> web.Response:
         state = request.query.get("state") or None
-        return web.json_response({"machines": [machine_view(m) for m in await store.machines(state)]})
+        return web.json_response({"machines": [machine_view(m) for m in await runtime.machines(state)]})
 
     async def show_machine(request: web.Request) -> web.Response:
         mac = _mac(request)
-        record = await store.get(mac)
+        record = await runtime.machine(mac)
         if record is None:
             raise UnknownMachine(mac)
-        return web.json_response({**machine_view(record),
-                                  "next_boot": next_boot(record, runtime.catalog, runtime.settings)})
+        decision = runtime.next_boot(record, as_last_asked(record))
+        return web.json_response({**machine_view(record), "next_boot": decision_view(decision)})
 
     async def machine_events(request: web.Request) -> web.Response:
         mac = _mac(request)
         limit = _int(request, "limit", 100, 1, MAX_EVENTS)
         before = _int(request, "before", None, 1, 2**62)
-        events = await store.events(mac, limit, before)
-        if not events and await store.get(mac) is None:
-            raise UnknownMachine(mac)
+        events = await runtime.timeline(mac, limit, before)
         older = events[0].seq if len(events) == limit else None
         return web.json_response({"mac": mac, "events": [event_view(e) for e in events], "before": older})
 
     async def reinstall_machine(request: web.Request) -> web.Response:
         mac = _mac(request)
         try:
-            previous, record = await reinstall(store, mac, request.remote)
+            previous, record = await runtime.reinstall(mac, request.remote)
         except NotAdopted as exc:
             raise web.HTTPConflict(text=f"{exc}\n") from None
         log.info("admin API: %s asked to reinstall %s (%s): %s -> %s", request.remote, record.name or "unknown",
@@ -120,8 +112,7 @@ def add_routes(app: web.Application, runtime) -> None:
 
     async def forget_machine(request: web.Request) -> web.Response:
         mac = _mac(request)
-        if not await store.forget(mac):
-            raise UnknownMachine(mac)
+        await runtime.forget(mac)
         log.info("admin API: %s made the store forget %s", request.remote, mac)
         return web.json_response({"mac": mac, "forgotten": True})
 

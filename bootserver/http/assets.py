@@ -31,7 +31,7 @@ from prometheus_client import Counter, Gauge
 from bootserver.http.common import MACHINE, MAC
 from bootserver.catalog.mac import MacError, normalize_mac
 from bootserver.metrics import REGISTRY
-from bootserver.state.base import StoreError
+from bootserver.runtime import StoreError
 
 log = logging.getLogger("bootserver.http.assets")
 
@@ -246,18 +246,16 @@ class SentFileResponse(web.StreamResponse):
 
 
 class AssetsHandler:
-    """Serves the assets folder; records fetches by known machines on the runtime's timeline.
+    """Serves the `folder`; tells the runtime of every fetch (`asset_fetched`) for the timeline."""
 
-    `runtime` is a bootserver.runtime.Runtime (settings, catalog, store, observe, mac_for_ip).
-    """
-
-    def __init__(self, runtime: Any, cache: SmallFileCache | None = None):
+    def __init__(self, runtime: Any, folder: str | os.PathLike, cache: SmallFileCache | None = None):
         self.runtime = runtime
+        self.folder = str(folder)
         self.cache = cache or SmallFileCache()
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         try:
-            real = resolve_inside(str(self.runtime.settings.assets), relative_asset_path(request.raw_path))
+            real = resolve_inside(self.folder, relative_asset_path(request.raw_path))
         except Refused as exc:
             REFUSED.inc()
             log.warning("refused asset request %r from %s: %s", request.raw_path, request.remote, exc.reason)
@@ -344,31 +342,19 @@ class AssetsHandler:
         return response, sent
 
     async def _observe(self, request: web.Request, real: str, status: int, sent: int) -> None:
-        """Record the fetch on a known machine's timeline; anonymous fetches cost no I/O at all.
-
-        The machine is named by `?mac=` or, as iPXE asks for kernels without one, by the client
-        address the runtime learnt from its DHCP or /ipxe request. Fetching the profile's kernel
-        is recorded as `http.kernel`, which moves the machine to `installing`.
-        """
+        """Tell the runtime who fetched what. The machine is named by `?mac=` or, as iPXE asks for
+        kernels without one, by its address (the runtime learnt it from DHCP or /ipxe)."""
         raw = request.query.get("mac")
         try:
-            mac = normalize_mac(raw) if raw else self.runtime.mac_for_ip(request.remote or "")
+            mac = normalize_mac(raw) if raw else None
         except MacError:
             return
-        if mac is None:
-            return
-        record = await self.runtime.store.get(mac)
-        if record is None:
-            return
-        request[MAC], request[MACHINE] = mac, record.name or "unknown"  # for the access log
         rel = relative_asset_path(request.raw_path)
-        profile = self.runtime.catalog.profiles.get(record.profile or "")
-        fetched = request.method == "GET" and status in (200, 206)
-        kernel = fetched and profile is not None and profile.boot.kernel == rel
-        root = os.path.realpath(self.runtime.settings.assets)
-        await self.runtime.observe(mac, "http.kernel" if kernel else "http.asset", {
-            "path": rel, "file": os.path.relpath(real, root), "status": status, "bytes": sent,
-            "method": request.method}, source=request.remote)
+        record = await self.runtime.asset_fetched(mac, request.remote, rel, {
+            "file": os.path.relpath(real, os.path.realpath(self.folder)), "status": status, "bytes": sent,
+            "method": request.method})
+        if record is not None:
+            request[MAC], request[MACHINE] = record.mac, record.name or "unknown"  # for the access log
 
 
 def _stat(real: str) -> os.stat_result:
@@ -399,8 +385,8 @@ def _open(real: str) -> tuple[int, os.stat_result]:
     return fd, st
 
 
-def add_routes(app: web.Application, runtime: Any) -> None:
-    """Register GET and HEAD /assets/{path} on `app`, serving `runtime.settings.assets`."""
-    handler = AssetsHandler(runtime)
+def add_routes(app: web.Application, runtime: Any, settings: Any) -> None:
+    """Register GET and HEAD /assets/{path} on `app`, serving the `assets` folder of the settings."""
+    handler = AssetsHandler(runtime, settings.assets)
     app.router.add_route("GET", "/assets/{path:.*}", handler.handle)
     app.router.add_route("HEAD", "/assets/{path:.*}", handler.handle)

@@ -9,8 +9,7 @@ from aiohttp import web
 from bootserver.boot.request import Stage
 from bootserver.http.common import MACHINE, base_url, boot_request, runtime_of
 from bootserver.render.args import ArgError
-from bootserver.render.context import template_context
-from bootserver.render.ipxe import boot_script, chain_script, local_disk_script, no_boot_script
+from bootserver.render.ipxe import chain_script, script_for
 
 log = logging.getLogger("bootserver.http")
 IPXE_TYPE = "text/plain"
@@ -26,24 +25,24 @@ async def get_ipxe(request: web.Request) -> web.Response:
     decision = await runtime.decide(boot)
     name = decision.match.name if decision.match else "unknown"
     request[MACHINE] = name
-    if decision.action == "ignore":
-        log.info("%s (%s): not booting: %s", name, boot.mac, decision.reason)
-        await runtime.observe(boot, "http.ipxe", {"action": "ignore", "reason": decision.reason})
-        return web.Response(text=no_boot_script(decision.reason), content_type=IPXE_TYPE)
-    if decision.action == "local-disk":
-        script = local_disk_script(name, boot.firmware)
-    else:
-        context = template_context(decision.match, boot, base_url(request), decision.record.token)
-        try:
-            script = boot_script(name, decision.match.profile, context, base_url(request))
-        except (ArgError, ValueError) as exc:
-            log.error("%s (%s): cannot render profile %s (%s): %s", name, boot.mac,
-                      decision.match.profile.name, decision.match.profile.source, exc)
-            await runtime.observe(boot, "render.failed", {"what": "ipxe", "error": str(exc)})
-            raise web.HTTPInternalServerError(text=f"cannot render the boot script: {exc}\n") from None
+    token = decision.record.token if decision.record else None
+    try:
+        script = script_for(decision, boot, base_url(request), token)
+    except (ArgError, ValueError) as exc:
+        profile = decision.match.profile
+        if token is None:  # the store could not be read: a script needing the machine's token must wait
+            log.warning("%s (%s): profile %s needs the state store, which is unreachable: %s", name, boot.mac,
+                        profile.name, exc)
+            raise web.HTTPServiceUnavailable(text="state store unavailable; retry\n",
+                                             headers={"Retry-After": "5"}) from None
+        log.error("%s (%s): cannot render profile %s (%s): %s", name, boot.mac, profile.name, profile.source, exc)
+        await runtime.observe(boot, "render.failed", {"what": "ipxe", "error": str(exc)})
+        raise web.HTTPInternalServerError(text=f"cannot render the boot script: {exc}\n") from None
     log.info("%s (%s) gets %s: %s", name, boot.mac, decision.action, decision.reason)
-    await runtime.observe(boot, "http.ipxe", {"action": decision.action, "reason": decision.reason,
-                                              "profile": decision.match.profile.name})
+    detail = {"action": decision.action, "reason": decision.reason}
+    if decision.match is not None and decision.action != "ignore":
+        detail["profile"] = decision.match.profile.name
+    await runtime.observe(boot, "http.ipxe", detail)
     return web.Response(text=script, content_type=IPXE_TYPE)
 
 

@@ -7,51 +7,41 @@ from __future__ import annotations
 
 import json
 import logging
-import secrets
 
 from aiohttp import web
 
-from bootserver.catalog.mac import MacError, normalize_mac
-from bootserver.http.common import MAC, MACHINE, runtime_of
-from bootserver.state.base import StoreUnavailable
+from bootserver.http.common import MACHINE, request_mac, runtime_of
+from bootserver.runtime import INSTALLER_EVENTS, StoreUnavailable, WrongToken
 
 log = logging.getLogger("bootserver.http")
-EVENTS = ("installed", "failed", "progress")
 MAX_BODY = 64 * 1024
 
 
 async def post_event(request: web.Request) -> web.Response:
-    runtime = runtime_of(request)
-    try:
-        mac = normalize_mac(request.match_info["mac"])
-    except MacError as exc:
-        raise web.HTTPBadRequest(text=f"{exc}\n") from None
-    request[MAC] = mac
+    mac = request_mac(request, request.match_info["mac"], "MAC in the path")
     token = request.query.get("token") or request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-    record = await runtime.store.get(mac)
-    if record is None or not token or not secrets.compare_digest(token.encode(), record.token.encode()):
-        log.warning("refused installer event for %s from %s: %s token", mac, request.remote,
-                    "missing" if not token else "wrong")
-        raise web.HTTPForbidden(text="missing or wrong machine token\n")
-    request[MACHINE] = record.name or "unknown"
     raw = await request.content.read(MAX_BODY + 1)
     if len(raw) > MAX_BODY:
         raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY, actual_size=len(raw))
     try:
         body = json.loads(raw or b"{}")
     except (ValueError, RecursionError):  # not JSON, not UTF-8, numbers of 4,300+ digits, nesting too deep
-        raise web.HTTPBadRequest(text='body must be JSON: {"event": "installed", "detail": "..."}\n') from None
+        body = None
     event = body.get("event") if isinstance(body, dict) else None
-    if event not in EVENTS:
-        raise web.HTTPBadRequest(text=f"'event' must be one of: {', '.join(EVENTS)}\n")
-    detail = str(body.get("detail", ""))[:4096]
+    detail = str(body.get("detail", ""))[:4096] if isinstance(body, dict) else ""
     try:
-        await runtime.observe(mac, f"installer.{event}", {"detail": detail}, source=request.remote)
+        record = await runtime_of(request).report(mac, token, event, detail, request.remote)
+    except WrongToken as exc:
+        log.warning("refused installer event for %s from %s: %s token", mac, request.remote, exc)
+        raise web.HTTPForbidden(text="missing or wrong machine token\n") from None
     except StoreUnavailable as exc:
-        log.error("%s (%s) reports %s but the store is unavailable (%s); asking it to retry", record.name, mac,
-                  event, exc)
+        log.error("%s reports %s but the store is unavailable (%s); asking it to retry", mac, event, exc)
         raise web.HTTPServiceUnavailable(text="state store unavailable; retry\n", headers={"Retry-After": "5"})
-    record = await runtime.store.get(mac)
+    except ValueError:
+        if body is None:
+            raise web.HTTPBadRequest(text='body must be JSON: {"event": "installed", "detail": "..."}\n') from None
+        raise web.HTTPBadRequest(text=f"'event' must be one of: {', '.join(INSTALLER_EVENTS)}\n") from None
+    request[MACHINE] = record.name or "unknown"
     log.info("%s (%s) reports %s%s; state is now %s", record.name or "unknown", mac, event,
              f": {detail}" if detail else "", record.state)
     return web.json_response({"mac": mac, "event": event, "state": record.state})

@@ -10,16 +10,8 @@ from bootserver.metrics import REGISTRY
 
 
 async def get_healthz(request: web.Request) -> web.Response:
-    runtime = runtime_of(request)
-    healthy = all(runtime.components.values())
-    return web.json_response({
-        "status": "ok" if healthy else "degraded",
-        "catalog": {"generation": runtime.catalog.generation, "root": str(runtime.catalog.root),
-                    "profiles": len(runtime.catalog.profiles), "machines": len(runtime.catalog.machines),
-                    "groups": len(runtime.catalog.groups)},
-        "last_reload_error": runtime.last_reload_error,
-        "components": runtime.components,
-    }, status=200 if healthy else 503)
+    health = runtime_of(request).health()
+    return web.json_response(health, status=200 if health["status"] == "ok" else 503)
 
 
 async def get_metrics(request: web.Request) -> web.Response:

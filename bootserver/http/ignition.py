@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
@@ -11,14 +10,13 @@ from aiohttp import web
 
 from bootserver.boot.request import Stage
 from bootserver.http.common import MACHINE, base_url, boot_request, runtime_of
-from bootserver.render import profile_ignition as ignition_render
-from bootserver.render.context import template_context
+from bootserver.render.errors import RenderError
 
 log = logging.getLogger("bootserver.http")
 
 
-def _json_error(status: type[web.HTTPException], message: str) -> web.HTTPException:
-    return status(text=json.dumps({"error": message}) + "\n", content_type="application/json")
+def _json_error(status: type[web.HTTPException], message: str, **extra) -> web.HTTPException:
+    return status(text=json.dumps({"error": message}) + "\n", content_type="application/json", **extra)
 
 
 async def get_ignition(request: web.Request) -> web.Response:
@@ -27,28 +25,28 @@ async def get_ignition(request: web.Request) -> web.Response:
     decision = await runtime.decide(boot)
     if decision.match is None:
         raise _json_error(web.HTTPNotFound, f"no profile matches MAC {boot.mac}: {decision.reason}")
-    match = decision.match
-    request[MACHINE] = match.name
+    request[MACHINE] = decision.match.name
     try:
-        profile = ignition_render.profile_for_stage(match.profile, request.query.get("stage", ""), runtime.catalog)
+        profile, body = await runtime.ignition(decision.match, boot, request.query.get("stage", ""),
+                                               base_url(request), decision.record.token if decision.record else None)
     except LookupError as exc:
         raise _json_error(web.HTTPNotFound, str(exc).strip("'\"")) from None
     except ValueError as exc:
         raise _json_error(web.HTTPBadRequest, str(exc)) from None
-    if profile.ignition is None:
-        raise _json_error(web.HTTPNotFound, f"profile {profile.name} has no ignition config")
-    context = template_context(match, boot, base_url(request), decision.record.token)
-    try:
-        # off the loop: a render may take up to its time limit (render/limits.py)
-        body = await asyncio.to_thread(ignition_render.for_profile, profile, context, runtime.catalog)
-    except ignition_render.RenderError as exc:
-        log.error("%s (%s): Ignition render failed for profile %s: %s", match.name, boot.mac,
-                  profile.name, exc)
+    except RenderError as exc:
+        if decision.record is None:  # the store could not be read: a config needing the token must wait
+            log.warning("%s (%s): Ignition of %s needs the state store, which is unreachable: %s",
+                        decision.match.name, boot.mac, decision.match.profile.name, exc)
+            raise _json_error(web.HTTPServiceUnavailable, "state store unavailable; retry",
+                              headers={"Retry-After": "5"}) from None
+        log.error("%s (%s): Ignition render failed for profile %s: %s", decision.match.name, boot.mac,
+                  decision.match.profile.name, exc)
         await runtime.observe(boot, "render.failed", {"what": "ignition", "error": str(exc)})
         raise _json_error(web.HTTPInternalServerError, f"render failed: {exc}") from None
     etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
     await runtime.observe(boot, "http.ignition", {"profile": profile.name, "bytes": len(body),
-                                                  **({"stage": "final"} if profile is not match.profile else {})})
+                                                  **({"stage": "final"} if profile is not decision.match.profile
+                                                     else {})})
     if etag in request.headers.get("If-None-Match", ""):
         return web.Response(status=304, headers={"ETag": etag})
     return web.Response(body=body, content_type="application/json", headers={"ETag": etag})

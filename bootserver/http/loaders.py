@@ -8,8 +8,8 @@ import re
 
 from aiohttp import web
 
-from bootserver.http.common import runtime_of
-from bootserver.tftp.files import PathRefused, Root, resolve
+from bootserver.http.common import settings_of
+from bootserver.boot_files import PathRefused, Root, resolve
 
 log = logging.getLogger("bootserver.http")
 
@@ -20,7 +20,7 @@ async def get_loader(request: web.Request) -> web.StreamResponse:
     name = request.match_info["name"]
     if not NAME.match(name):
         raise web.HTTPNotFound(text="no such loader\n")
-    settings = runtime_of(request).settings
+    settings = settings_of(request)
     # the same rule as TFTP: the iPXE package's own links (ipxe.efi -> /boot/ipxe.efi) are trusted,
     # a link in a tftp_root folder must stay inside it
     roots = [Root(str(settings.ipxe_dir), confined=False), *(Root(str(p)) for p in settings.tftp_root)]

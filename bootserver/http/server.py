@@ -9,7 +9,8 @@ from aiohttp import web
 from prometheus_client import Counter
 
 from bootserver.http import admin, assets, boot, events, health, ignition, loaders, metadata
-from bootserver.http.common import MAC, MACHINE, RUNTIME
+from bootserver.config import Settings
+from bootserver.http.common import MAC, MACHINE, RUNTIME, SETTINGS
 from bootserver.metrics import REGISTRY
 from bootserver.runtime import Runtime
 
@@ -42,17 +43,18 @@ async def access_log(request: web.Request, handler) -> web.StreamResponse:
         endpoint = _endpoint(request)
         REQUESTS.labels(endpoint, str(status)).inc()
         BYTES.labels(endpoint).inc(size)
-        if request.app[RUNTIME].settings.access_log:
+        if request.app[SETTINGS].access_log:
             access.info("%s %s %s %s %s %d %dB %.1fms", request.remote, request.get(MACHINE, "unknown"),
                         request.get(MAC, "-"), request.method, request.path, status, size,
                         (time.perf_counter() - started) * 1000)
 
 
-def make_app(runtime: Runtime) -> web.Application:
+def make_app(runtime: Runtime, settings: Settings) -> web.Application:
     app = web.Application(middlewares=[access_log], client_max_size=1024 * 1024)
     app[RUNTIME] = runtime
+    app[SETTINGS] = settings
     for module in (boot, ignition, metadata, events, health, loaders):
         module.add_routes(app)
-    for module in (assets, admin):  # these keep per-server state, so they take the runtime
-        module.add_routes(app, runtime)
+    for module in (assets, admin):  # these keep per-server state, so they take what they serve
+        module.add_routes(app, runtime, settings)
     return app

@@ -33,15 +33,6 @@ def _finalize(value: Any) -> str:
 _ENV = BoundedSandbox(undefined=jinja2.StrictUndefined, finalize=_finalize, autoescape=False)
 
 
-def compile_arg(template: str) -> str | None:
-    """None when `template` is valid Jinja2, else a message (used by catalog validation)."""
-    try:
-        _ENV.from_string(template)
-    except jinja2.TemplateSyntaxError as exc:
-        return f"template syntax error: {exc.message}"
-    return None
-
-
 @functools.lru_cache(maxsize=1024)
 def _template(source: str) -> jinja2.Template:
     """Compiling costs ~100x rendering, and profiles hold few distinct argument templates."""

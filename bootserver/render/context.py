@@ -7,7 +7,7 @@ from urllib.parse import quote
 
 from bootserver.boot.request import BootRequest
 from bootserver.catalog.mac import mac_spellings
-from bootserver.catalog.matching import Match
+from bootserver.boot.matching import Match
 
 
 def plain(value: Any) -> Any:
@@ -19,16 +19,20 @@ def plain(value: Any) -> Any:
     return value
 
 
-def machine_urls(base: str, mac: str, token: str) -> dict[str, str]:
+def machine_urls(base: str, mac: str, token: str | None) -> dict[str, str]:
+    """The machine's URLs. Without a token (the store could not be read) there is no events URL,
+    so a template that needs one fails to render instead of handing out a URL that cannot work."""
     base = base.rstrip("/")
-    return {
+    urls = {
         "base": base,
         "ipxe": f"{base}/ipxe?mac={mac}",
         "ignition": f"{base}/ignition?mac={mac}",
         "metadata": f"{base}/metadata?mac={mac}",
-        "events": f"{base}/api/v1/machines/{mac}/events?token={quote(token, safe='')}",
         "assets": f"{base}/assets",
     }
+    if token:
+        urls["events"] = f"{base}/api/v1/machines/{mac}/events?token={quote(token, safe='')}"
+    return urls
 
 
 def asset_url(base: str, ref: str) -> str:
@@ -38,7 +42,7 @@ def asset_url(base: str, ref: str) -> str:
     return f"{base.rstrip('/')}/assets/{quote(ref)}"
 
 
-def template_context(match: Match, request: BootRequest, base: str, token: str) -> dict[str, Any]:
+def template_context(match: Match, request: BootRequest, base: str, token: str | None) -> dict[str, Any]:
     metadata = plain(match.metadata)
     return {
         "machine": {"name": match.name, **mac_spellings(request.mac), "metadata": metadata},

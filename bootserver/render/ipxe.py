@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 from urllib.parse import urlsplit
 
+from bootserver.boot.lifecycle import BootDecision
+from bootserver.boot.request import BootRequest
 from bootserver.catalog.model import Profile
 from bootserver.render.args import UNSAFE, render_args
-from bootserver.render.context import asset_url
+from bootserver.render.context import asset_url, template_context
 
 IDENTITY = ("mac=${net0/mac}&uuid=${uuid}&arch=${buildarch}&platform=${platform}"
             "&serial=${serial:uristring}&manufacturer=${manufacturer:uristring}"
@@ -76,3 +78,15 @@ def no_boot_script(reason: str) -> str:
 
 def _checked_line(text: str) -> str:
     return "".join(c if c.isprintable() and c not in "$\\" else "?" for c in text)
+
+
+def script_for(decision: BootDecision, request: BootRequest, base: str, token: str | None) -> str:
+    """The /ipxe script for a decision: the one place a decision becomes iPXE (HTTP and `bootserver
+    render` both call it). Raises ArgError or ValueError when the profile cannot be rendered."""
+    if decision.action == "ignore" or decision.match is None:
+        return no_boot_script(decision.reason)
+    name = decision.match.name
+    if decision.action == "local-disk":
+        return local_disk_script(name, request.firmware)
+    context = template_context(decision.match, request, base, token)
+    return boot_script(name, decision.match.profile, context, base)

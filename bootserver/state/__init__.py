@@ -10,10 +10,10 @@
 from __future__ import annotations
 
 from bootserver.state.base import (Event, MachineRecord, SchemaTooNew, Store, StoreError, StoreUnavailable,
-                                   UnknownMachine, redact, token_matches)
+                                   UnknownMachine, redact)
 
 __all__ = ["Event", "MachineRecord", "SchemaTooNew", "Store", "StoreError", "StoreUnavailable", "UnknownMachine",
-           "connect_store", "open_store", "redact", "token_matches"]
+           "connect_store", "open_store", "redact"]
 
 
 def open_store(url: str, retention: int = 1000, **options) -> Store:

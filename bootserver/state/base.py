@@ -2,15 +2,15 @@
 
 Machines are keyed by normalised MAC. Each has a lifecycle state (see boot.lifecycle), a secret
 token the installer uses to post events, facts learnt from the network, and a bounded timeline.
+The record and event types are the domain's (boot.machine); this module only stores them.
 """
 
 from __future__ import annotations
 
-import hmac
-import time
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
+
+from bootserver.boot.machine import Event, MachineRecord
 
 #: Facts `Store.ensure` accepts besides `state`.
 FACTS = ("name", "profile", "arch", "uuid", "vendor", "interface", "client_ip")
@@ -30,40 +30,6 @@ class SchemaTooNew(StoreError):
 
 class UnknownMachine(KeyError):
     """No machine with that MAC in the store."""
-
-
-@dataclass
-class MachineRecord:
-    mac: str
-    state: str  # discovered | ready | installing | installed | failed
-    token: str
-    name: str | None = None
-    profile: str | None = None
-    arch: str | None = None
-    uuid: str | None = None
-    vendor: str | None = None
-    interface: str | None = None
-    client_ip: str | None = None
-    first_seen: float = 0.0
-    last_seen: float = 0.0
-    state_changed: float = 0.0
-
-
-@dataclass
-class Event:
-    mac: str
-    kind: str  # e.g. dhcp.offer, dhcp.ack, tftp.transfer, http.ipxe, http.asset, http.ignition, installer.installed
-    source: str | None = None  # client address
-    detail: dict[str, Any] = field(default_factory=dict)
-    at: float = field(default_factory=time.time)
-    seq: int | None = None  # store-assigned, increasing; None until recorded
-
-
-def token_matches(record: MachineRecord | None, token: str | None) -> bool:
-    """Constant-time check of an installer's token against the machine's."""
-    if record is None or not token:
-        return False
-    return hmac.compare_digest(record.token.encode(), token.encode())
 
 
 def redact(url: str) -> str:

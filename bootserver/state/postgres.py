@@ -23,8 +23,8 @@ from bootserver.state.base import (Event, MachineRecord, StoreError, StoreUnavai
                                    redact)
 from bootserver.state.metrics import (COMMIT_BATCH, COMMIT_SECONDS, EVENTS_BUFFERED, EVENTS_COMMITTED,
                                       EVENTS_DROPPED)
-from bootserver.state.sql import (MACHINE_COLUMNS, MACHINE_SELECT, detail_json, event_from_row,
-                                  machine_from_row, pending_migrations)
+from bootserver.state.sql import (POSTGRES, Statements, detail_json, event_from_row, machine_from_row,
+                                  new_machine_row, pending_migrations)
 
 log = logging.getLogger(__name__)
 
@@ -34,32 +34,8 @@ UNREACHABLE = (OSError, asyncio.TimeoutError, asyncpg.PostgresConnectionError, a
 
 MIGRATION_LOCK = 0x626F6F74  # pg_advisory_xact_lock key: replicas starting together migrate one at a time
 
-MIGRATIONS: list[tuple[int, list[str]]] = [
-    (1, [
-        """CREATE TABLE machines (
-             mac TEXT PRIMARY KEY, state TEXT NOT NULL, token TEXT NOT NULL UNIQUE,
-             name TEXT, profile TEXT, arch TEXT, uuid TEXT, vendor TEXT, interface TEXT, client_ip TEXT,
-             first_seen DOUBLE PRECISION NOT NULL, last_seen DOUBLE PRECISION NOT NULL,
-             state_changed DOUBLE PRECISION NOT NULL)""",
-        "CREATE INDEX machines_state ON machines (state)",
-        """CREATE TABLE events (
-             seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, mac TEXT NOT NULL, kind TEXT NOT NULL,
-             source TEXT, detail JSONB NOT NULL DEFAULT '{}', at DOUBLE PRECISION NOT NULL)""",
-        "CREATE INDEX events_mac_seq ON events (mac, seq)",
-    ]),
-]
-
-_INSERT_EVENT = "INSERT INTO events (mac, kind, source, detail, at) VALUES ($1, $2, $3, $4::jsonb, $5)"
-_TRIM_EVENTS = ("DELETE FROM events WHERE mac = $1 AND seq <= "
-                "(SELECT seq FROM events WHERE mac = $1 ORDER BY seq DESC OFFSET $2 LIMIT 1)")
-_UPSERT_MACHINE = (
-    f"INSERT INTO machines ({MACHINE_SELECT}) "
-    f"VALUES ({', '.join(f'${i}' for i in range(1, len(MACHINE_COLUMNS) + 1))}) "
-    "ON CONFLICT (mac) DO UPDATE SET "
-    + ", ".join(f"{c} = COALESCE(excluded.{c}, machines.{c})"
-                for c in ("name", "profile", "arch", "uuid", "vendor", "interface", "client_ip"))
-    + f", last_seen = excluded.last_seen RETURNING {MACHINE_SELECT}")
-_EVENT_SELECT = "SELECT seq, mac, kind, source, detail::text, at FROM events"
+SQL = Statements(POSTGRES)
+MIGRATIONS = SQL.migrations  # a module attribute, so a test can add a migration
 
 
 class PostgresStore:
@@ -213,9 +189,9 @@ class PostgresStore:
     async def _insert(self, events: list[Event]) -> None:
         started = time.perf_counter()
         async with self._pool.acquire() as conn, conn.transaction():
-            await conn.executemany(_INSERT_EVENT, [(e.mac, e.kind, e.source, detail_json(e.detail), e.at)
+            await conn.executemany(SQL.insert_event, [(e.mac, e.kind, e.source, detail_json(e.detail), e.at)
                                                    for e in events])
-            await conn.executemany(_TRIM_EVENTS, [(m, self._retention) for m in {e.mac for e in events}])
+            await conn.executemany(SQL.trim_events, [(m, self._retention) for m in {e.mac for e in events}])
         EVENTS_COMMITTED.labels("postgresql").inc(len(events))
         COMMIT_BATCH.labels("postgresql").observe(len(events))
         COMMIT_SECONDS.labels("postgresql").observe(time.perf_counter() - started)
@@ -238,7 +214,7 @@ class PostgresStore:
 
     async def get(self, mac: str) -> MachineRecord | None:
         try:
-            row = await self._run(lambda c: c.fetchrow(f"SELECT {MACHINE_SELECT} FROM machines WHERE mac = $1", mac))
+            row = await self._run(lambda c: c.fetchrow(SQL.machine_by_mac, mac))
         except StoreUnavailable:
             if mac in self._known:
                 return self._known[mac]
@@ -250,47 +226,40 @@ class PostgresStore:
 
     async def ensure(self, mac: str, *, state: str, **facts: Any) -> MachineRecord:
         check_facts(facts)
-        now = time.time()
-        values = {c: facts.get(c) for c in MACHINE_COLUMNS}
-        values.update(mac=mac, state=state, token=secrets.token_urlsafe(24), first_seen=now, last_seen=now,
-                      state_changed=now)
-        row = await self._run(lambda c: c.fetchrow(_UPSERT_MACHINE, *(values[k] for k in MACHINE_COLUMNS)))
+        values = new_machine_row(mac, state, secrets.token_urlsafe(24), time.time(), facts)
+        row = await self._run(lambda c: c.fetchrow(SQL.upsert_machine, *values))
         return self._seen(machine_from_row(row))
 
     async def set_state(self, mac: str, state: str) -> MachineRecord:
-        row = await self._run(lambda c: c.fetchrow(
-            f"UPDATE machines SET state = $1, state_changed = $2 WHERE mac = $3 RETURNING {MACHINE_SELECT}",
-            state, time.time(), mac))
+        row = await self._run(lambda c: c.fetchrow(SQL.set_state, state, time.time(), mac))
         if row is None:
             raise UnknownMachine(mac)
         return self._seen(machine_from_row(row))
 
     async def events(self, mac: str, limit: int = 100, before: int | None = None) -> list[Event]:
-        rows = await self._run(lambda c: c.fetch(
-            f"{_EVENT_SELECT} WHERE mac = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3",
-            mac, before if before is not None else 2**62, limit))
+        rows = await self._run(lambda c: c.fetch(SQL.select_events, mac, before if before is not None else 2**62,
+                                                 limit))
         return [event_from_row(r) for r in reversed(rows)]
 
     async def machines(self, state: str | None = None) -> list[MachineRecord]:
         if state is None:
-            rows = await self._run(lambda c: c.fetch(f"SELECT {MACHINE_SELECT} FROM machines ORDER BY mac"))
+            rows = await self._run(lambda c: c.fetch(SQL.all_machines))
         else:
-            rows = await self._run(lambda c: c.fetch(
-                f"SELECT {MACHINE_SELECT} FROM machines WHERE state = $1 ORDER BY mac", state))
+            rows = await self._run(lambda c: c.fetch(SQL.machines_in_state, state))
         return [self._seen(machine_from_row(r)) for r in rows]
 
     async def discovered(self) -> list[MachineRecord]:
         return await self.machines("discovered")
 
     async def by_token(self, token: str) -> MachineRecord | None:
-        row = await self._run(lambda c: c.fetchrow(f"SELECT {MACHINE_SELECT} FROM machines WHERE token = $1", token))
+        row = await self._run(lambda c: c.fetchrow(SQL.machine_by_token, token))
         return self._seen(machine_from_row(row)) if row else None
 
     async def forget(self, mac: str) -> bool:
         async def work(conn: asyncpg.Connection) -> bool:
             async with conn.transaction():
-                await conn.execute("DELETE FROM events WHERE mac = $1", mac)
-                return await conn.execute("DELETE FROM machines WHERE mac = $1", mac) != "DELETE 0"
+                await conn.execute(SQL.delete_events, mac)
+                return await conn.execute(SQL.delete_machine, mac) != "DELETE 0"
         self._known.pop(mac, None)
         return await self._run(work)
 

@@ -1,15 +1,92 @@
-"""What the SQL backends share: column lists, row conversion and the migration rule."""
+"""What the SQL backends share: the schema, the statements, row conversion and the migration rule.
+
+SQLite and PostgreSQL differ in a few type names and in how a numbered parameter is spelt (`?1` /
+`$1`); `Dialect` holds those differences and `Statements` builds every statement once from them,
+so the two backends cannot drift apart.
+"""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any, Sequence
 
-from bootserver.state.base import Event, MachineRecord, SchemaTooNew
+from bootserver.boot.machine import Event, MachineRecord
+from bootserver.state.base import SchemaTooNew
 
 MACHINE_COLUMNS = ("mac", "state", "token", "name", "profile", "arch", "uuid", "vendor", "interface",
                    "client_ip", "first_seen", "last_seen", "state_changed")
 MACHINE_SELECT = ", ".join(MACHINE_COLUMNS)
+#: Facts a later sighting may fill in; a None keeps what is known (COALESCE).
+UPDATABLE_FACTS = ("name", "profile", "arch", "uuid", "vendor", "interface", "client_ip")
+
+
+@dataclass(frozen=True)
+class Dialect:
+    parameter: str  # prefix of a numbered parameter: "?" (SQLite ?1) or "$" (PostgreSQL $1)
+    real: str  # floating point column type
+    seq: str  # auto-incrementing primary key column definition
+    json: str  # column type for the JSON detail
+    json_in: str  # cast of a JSON text parameter on insert
+    json_out: str  # expression reading the detail back as text
+
+    def p(self, number: int) -> str:
+        return f"{self.parameter}{number}"
+
+
+SQLITE = Dialect("?", "REAL", "INTEGER PRIMARY KEY AUTOINCREMENT", "TEXT", "", "detail")
+POSTGRES = Dialect("$", "DOUBLE PRECISION", "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", "JSONB", "::jsonb",
+                   "detail::text")
+
+
+class Statements:
+    """Every statement a backend runs, in its dialect."""
+
+    def __init__(self, d: Dialect) -> None:
+        p = d.p
+        self.migrations: list[tuple[int, list[str]]] = [
+            (1, [
+                f"""CREATE TABLE machines (
+                     mac TEXT PRIMARY KEY, state TEXT NOT NULL, token TEXT NOT NULL UNIQUE,
+                     name TEXT, profile TEXT, arch TEXT, uuid TEXT, vendor TEXT, interface TEXT, client_ip TEXT,
+                     first_seen {d.real} NOT NULL, last_seen {d.real} NOT NULL, state_changed {d.real} NOT NULL)""",
+                "CREATE INDEX machines_state ON machines (state)",
+                f"""CREATE TABLE events (
+                     seq {d.seq}, mac TEXT NOT NULL, kind TEXT NOT NULL,
+                     source TEXT, detail {d.json} NOT NULL DEFAULT '{{}}', at {d.real} NOT NULL)""",
+                "CREATE INDEX events_mac_seq ON events (mac, seq)",
+            ]),
+        ]
+        self.insert_event = (f"INSERT INTO events (mac, kind, source, detail, at) "
+                             f"VALUES ({p(1)}, {p(2)}, {p(3)}, {p(4)}{d.json_in}, {p(5)})")
+        self.trim_events = (f"DELETE FROM events WHERE mac = {p(1)} AND seq <= "
+                            f"(SELECT seq FROM events WHERE mac = {p(1)} ORDER BY seq DESC LIMIT 1 OFFSET {p(2)})")
+        self.select_events = (f"SELECT seq, mac, kind, source, {d.json_out}, at FROM events "
+                              f"WHERE mac = {p(1)} AND seq < {p(2)} ORDER BY seq DESC LIMIT {p(3)}")
+        self.upsert_machine = (
+            f"INSERT INTO machines ({MACHINE_SELECT}) "
+            f"VALUES ({', '.join(p(i) for i in range(1, len(MACHINE_COLUMNS) + 1))}) "
+            "ON CONFLICT (mac) DO UPDATE SET "
+            + ", ".join(f"{c} = COALESCE(excluded.{c}, machines.{c})" for c in UPDATABLE_FACTS)
+            + f", last_seen = excluded.last_seen RETURNING {MACHINE_SELECT}")
+        self.machine_by_mac = f"SELECT {MACHINE_SELECT} FROM machines WHERE mac = {p(1)}"
+        self.machine_by_token = f"SELECT {MACHINE_SELECT} FROM machines WHERE token = {p(1)}"
+        self.all_machines = f"SELECT {MACHINE_SELECT} FROM machines ORDER BY mac"
+        self.machines_in_state = f"SELECT {MACHINE_SELECT} FROM machines WHERE state = {p(1)} ORDER BY mac"
+        self.set_state = (f"UPDATE machines SET state = {p(1)}, state_changed = {p(2)} WHERE mac = {p(3)} "
+                          f"RETURNING {MACHINE_SELECT}")
+        #: compare-and-set: moves the machine only if it is still in the state the caller saw
+        self.set_state_if = (f"UPDATE machines SET state = {p(1)}, state_changed = {p(2)} "
+                             f"WHERE mac = {p(3)} AND state = {p(4)} RETURNING {MACHINE_SELECT}")
+        self.delete_events = f"DELETE FROM events WHERE mac = {p(1)}"
+        self.delete_machine = f"DELETE FROM machines WHERE mac = {p(1)}"
+
+
+def new_machine_row(mac: str, state: str, token: str, now: float, facts: dict[str, Any]) -> tuple:
+    """The parameters of `upsert_machine`, in MACHINE_COLUMNS order."""
+    values = {c: facts.get(c) for c in MACHINE_COLUMNS}
+    values.update(mac=mac, state=state, token=token, first_seen=now, last_seen=now, state_changed=now)
+    return tuple(values[c] for c in MACHINE_COLUMNS)
 
 
 def machine_from_row(row: Sequence[Any]) -> MachineRecord:

@@ -23,34 +23,13 @@ from typing import Any, Callable
 from bootserver.state.base import (Event, MachineRecord, StoreError, StoreUnavailable, UnknownMachine,
                                    check_facts)
 from bootserver.state.metrics import COMMIT_BATCH, COMMIT_SECONDS, EVENTS_COMMITTED
-from bootserver.state.sql import (MACHINE_COLUMNS, MACHINE_SELECT, detail_json, event_from_row,
-                                  machine_from_row, pending_migrations)
+from bootserver.state.sql import (SQLITE, Statements, detail_json, event_from_row, machine_from_row,
+                                  new_machine_row, pending_migrations)
 
 log = logging.getLogger(__name__)
 
-MIGRATIONS: list[tuple[int, list[str]]] = [
-    (1, [
-        """CREATE TABLE machines (
-             mac TEXT PRIMARY KEY, state TEXT NOT NULL, token TEXT NOT NULL UNIQUE,
-             name TEXT, profile TEXT, arch TEXT, uuid TEXT, vendor TEXT, interface TEXT, client_ip TEXT,
-             first_seen REAL NOT NULL, last_seen REAL NOT NULL, state_changed REAL NOT NULL)""",
-        "CREATE INDEX machines_state ON machines (state)",
-        """CREATE TABLE events (
-             seq INTEGER PRIMARY KEY AUTOINCREMENT, mac TEXT NOT NULL, kind TEXT NOT NULL,
-             source TEXT, detail TEXT NOT NULL DEFAULT '{}', at REAL NOT NULL)""",
-        "CREATE INDEX events_mac_seq ON events (mac, seq)",
-    ]),
-]
-
-_INSERT_EVENT = "INSERT INTO events (mac, kind, source, detail, at) VALUES (?, ?, ?, ?, ?)"
-_TRIM_EVENTS = ("DELETE FROM events WHERE mac = ? AND seq <= "
-                "(SELECT seq FROM events WHERE mac = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)")
-_UPSERT_MACHINE = (
-    f"INSERT INTO machines ({MACHINE_SELECT}) VALUES ({', '.join('?' * len(MACHINE_COLUMNS))}) "
-    "ON CONFLICT (mac) DO UPDATE SET "
-    + ", ".join(f"{c} = COALESCE(excluded.{c}, machines.{c})"
-                for c in ("name", "profile", "arch", "uuid", "vendor", "interface", "client_ip"))
-    + f", last_seen = excluded.last_seen RETURNING {MACHINE_SELECT}")
+SQL = Statements(SQLITE)
+MIGRATIONS = SQL.migrations  # a module attribute, so a test can add a migration
 
 _STOP = object()
 
@@ -119,7 +98,7 @@ class _GroupCommitWriter(threading.Thread):
 
         def flush_events() -> None:
             if events:
-                conn.executemany(_INSERT_EVENT, events)
+                conn.executemany(SQL.insert_event, events)
                 outcomes.extend((f, True, None) for f in event_futs)
                 events.clear()
                 event_futs.clear()
@@ -142,7 +121,7 @@ class _GroupCommitWriter(threading.Thread):
                     outcomes.append((fut, None, exc))
             flush_events()
             if macs:
-                conn.executemany(_TRIM_EVENTS, [(m, m, self._retention) for m in macs])
+                conn.executemany(SQL.trim_events, [(m, self._retention) for m in macs])
             conn.execute("COMMIT")
             EVENTS_COMMITTED.labels("sqlite").inc(committed)
             COMMIT_BATCH.labels("sqlite").observe(len(work))
@@ -256,7 +235,7 @@ class SqliteStore:
         """A primary-key lookup, done on the loop: in WAL mode it takes microseconds and never waits
         for the writer, while a hop to the reader thread costs ten times that on every boot request.
         A rare lock (recovery, checkpoint) falls back to the reader thread."""
-        sql = f"SELECT {MACHINE_SELECT} FROM machines WHERE mac = ?"
+        sql = SQL.machine_by_mac
         rows = None
         if self._lookup_conn is not None:
             try:
@@ -269,17 +248,12 @@ class SqliteStore:
 
     async def ensure(self, mac: str, *, state: str, **facts: Any) -> MachineRecord:
         check_facts(facts)
-        now = time.time()
-        values = {c: facts.get(c) for c in MACHINE_COLUMNS}
-        values.update(mac=mac, state=state, token=secrets.token_urlsafe(24), first_seen=now, last_seen=now,
-                      state_changed=now)
-        row = tuple(values[c] for c in MACHINE_COLUMNS)
-        return await self._write(lambda conn: machine_from_row(conn.execute(_UPSERT_MACHINE, row).fetchone()))
+        row = new_machine_row(mac, state, secrets.token_urlsafe(24), time.time(), facts)
+        return await self._write(lambda conn: machine_from_row(conn.execute(SQL.upsert_machine, row).fetchone()))
 
     async def set_state(self, mac: str, state: str) -> MachineRecord:
         def op(conn: sqlite3.Connection) -> MachineRecord:
-            found = conn.execute(f"UPDATE machines SET state = ?, state_changed = ? WHERE mac = ? "
-                                 f"RETURNING {MACHINE_SELECT}", (state, time.time(), mac)).fetchone()
+            found = conn.execute(SQL.set_state, (state, time.time(), mac)).fetchone()
             if found is None:
                 raise UnknownMachine(mac)
             return machine_from_row(found)
@@ -295,27 +269,25 @@ class SqliteStore:
         self._writer.submit(event).add_done_callback(_log_failed_event)
 
     async def events(self, mac: str, limit: int = 100, before: int | None = None) -> list[Event]:
-        rows = await self._read(
-            "SELECT seq, mac, kind, source, detail, at FROM events WHERE mac = ? AND seq < ? "
-            "ORDER BY seq DESC LIMIT ?", (mac, before if before is not None else 2**62, limit))
+        rows = await self._read(SQL.select_events, (mac, before if before is not None else 2**62, limit))
         return [event_from_row(r) for r in reversed(rows)]
 
     async def machines(self, state: str | None = None) -> list[MachineRecord]:
         if state is None:
-            rows = await self._read(f"SELECT {MACHINE_SELECT} FROM machines ORDER BY mac")
+            rows = await self._read(SQL.all_machines)
         else:
-            rows = await self._read(f"SELECT {MACHINE_SELECT} FROM machines WHERE state = ? ORDER BY mac", (state,))
+            rows = await self._read(SQL.machines_in_state, (state,))
         return [machine_from_row(r) for r in rows]
 
     async def discovered(self) -> list[MachineRecord]:
         return await self.machines("discovered")
 
     async def by_token(self, token: str) -> MachineRecord | None:
-        rows = await self._read(f"SELECT {MACHINE_SELECT} FROM machines WHERE token = ?", (token,))
+        rows = await self._read(SQL.machine_by_token, (token,))
         return machine_from_row(rows[0]) if rows else None
 
     async def forget(self, mac: str) -> bool:
         def op(conn: sqlite3.Connection) -> bool:
-            conn.execute("DELETE FROM events WHERE mac = ?", (mac,))
-            return conn.execute("DELETE FROM machines WHERE mac = ?", (mac,)).rowcount > 0
+            conn.execute(SQL.delete_events, (mac,))
+            return conn.execute(SQL.delete_machine, (mac,)).rowcount > 0
         return await self._write(op)

@@ -17,18 +17,18 @@ from bootserver.config import Settings
 from bootserver.tftp.server import TFTPServer
 
 
-class _SettingsOnly:
+class _NoMachines:
     """Just enough runtime for a standalone server: no DHCP knows any MAC, so transfers are only
     logged, never recorded as machine events."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    def mac_for_ip(self, ip: str) -> None:
+        return None
 
 
 async def _serve(args: argparse.Namespace) -> None:
     settings = replace(Settings(), tftp=args.listen, ipxe_dir=Path(args.root[0]),
                        tftp_root=tuple(Path(r) for r in args.root[1:]), tftp_blksize_max=args.blksize_max)
-    server = TFTPServer(_SettingsOnly(settings), retransmit_timeout=args.timeout, retries=args.retries)
+    server = TFTPServer(_NoMachines(), settings, retransmit_timeout=args.timeout, retries=args.retries)
     await server.start()
     print(f"listening {server.address[0]}:{server.address[1]}", flush=True)
     stop = asyncio.Event()

@@ -23,7 +23,8 @@ from typing import Any, Awaitable, Callable, Mapping
 from bootserver.config import split_hostport
 from bootserver.resources import OncePerSecond
 from bootserver.tftp import metrics
-from bootserver.tftp.files import Lease, MappedFiles, PathRefused, Root, resolve
+from bootserver.boot_files import PathRefused, Root, resolve
+from bootserver.tftp.files import Lease, MappedFiles
 from bootserver.tftp.packets import (
     ERR_ACCESS,
     ERR_NOT_FOUND,
@@ -86,11 +87,11 @@ class TFTPServer:
     before the folders: e.g. `boot.ipxe` rendered per client by the same code as HTTP.
     """
 
-    def __init__(self, runtime: Any, dynamic: Mapping[str, Generator] | None = None, *,
+    def __init__(self, runtime: Any, settings: Any, dynamic: Mapping[str, Generator] | None = None, *,
                  retransmit_timeout: float = 1.0, retries: int = 5, max_sessions: int = 1000,
                  per_client: int = 8) -> None:
         self.runtime = runtime
-        self.settings = runtime.settings
+        self.settings = settings
         self.dynamic: dict[str, Generator] = dict(dynamic or {})
         self.retransmit_timeout = retransmit_timeout
         self.retries = retries
@@ -220,7 +221,7 @@ class TFTPServer:
     async def _serve_generated(self, generator: Generator, request: Request, peer: tuple[str, int],
                                local_ip: str, ifindex: int) -> None:
         try:
-            info = FileRequest(request.filename, peer[0], peer[1], self._mac_for(peer[0]), local_ip)
+            info = FileRequest(request.filename, peer[0], peer[1], self.runtime.mac_for_ip(peer[0]), local_ip)
             try:
                 content = await generator(info)
             except Exception:
@@ -353,18 +354,13 @@ class TFTPServer:
 
     async def _observe(self, client_ip: str, detail: dict) -> None:
         """A machine event when DHCP told the runtime this address's MAC; else only the log line."""
-        mac = self._mac_for(client_ip)
+        mac = self.runtime.mac_for_ip(client_ip)
         if mac is None:
             return
         try:
             await self.runtime.observe(mac, "tftp.transfer", detail, source=client_ip)
         except Exception:
             log.exception("tftp: could not record the transfer of %s to %s", detail["file"], mac)
-
-    def _mac_for(self, client_ip: str) -> str | None:
-        """The runtime's `mac_for_ip` (learnt from DHCP and HTTP), when it has one."""
-        lookup = getattr(self.runtime, "mac_for_ip", None)
-        return lookup(client_ip) if lookup is not None else None
 
     def _spawn(self, coro: Awaitable) -> None:
         task = asyncio.ensure_future(coro)

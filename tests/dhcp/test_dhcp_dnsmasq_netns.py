@@ -67,7 +67,7 @@ async def test_proxy_beside_dnsmasq(reactor, proxy_first):
     discover = edk2_discover()
     with veth_link() as link:
         runtime = make_runtime(Settings(dhcp=(link.server_if,)), {discover.mac})
-        proxy = ProxyDHCP(runtime, interfaces=(link.server_if,))
+        proxy = ProxyDHCP(runtime, runtime.settings, interfaces=(link.server_if,))
         stack = contextlib.ExitStack()
         try:
             if not proxy_first:

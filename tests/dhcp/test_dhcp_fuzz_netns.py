@@ -61,7 +61,7 @@ async def test_fuzzed_proxy_keeps_answering(reactor):
     errors_before = sample("bootserver_dhcp_unanswered_total", "error")
     with veth_link() as link:
         runtime = make_runtime(Settings(dhcp=(link.server_if,)), known)
-        proxy = ProxyDHCP(runtime, interfaces=(link.server_if,))
+        proxy = ProxyDHCP(runtime, runtime.settings, interfaces=(link.server_if,))
         with inside(link.server_ns):
             await proxy.start()
         client = Client(link, ("0.0.0.0", 68))

@@ -32,7 +32,7 @@ def link():
 
 @contextlib.asynccontextmanager
 async def running(link, runtime, **kwargs):
-    proxy = ProxyDHCP(runtime, interfaces=(link.server_if,), **kwargs)
+    proxy = ProxyDHCP(runtime, runtime.settings, interfaces=(link.server_if,), **kwargs)
     with inside(link.server_ns):
         await proxy.start()  # opens its sockets before its first await, so they land in server_ns
     try:
@@ -314,7 +314,7 @@ async def test_port_held_without_reuseaddr_is_a_clear_error(reactor, link):
         holder = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # like dnsmasq without --bind-interfaces
         holder.bind(("0.0.0.0", 67))
     try:
-        proxy = ProxyDHCP(make_runtime(settings(link)), interfaces=(link.server_if,))
+        proxy = ProxyDHCP(make_runtime(settings(link)), settings(link), interfaces=(link.server_if,))
         with inside(link.server_ns), pytest.raises(ProxyStartError, match="--bind-interfaces"):
             await proxy.start()
         assert not proxy.listeners

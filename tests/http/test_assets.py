@@ -74,7 +74,7 @@ async def server(folder, tmp_path):
     (tmp_path / "catalog" / "catalog.yaml").write_text(CATALOG)
     settings = Settings(assets=folder, catalog=tmp_path / "catalog", state="memory://")
     runtime = Runtime(settings, load_catalog(settings.catalog, settings.assets), MemoryStore())
-    app = make_app(runtime)
+    app = make_app(runtime, runtime.settings)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

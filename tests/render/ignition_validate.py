@@ -10,7 +10,7 @@ import tempfile
 import pytest
 
 from bootserver.render import ignition_check
-from bootserver.render.butane.report import path_string
+from bootserver.render.report import path_string
 
 BINARY = shutil.which("ignition-validate")
 # 2.14 checks 3.4.0 configs as 3.4.0-experimental, which predates these fields of the final 3.4.0

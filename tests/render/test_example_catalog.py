@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from bootserver.render.butane import dataurl
-from bootserver.render.ignition import RenderError, render_ignition
+from bootserver.render.butane_template import render_ignition
+from bootserver.render.errors import RenderError
 from tests.conftest import REPO
 
 from . import ignition_validate

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bootserver.render import ignition_check
-from bootserver.render.butane.report import path_string
+from bootserver.render.report import path_string
 
 from . import ignition_validate
 

@@ -7,7 +7,10 @@ from pathlib import Path
 import pytest
 
 from bootserver.render.butane import dataurl
-from bootserver.render.ignition import RenderCache, RenderError, check_config, render_ignition
+from bootserver.render.butane_template import render_ignition
+from bootserver.render.errors import RenderError
+from bootserver.render.render_cache import RenderCache
+from bootserver.render.served_ignition import check_config
 
 from . import ignition_validate
 

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bootserver.render import butane
-from bootserver.render.butane import schema, validate, yamlsrc
+from bootserver.render.butane import checks, schema, yamlsrc
 from bootserver.render.butane.decode import decode
-from bootserver.render.butane.report import path_string
+from bootserver.render.report import path_string
 from bootserver.render.butane.translate import Translator
 from tests.conftest import shared_dir
 
@@ -171,7 +171,7 @@ def run_vector(vector: dict, work: Path) -> Outcome:
     if level.startswith("validate"):
         kind = VALIDATE_TYPES[vector["test_function"]]
         base = ("ignition", "config") if vector["test_function"] == "TestUnkownIgnitionVersion" else ()
-        decoded = decode(yamlsrc.parse(text), kind, version, schema.BASE_NAME[version], validate.VALIDATORS, base)
+        decoded = decode(yamlsrc.parse(text), kind, version, schema.BASE_NAME[version], checks.VALIDATORS, base)
         got = [(e.kind, path_string(e.path), e.message) for e in decoded.report.entries]
         if "expected_error" in vector:
             e = vector["expected_error"]
@@ -229,7 +229,7 @@ def _unvalidated_config(vector, text, version, files_dir, auto, dirs, outcome) -
         try:
             butane.translate(text, files_dir=str(files_dir) if files_dir else None)
         except butane.ButaneError as exc:
-            assert any(e.message == validate.CLEVIS_SUPPORT for e in exc.report.errors), str(exc.report)
+            assert any(e.message == checks.CLEVIS_SUPPORT for e in exc.report.errors), str(exc.report)
         else:
             raise AssertionError("flatcar variant accepted clevis")
     return outcome
@@ -287,8 +287,8 @@ def _decimal_modes(vector: dict) -> Outcome:
     spec = vector["expected_warning_modes"]
     low, high = spec["range_checked"]
     for directory, key in ((False, "files"), (True, "directories")):
-        flagged = [m for m in range(low, high + 1) if validate.is_decimal_mode(m, directory)]
+        flagged = [m for m in range(low, high + 1) if checks.is_decimal_mode(m, directory)]
         assert flagged == spec[key], f"{key}: {flagged} != {spec[key]}"
-    assert spec["message"] == validate.DECIMAL_MODE
+    assert spec["message"] == checks.DECIMAL_MODE
     return Outcome()
 

@@ -86,7 +86,7 @@ async def test_unique_queries_and_hosts_do_not_grow_the_render_cache(serve, tmp_
 
 
 def test_the_render_cache_holds_a_byte_budget():
-    from bootserver.render.ignition import RenderCache
+    from bootserver.render.render_cache import RenderCache
 
     cache = RenderCache(size=4096, max_bytes=10 << 20)
     for n in range(100):

@@ -46,7 +46,7 @@ class Admin:
 async def start(catalog_dir, admin_token: str | None, sock: socket.socket | None = None) -> Admin:
     settings = Settings(catalog=catalog_dir, admin_token=admin_token, unknown_machines="discover")
     runtime = Runtime(settings, load_catalog(catalog_dir), MemoryStore())
-    runner = web.AppRunner(make_app(runtime), access_log=None)
+    runner = web.AppRunner(make_app(runtime, runtime.settings), access_log=None)
     await runner.setup()
     site = web.SockSite(runner, sock) if sock else web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()

@@ -47,7 +47,7 @@ def runtime(files, tmp_path) -> Runtime:
 
 @pytest.fixture
 async def server(runtime):
-    srv = TFTPServer(runtime, retransmit_timeout=0.2, retries=3)
+    srv = TFTPServer(runtime, runtime.settings, retransmit_timeout=0.2, retries=3)
     await srv.start()
     try:
         yield srv

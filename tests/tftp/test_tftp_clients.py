@@ -114,7 +114,7 @@ async def test_debian_ipxe_binaries_with_default_settings(runtime, tmp_path, nam
 
     from bootserver.tftp import TFTPServer
     runtime.settings = replace(runtime.settings, ipxe_dir=Settings().ipxe_dir, tftp_root=())
-    srv = TFTPServer(runtime)
+    srv = TFTPServer(runtime, runtime.settings)
     await srv.start()
     try:
         out = tmp_path / "out"

@@ -21,7 +21,7 @@ def counter(metric, *labels) -> float:
 @pytest.fixture
 async def patient_server(runtime):
     """Retransmits only after 5 s: nothing resent by timeout within these tests."""
-    srv = TFTPServer(runtime, retransmit_timeout=5.0)
+    srv = TFTPServer(runtime, runtime.settings, retransmit_timeout=5.0)
     await srv.start()
     yield srv
     await srv.stop()
@@ -123,7 +123,7 @@ async def test_oack_carries_only_known_options(patient_server, client, files):
 async def test_blksize_capped_by_setting(runtime, client):
     from dataclasses import replace
     runtime.settings = replace(runtime.settings, tftp_blksize_max=1024)
-    srv = TFTPServer(runtime)
+    srv = TFTPServer(runtime, runtime.settings)
     await srv.start()
     try:
         client.send(rrq("f1m", blksize=1468), srv.address)
@@ -207,7 +207,7 @@ async def test_retransmitted_request_does_not_start_a_second_transfer(server, cl
 async def test_client_that_stops_acking_is_dropped_and_freed(runtime, client):
     """timeout 0.1 s, 3 retries, backing off (0.1, 0.2, 0.4, 0.8 s): block 1 is sent 4 times, then
     an error, and nothing is held any more."""
-    srv = TFTPServer(runtime, retransmit_timeout=0.1, retries=3)
+    srv = TFTPServer(runtime, runtime.settings, retransmit_timeout=0.1, retries=3)
     await srv.start()
     try:
         before = counter(metrics.RETRANSMITS)
@@ -277,7 +277,7 @@ async def test_edk2_probe_then_windowed_transfer(patient_server, client, runtime
 
 
 async def test_transfers_beyond_max_sessions_refused(runtime):
-    srv = TFTPServer(runtime, max_sessions=2)
+    srv = TFTPServer(runtime, runtime.settings, max_sessions=2)
     await srv.start()
     clients = [RawClient() for _ in range(3)]
     try:
@@ -386,7 +386,7 @@ async def lossy_windowed_fetch(client, server, name: str, blksize: int, windowsi
 async def test_windows_survive_loss_and_duplicate_acks(runtime, client, files, seed):
     import random
     rng = random.Random(seed)
-    srv = TFTPServer(runtime, retransmit_timeout=0.05, retries=10)
+    srv = TFTPServer(runtime, runtime.settings, retransmit_timeout=0.05, retries=10)
     await srv.start()
     try:
         blksize, windowsize = rng.choice([8, 512, 1468]), rng.randint(1, 8)

@@ -12,9 +12,9 @@ import re
 from dataclasses import dataclass
 
 from .. import ignition_check
-from . import schema, validate, yamlsrc
+from . import checks, schema, yamlsrc
 from .decode import Decoded, decode
-from .report import Entry, Report, path_string
+from ..report import Entry, Report, path_string
 from .translate import Translator
 
 __all__ = ["ButaneError", "Result", "translate", "Entry", "Report", "path_string"]
@@ -58,7 +58,7 @@ def translate(text: str | bytes, files_dir: str | None = None, strict: bool = Fa
         report = Report([Entry("error", (), f"yaml: {exc.message}", exc.line, exc.column)])
         raise ButaneError(report) from None
     version = _spec_version(root)
-    decoded = decode(root, schema.Config, version, schema.BASE_NAME[version], validate.VALIDATORS)
+    decoded = decode(root, schema.Config, version, schema.BASE_NAME[version], checks.VALIDATORS)
     if decoded.type_errors.fatal:
         raise ButaneError(_located(decoded.type_errors, decoded))
     report = decoded.report
@@ -68,7 +68,7 @@ def translate(text: str | bytes, files_dir: str | None = None, strict: bool = Fa
     config = translator.config(decoded.value)  # type: ignore[arg-type]
     report.merge(translator.report)
     if not report.fatal:
-        report.merge(_from_json(validate.flatcar_filters(config), translator))
+        report.merge(_from_json(checks.flatcar_filters(config), translator))
     if not report.fatal:
         report.merge(_from_json(ignition_check.check(config), translator))
     _located(report, decoded)

@@ -9,7 +9,7 @@ key", as Butane does) and collects type errors (which are fatal, as in go-yaml).
 from __future__ import annotations
 
 from . import yamlsrc
-from .report import Path, Report
+from ..report import Path, Report
 from .schema import ZERO, ListOf, Struct, type_name
 from .yamlsrc import Mapping, Node, Scalar, Sequence
 

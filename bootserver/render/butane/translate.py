@@ -15,8 +15,10 @@ import re
 import stat
 
 from . import dataurl, localfiles, schema
-from .validate import check_embedded_ignition
-from .report import Path, Report
+from .checks import check_embedded_ignition
+from .jsonorder import reorder
+from .mount_units import is_remote, merge_unit, mount_unit
+from ..report import Path, Report
 from .schema import ListOf, Struct
 
 NODE_EXISTS = "matching filesystem node has existing contents or different type"
@@ -135,7 +137,7 @@ class Translator:
                 out["compression"] = compression
                 self.translations.add(jpath + ("compression",), here)
         if "source" in out:
-            _reorder(out, ("compression", "httpHeaders", "source", "verification"))
+            reorder(out, ("compression", "httpHeaders", "source", "verification"))
 
     def _user(self, value: dict, out: dict, ypath: Path, jpath: Path) -> None:
         files = value.get("ssh_authorized_keys_local")
@@ -159,7 +161,7 @@ class Translator:
                     keys.append(line)
         if not keys:
             del out["sshAuthorizedKeys"]
-        _reorder(out, [f.json_name for f in schema.PasswdUser.fields if f.json_name])
+        reorder(out, [f.json_name for f in schema.PasswdUser.fields if f.json_name])
 
     def _contents_local(self, value: dict, out: dict, ypath: Path, jpath: Path) -> None:
         name = value.get("contents_local")
@@ -173,7 +175,7 @@ class Translator:
             return
         self.translations.add(jpath + ("contents",), here)
         out["contents"] = contents.decode("utf-8", "replace")
-        _reorder(out, ("contents", "dropins", "enabled", "mask", "name"))
+        reorder(out, ("contents", "dropins", "enabled", "mask", "name"))
 
     # whole config -----------------------------------------------------------------------------
     def config(self, value: dict) -> dict:
@@ -189,7 +191,7 @@ class Translator:
         generated: list[tuple[int, dict]] = []
         for index, fs in enumerate(storage.get("filesystems", ())):
             if fs.get("with_mount_unit") is True:
-                generated.append((index, mount_unit(fs, _is_remote(fs, storage.get("luks", ())))))
+                generated.append((index, mount_unit(fs, is_remote(fs, storage.get("luks", ())))))
         if not generated:
             return
         user_units = out.get("systemd", {}).get("units", [])
@@ -247,7 +249,7 @@ class Translator:
         if tracker.links:
             out.setdefault("storage", {})["links"] = tracker.links
         if "storage" in out:
-            _reorder(out["storage"], [f.json_name for f in schema.Storage.fields if f.json_name])
+            reorder(out["storage"], [f.json_name for f in schema.Storage.fields if f.json_name])
 
     def _walk(self, ypath: Path, tracker: "_NodeTracker", src_base: str, src: str, dest_base: str) -> None:
         """filepath.Walk: lexical order, symlinks not followed, errors recorded and walking goes on."""
@@ -308,12 +310,12 @@ class Translator:
         resource["source"] = source
         if compression is not None:
             resource["compression"] = compression
-        _reorder(resource, ("compression", "httpHeaders", "source", "verification"))
+        reorder(resource, ("compression", "httpHeaders", "source", "verification"))
         for key in ("contents", "mode"):
             self.translations.add(("storage", "files", index, key), ypath, Translations.COLLAPSE)
         if "mode" not in file:
             file["mode"] = 0o755 if mode & 0o111 else 0o644
-        _reorder(file, ("group", "overwrite", "path", "user", "append", "contents", "mode"))
+        reorder(file, ("group", "overwrite", "path", "user", "append", "contents", "mode"))
 
     def _tree_link(self, ypath: Path, tracker: "_NodeTracker", src: str, dest: str) -> None:
         claimed = self._claim(ypath, tracker, "links", dest, lambda link: link.get("target"))
@@ -357,92 +359,3 @@ class _NodeTracker:
         self.nodes[kind].append({"path": path})
         self.index[kind][path] = len(self.nodes[kind]) - 1
         return len(self.nodes[kind]) - 1, self.nodes[kind][-1]
-
-
-def _reorder(out: dict, order) -> None:
-    """Put keys back in Ignition's struct order after a hook added some (output cosmetics)."""
-    items = [(key, out.pop(key)) for key in order if key in out]
-    rest = list(out.items())
-    out.clear()
-    out.update(items)
-    out.update(rest)
-
-
-# mount units ----------------------------------------------------------------------------------
-_UNIT_ALLOWED = frozenset(":_.abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
-
-
-def unit_name_path_escape(path: str) -> str:
-    """systemd-escape --path (go-systemd UnitNamePathEscape)."""
-    if path == "/":
-        return "-"
-    out: list[str] = []
-    in_slashes = False
-    start = True
-    for byte in path.encode("utf-8"):
-        char = chr(byte)
-        if char == "/":
-            in_slashes = True
-            continue
-        if in_slashes:
-            if not start:
-                out.append("-")
-            in_slashes = False
-        if char not in _UNIT_ALLOWED or (start and char == "."):
-            out.append(f"\\x{byte:02x}")
-        else:
-            out.append(char)
-        start = False
-    return "".join(out)
-
-
-def _is_remote(fs: dict, luks_list) -> bool:
-    device = fs.get("device", "")
-    if not (device.startswith("/dev/mapper/") or device.startswith("/dev/disk/by-id/dm-name-")):
-        return False
-    for luks in luks_list:
-        name = luks.get("name", "")
-        if device in (f"/dev/mapper/{name}", f"/dev/disk/by-id/dm-name-{name}"):
-            if luks.get("clevis", {}).get("tang"):
-                return True
-    return False
-
-
-def mount_unit(fs: dict, remote: bool) -> dict:
-    device = fs.get("device", "")
-    options = list(fs.get("mount_options", ()))
-    if remote:
-        options.append("_netdev")
-    option_line = "\nOptions=" + ",".join(options) if options else ""
-    if fs.get("format") == "swap":
-        contents = f"# Generated by Butane\n[Swap]\nWhat={device}{option_line}\n\n[Install]\nRequiredBy=swap.target"
-        name = unit_name_path_escape(device) + ".swap"
-    else:
-        escaped = unit_name_path_escape(device)
-        target = "remote-fs.target" if remote else "local-fs.target"
-        contents = (
-            "# Generated by Butane\n[Unit]\n"
-            f"Requires=systemd-fsck@{escaped}.service\nAfter=systemd-fsck@{escaped}.service\n\n"
-            f"[Mount]\nWhere={fs.get('path', '')}\nWhat={device}\nType={fs.get('format', '')}{option_line}\n\n"
-            f"[Install]\nRequiredBy={target}"
-        )
-        name = unit_name_path_escape(fs.get("path", "")) + ".mount"
-    return {"contents": contents, "enabled": True, "name": name}
-
-
-def merge_unit(parent: dict, child: dict) -> dict:
-    """Ignition's merge of a user unit (child) over a generated one: set child fields win."""
-    merged = dict(parent)
-    for key, value in child.items():
-        if key == "dropins" and "dropins" in parent:
-            merged[key] = _merge_by_name(parent["dropins"], value)
-        else:
-            merged[key] = value
-    _reorder(merged, ("contents", "dropins", "enabled", "mask", "name"))
-    return merged
-
-
-def _merge_by_name(parents: list[dict], children: list[dict]) -> list[dict]:
-    children_by_name = {c.get("name"): c for c in children}
-    out = [{**p, **children_by_name.pop(p.get("name"))} if p.get("name") in children_by_name else p for p in parents]
-    return out + [c for c in children if c.get("name") in children_by_name]

@@ -1,8 +1,10 @@
 """Reload the catalog when a file under it changes (polled; no inotify dependency) or on demand.
 
 A reload that fails validation keeps the last good catalog and logs every problem. So does a reload
-that fails any other way (a bug, a file system error): the error shows in /healthz and the watcher
-keeps watching; it never dies silently.
+that fails any other way (a bug, a file system error): the watcher keeps watching; it never dies
+silently. The watcher only loads and reports: `on_reload(catalog)` hands a good catalog over,
+`on_error(message)` says why one was refused, `on_running(bool)` whether it is watching (the app
+wires them to Runtime, so all three show on /healthz).
 """
 
 from __future__ import annotations
@@ -11,12 +13,13 @@ import asyncio
 import logging
 import os
 from pathlib import Path
+from typing import Callable
 
 from prometheus_client import Counter
 
 from bootserver.catalog.loader import CatalogError, load_catalog
+from bootserver.catalog.model import Catalog
 from bootserver.metrics import REGISTRY
-from bootserver.runtime import Runtime
 
 log = logging.getLogger("bootserver.catalog")
 RELOADS = Counter("bootserver_catalog_reloads_total", "Catalog reloads by result", ["result"], registry=REGISTRY)
@@ -36,14 +39,22 @@ def fingerprint(root: Path) -> tuple:
 
 
 class CatalogWatcher:
-    def __init__(self, runtime: Runtime, interval: float = 0.5) -> None:
-        self.runtime = runtime
+    def __init__(self, root: Path, assets: Path, generation: int, on_reload: Callable[[Catalog], None],
+                 on_error: Callable[[str], None], interval: float = 0.5,
+                 on_running: Callable[[bool], None] = lambda running: None) -> None:
+        self.root = root
+        self.assets = assets
+        self.generation = generation  # of the catalog being served
+        self.on_reload = on_reload
+        self.on_error = on_error
+        self.on_running = on_running
         self.interval = interval
         self._task: asyncio.Task | None = None
-        self._seen = fingerprint(runtime.settings.catalog)
+        self._seen: tuple | None = None
         self._lock = asyncio.Lock()
 
     async def start(self) -> None:
+        self._seen = await asyncio.to_thread(fingerprint, self.root)
         self._task = asyncio.get_running_loop().create_task(self._poll())
 
     async def stop(self) -> None:
@@ -55,48 +66,46 @@ class CatalogWatcher:
                 pass
 
     async def _poll(self) -> None:
-        self.runtime.components["catalog-watcher"] = True
+        self.on_running(True)
         try:
             while True:
                 await asyncio.sleep(self.interval)
                 try:
-                    current = await asyncio.to_thread(fingerprint, self.runtime.settings.catalog)
+                    current = await asyncio.to_thread(fingerprint, self.root)
                 except Exception as exc:  # the folder vanished, a permission changed: try again later
                     self._failed("watching", exc)
                     continue
                 if current != self._seen:
                     self._seen = current
                     await self.reload("file change")
-        finally:  # cancelled at stop; anything else would show in /healthz as a stopped component
-            self.runtime.components["catalog-watcher"] = False
+        finally:  # cancelled at stop; anything else shows in /healthz as a stopped component
+            self.on_running(False)
 
     def _failed(self, why: str, exc: BaseException) -> None:
-        self.runtime.last_reload_error = f"{why}: {type(exc).__name__}: {exc}"
+        self.on_error(f"{why}: {type(exc).__name__}: {exc}")
         RELOADS.labels("failed").inc()
         log.error("catalog reload (%s) failed: %s: %s; still serving generation %d", why, type(exc).__name__,
-                  exc, self.runtime.catalog.generation)
+                  exc, self.generation)
 
     async def reload(self, why: str) -> bool:
         async with self._lock:
-            runtime = self.runtime
-            generation = runtime.catalog.generation + 1
+            generation = self.generation + 1
             try:
-                catalog = await asyncio.to_thread(load_catalog, runtime.settings.catalog,
-                                                  runtime.settings.assets, generation)
+                catalog = await asyncio.to_thread(load_catalog, self.root, self.assets, generation)
             except CatalogError as exc:
                 errors = [p for p in exc.problems if p.severity == "error"]
-                runtime.last_reload_error = "; ".join(str(p) for p in errors)
+                self.on_error("; ".join(str(p) for p in errors))
                 RELOADS.labels("failed").inc()
                 log.error("catalog reload (%s) failed with %d error(s); still serving generation %d",
-                          why, len(errors), runtime.catalog.generation)
+                          why, len(errors), self.generation)
                 for problem in errors:
                     log.error("  %s", problem)
                 return False
             except Exception as exc:  # not a catalog problem bootserver knows to name: still keep the last good
                 self._failed(why, exc)
                 return False
-            runtime.catalog = catalog
-            runtime.last_reload_error = None
+            self.generation = generation
+            self.on_reload(catalog)
             RELOADS.labels("ok").inc()
             for warning in catalog.warnings:
                 log.warning("  %s", warning)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from .report import Path, Report
+from .. import ignition_check
+from ..report import Path, Report
 
 TOO_MANY_RESOURCE_SOURCES = "only one of the following can be set: inline, local, source"
 TOO_MANY_SYSTEMD_SOURCES = "only one of the following can be set: contents, contents_local"
@@ -75,8 +76,6 @@ def flatcar_filters(config: dict) -> Report:
 
 def check_embedded_ignition(raw: bytes, path: Path, report: Report) -> None:
     """An inline/local config under ignition.config is itself checked as Ignition."""
-    from .. import ignition_check
-
     try:
         config = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:

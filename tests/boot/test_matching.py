@@ -4,7 +4,7 @@ from types import MappingProxyType
 
 from bootserver.boot.request import BootRequest
 from bootserver.catalog.loader import load_catalog
-from bootserver.catalog.matching import deep_merge, match
+from bootserver.boot.matching import deep_merge, match
 from tests.conftest import MACHINES, PROFILE, write_catalog
 
 GROUPS = MACHINES + """\

@@ -138,7 +138,7 @@ def _add_render(sub) -> None:
 
 
 def _run_render(args: argparse.Namespace) -> int:
-    from bootserver.render import preview
+    from bootserver.cli import render as preview
 
     settings = _settings(args)
     labels = {}
@@ -178,7 +178,7 @@ def _run_config(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- areas with their own commands
 AREAS = {
     "butane": ("bootserver.render.butane.commands", "translate a Butane file to Ignition, like the butane tool"),
-    "machines": ("bootserver.state.commands", "list, inspect, reinstall and adopt machines"),
+    "machines": ("bootserver.cli.machines", "list, inspect, reinstall and adopt machines"),
     "assets": ("bootserver.assets.commands", "fetch, verify, list and prune OS images"),
     "lab": ("bootserver.lab.commands", "a QEMU + network-namespace lab that boots through bootserver"),
 }

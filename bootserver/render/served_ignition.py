@@ -1,8 +1,8 @@
 """A profile's Ignition config as served bytes: a ready JSON file, or its Butane template rendered.
 
-Renders are cached per machine and catalog generation (see `ignition.RenderCache`), because Flatcar
-and installers often fetch the same config twice in a row. Either way the config passes the
-structural check of the Ignition spec before it is served.
+Renders are cached per machine and catalog generation (see `render_cache.RenderCache`), because
+Flatcar and installers often fetch the same config twice in a row. Either way the config passes the
+structural check of the Ignition spec (`ignition_check`) before it is served.
 """
 
 from __future__ import annotations
@@ -10,24 +10,22 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from pathlib import Path
+
 from bootserver.catalog.model import Catalog, Profile
-from bootserver.render import ignition, jinja
+from bootserver.render import butane, ignition_check, jinja
+from bootserver.render.butane_template import render_ignition
+from bootserver.render.errors import RenderError
+from bootserver.render.render_cache import RenderCache
+
+CACHE = RenderCache(size=4096)
 
 
-class RenderError(Exception):
-    """The config could not be produced; the message names the file (and line) at fault."""
-
-
-CACHE = ignition.RenderCache(size=4096)
-
-
-def for_profile(profile: Profile, context: dict[str, Any], catalog: Catalog) -> bytes:
+def config_bytes(profile: Profile, context: dict[str, Any], catalog: Catalog) -> bytes:
+    """The compact JSON the machine is served; raises RenderError naming the file (and line) at fault."""
     machine = context.get("machine", {}).get("mac", "")
     key = CACHE.key(machine, catalog.generation, deciding(profile, context), extra=profile.name)
-    try:
-        return CACHE.get_or_render(key, lambda: _render(profile, context, catalog))
-    except ignition.RenderError as exc:
-        raise RenderError(str(exc)) from None
+    return CACHE.get_or_render(key, lambda: _render(profile, context, catalog))
 
 
 def deciding(profile: Profile, context: dict[str, Any]) -> dict[str, Any]:
@@ -46,11 +44,23 @@ def _render(profile: Profile, context: dict[str, Any], catalog: Catalog) -> byte
         try:
             data = json.loads(spec.config.read_text())
         except (OSError, ValueError) as exc:
-            raise RenderError(f"{spec.config}: not a readable Ignition JSON file: {exc}") from None
-        config = ignition.check_config(data, spec.config)
+            raise RenderError(spec.config, None, f"not a readable Ignition JSON file: {exc}") from None
+        config = check_config(data, spec.config)
     else:
-        config, _warnings = ignition.render_ignition(spec.butane, context, files_dir=catalog.root)
+        config, _warnings = render_ignition(spec.butane, context, files_dir=catalog.root)
     return json.dumps(config, separators=(",", ":")).encode()
+
+
+def check_config(config: Any, source: str | Path) -> dict:
+    """A ready Ignition JSON config must pass the same structural check before it is served."""
+    if not isinstance(config, dict):
+        raise RenderError(source, None, "an Ignition config must be a JSON object")
+    report = ignition_check.check(config)
+    if report.fatal:
+        first = report.errors[0]
+        raise RenderError(source, None, f"error at {butane.path_string(first.path)}: {first.message}",
+                          report.entries)
+    return config
 
 
 def profile_for_stage(profile: Profile, stage: str, catalog: Catalog) -> Profile:

@@ -1,40 +1,32 @@
-"""`bootserver render`: what the server would serve a MAC, computed by the same functions as HTTP,
-without a server and without changing any machine's state."""
+"""`bootserver render`: what the server would serve a MAC, computed through the same Runtime and
+render functions as HTTP, without a server and without changing any machine's state."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from types import MappingProxyType
 
-from bootserver.boot import lifecycle
 from bootserver.boot.request import BootRequest, Stage
 from bootserver.catalog.loader import CatalogError, load_catalog
 from bootserver.catalog.mac import MacError, normalize_mac
-from bootserver.catalog.matching import match
 from bootserver.config import Settings
-from bootserver.http.metadata import metadata_lines
-from bootserver.render import ipxe
 from bootserver.render.args import ArgError
-from bootserver.render.context import plain, template_context
-from bootserver.render.profile_ignition import RenderError, for_profile, profile_for_stage
+from bootserver.render.context import plain
+from bootserver.render.ipxe import script_for
+from bootserver.render.metadata import metadata_lines
+from bootserver.render.errors import RenderError
+from bootserver.runtime import Runtime
+from bootserver.state import open_store
 
 PREVIEW_TOKEN = "PREVIEW-TOKEN-machine-not-seen-yet"
 
 
-async def _record(settings: Settings, mac: str):
-    from bootserver.state import open_store
-
-    if settings.state.startswith("sqlite:///"):
-        from pathlib import Path
-
-        if not Path(settings.state.removeprefix("sqlite:///")).exists():
-            return None
-    store = open_store(settings.state, settings.event_retention)
-    await store.open()
-    try:
-        return await store.get(mac)
-    finally:
-        await store.close()
+def _store_url(settings: Settings) -> str:
+    """The configured store, or an empty one when the SQLite file does not exist (nothing seen yet)."""
+    if settings.state.startswith("sqlite:///") and not Path(settings.state.removeprefix("sqlite:///")).exists():
+        return "memory://"
+    return settings.state
 
 
 async def render(settings: Settings, what: str, raw_mac: str, arch: str | None, labels: dict[str, str],
@@ -47,11 +39,22 @@ async def render(settings: Settings, what: str, raw_mac: str, arch: str | None, 
         catalog = load_catalog(settings.catalog, settings.assets)
     except CatalogError as exc:
         return f"bootserver render: {exc}", 1
-    request = BootRequest(mac=mac, arch=arch, stage=Stage.IPXE, client_ip=client_ip,
-                          labels=MappingProxyType(labels))
-    fallback = settings.unknown_profile if settings.unknown_machines == "discover" else None
-    found = match(catalog, request, fallback)
-    record = await _record(settings, mac)
+    store = open_store(_store_url(settings), settings.event_retention)
+    await store.open()
+    try:
+        runtime = Runtime(settings, catalog, store)
+        request = BootRequest(mac=mac, arch=arch, stage=Stage.IPXE, client_ip=client_ip,
+                              labels=MappingProxyType(labels))
+        return await _preview(runtime, settings, what, request, base, stage)
+    finally:
+        await store.close()
+
+
+async def _preview(runtime: Runtime, settings: Settings, what: str, request: BootRequest, base: str | None,
+                   stage: str) -> tuple[str, int]:
+    mac = request.mac
+    found = runtime.match(request)
+    record = await runtime.machine(mac)
     base = (base or settings.effective_advertise_url()).rstrip("/")
     token = record.token if record else PREVIEW_TOKEN
     if what == "match":
@@ -64,27 +67,18 @@ async def render(settings: Settings, what: str, raw_mac: str, arch: str | None, 
         if found is None:
             return f"no profile matches MAC {mac}", 1
         return metadata_lines(found.metadata), 0
-    decision = lifecycle.decide(request, found, record, settings)
+    decision = runtime.next_boot(record, request)
     if what == "ipxe":
-        if decision.action == "ignore":
-            return ipxe.no_boot_script(decision.reason), 0
-        if decision.action == "local-disk":
-            return ipxe.local_disk_script(found.name, request.firmware), 0
         try:
-            return ipxe.boot_script(found.name, found.profile, template_context(found, request, base, token),
-                                    base), 0
+            return script_for(decision, request, base, token), 0
         except (ArgError, ValueError) as exc:
             return f"bootserver render: {exc}", 1
-    if found is None:
+    if decision.match is None:
         return f"no profile matches MAC {mac}", 1
     try:
-        profile = profile_for_stage(found.profile, stage, catalog)
+        _profile, body = await runtime.ignition(decision.match, request, stage, base, token)
     except (LookupError, ValueError) as exc:
         return f"bootserver render: {str(exc).strip(chr(39))}", 1
-    if profile.ignition is None:
-        return f"profile {profile.name} has no ignition config", 1
-    try:
-        body = for_profile(profile, template_context(found, request, base, token), catalog)
     except RenderError as exc:
         return f"bootserver render: {exc}", 1
     return json.dumps(json.loads(body), indent=2) + "\n", 0

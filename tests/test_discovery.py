@@ -1,5 +1,5 @@
 from bootserver.boot.request import BootRequest, Stage
-from bootserver.state.discovery import LOCALLY_ADMINISTERED, facts_from, vendor_of
+from bootserver.discovery import LOCALLY_ADMINISTERED, facts_from, vendor_of
 
 
 def test_vendor_from_registered_oui():

@@ -14,6 +14,7 @@ import netaddr
 
 from bootserver.boot.request import BootRequest
 from bootserver.catalog.model import Catalog, Group, Machine, Profile, Selector
+from bootserver.config import Settings
 
 
 @dataclass(frozen=True)
@@ -45,30 +46,17 @@ def selector_matches(selector: Selector, request: BootRequest) -> bool:
     if selector.arch is not None and request.arch != selector.arch:
         return False
     if selector.subnet is not None:
-        if not request.client_ip:
+        address = request.subnet_address
+        if not address:
             return False
         try:
-            if netaddr.IPAddress(request.client_ip) not in selector.subnet:
+            if netaddr.IPAddress(address) not in selector.subnet:
                 return False
         except (netaddr.AddrFormatError, ValueError):
             return False
     if selector.uuid is not None and (request.uuid or "").lower() != selector.uuid:
         return False
     return all(request.labels.get(k) == v for k, v in selector.labels.items())
-
-
-def selectors_can_tie(a: Selector, b: Selector) -> bool:
-    """True when some request could match both selectors (their keys do not contradict)."""
-    if a.mac_prefix and b.mac_prefix and not (a.mac_prefix.startswith(b.mac_prefix)
-                                              or b.mac_prefix.startswith(a.mac_prefix)):
-        return False
-    if a.arch and b.arch and a.arch != b.arch:
-        return False
-    if a.subnet is not None and b.subnet is not None and not (a.subnet in b.subnet or b.subnet in a.subnet):
-        return False
-    if a.uuid and b.uuid and a.uuid != b.uuid:
-        return False
-    return all(b.labels.get(k, v) == v for k, v in a.labels.items())
 
 
 def best_group(catalog: Catalog, request: BootRequest) -> Group | None:
@@ -108,3 +96,10 @@ def match(catalog: Catalog, request: BootRequest, fallback_profile: str | None =
     metadata = deep_merge(profile.metadata, group.metadata if group else {})
     metadata = deep_merge(metadata, machine.metadata if machine else {})
     return Match(profile=profile, metadata=_frozen(metadata), machine=machine, group=group)
+
+
+def match_for(catalog: Catalog, request: BootRequest, settings: Settings) -> Match | None:
+    """The match under the server's unknown-machine rule: with `unknown_machines: discover`, an
+    unknown MAC gets `unknown_profile` (when set); with `ignore`, nothing. The one place it is applied."""
+    fallback = settings.unknown_profile if settings.unknown_machines == "discover" else None
+    return match(catalog, request, fallback)

@@ -1,19 +1,14 @@
-"""bootserver's own structural check of an Ignition 3.x config, run on every config before it is served.
-
-It mirrors the checks Ignition itself makes (paths absolute and simplified, valid modes, URL schemes,
-compression, hashes, filesystem formats, partitions, RAID levels, unit names and contents, duplicate
-entries, …) with Ignition's messages, so a config that would fail on the machine fails here first.
-Paths in the report are JSON paths into the config (("storage", "files", 0, "mode") = $.storage.files.0.mode).
-"""
+"""The walk over an Ignition config: each section checked as Ignition checks it, with its messages."""
 
 from __future__ import annotations
 
-import base64
 import json
-import posixpath
 import re
 
-from .butane.report import Path, Report
+from ..report import Path, Report
+from .storage import clean_path, hard_link_target, overlapping_partition, partition_key
+from .units import parse_unit
+from .urls import data_url_problem, go_url_scheme, s3_arn_problem, s3_version_problem
 
 KNOWN_VERSIONS = frozenset(("3.0.0", "3.1.0", "3.2.0", "3.3.0", "3.4.0", "3.4.0-experimental"))
 DUPLICATE = "duplicate entry defined"
@@ -27,7 +22,6 @@ _UNIT_TYPES = frozenset((
     ".service", ".socket", ".device", ".mount", ".automount", ".swap", ".target",
     ".path", ".timer", ".snapshot", ".slice", ".scope",
 ))
-_DATA_CHARS = re.compile(r"^[A-Za-z0-9\-_.!~*'();/?:@&=+$,%\[\]#]*$")
 
 
 def check(config: dict) -> Report:
@@ -72,7 +66,7 @@ class _Checker:
             self.error(where, "path not specified")
         elif not value.startswith("/"):
             self.error(where, "path not absolute")
-        elif _clean(value) != value:
+        elif clean_path(value) != value:
             self.error(where, "path is not fully simplified")
 
     def url(self, value: str, where: Path, quiet: bool = False) -> str | None:
@@ -82,13 +76,13 @@ class _Checker:
             problem = "unable to parse url"
         else:
             if scheme == "arn" and self.version not in ("3.0.0", "3.1.0", "3.2.0", "3.3.0"):
-                problem = _s3_arn_problem(value) or _s3_version_problem(value)
+                problem = s3_arn_problem(value) or s3_version_problem(value)
             elif scheme not in _SCHEMES:
                 problem = "invalid url scheme"
             elif scheme == "data":
-                problem = _data_url_problem(value)
+                problem = data_url_problem(value)
             elif scheme == "s3":
-                problem = _s3_version_problem(value)
+                problem = s3_version_problem(value)
             else:
                 problem = None
             if problem is None:
@@ -204,7 +198,7 @@ class _Checker:
                 if kind == "links" and not node.get("target"):
                     self.error(where + ("target",), "link target is required")
                 if (kind == "links" and node.get("hard") and node.get("target") is not None
-                        and _hard_link_target(node) in directories):
+                        and hard_link_target(node) in directories):
                     self.error(where, "hard link target is a directory")
                 own = node.get("path") or ""
                 for link in link_paths:  # as Ignition checks it: hard links and empty paths included
@@ -310,7 +304,7 @@ class _Checker:
             if part.get("shouldExist") is False and (any(part.get(k) for k in ("typeGuid", "guid")) or any(
                     part.get(k) is not None for k in ("label", "sizeMiB", "startMiB"))):
                 self.error(here, "shouldExist specified false with other options also specified")
-        self.dups(parts, where + ("partitions",), _partition_key)
+        self.dups(parts, where + ("partitions",), partition_key)
         if not disk.get("device"):  # Ignition checks the partitions as a set only on a named disk
             return
         numbers: dict[int, list[int]] = {}
@@ -320,7 +314,7 @@ class _Checker:
         collision = next((indexes[1] for indexes in numbers.values() if len(indexes) > 1), None)
         if collision is not None:
             self.error(where + ("partitions", collision), "partition numbers collide")
-        overlap = _overlapping_partition(parts)
+        overlap = overlapping_partition(parts)
         if overlap is not None:
             self.error(where + ("partitions", overlap), "partitions overlap")
         if any(p.get("shouldExist") is False for p in parts) and any(not p.get("number") for p in parts):
@@ -373,196 +367,3 @@ class _Checker:
         seen: dict = {}
         for key in ("shouldExist", "shouldNotExist"):
             self.dups(kargs.get(key) or [], ("kernelArguments", key), lambda a: a, shared=seen)
-
-
-LINE_MAX = 2048  # systemd's (and go-systemd's) longest line
-
-
-_GO_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
-_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def go_url_scheme(value: str) -> str | None:
-    """The lower-cased scheme ("" for none) if Go's url.Parse accepts `value`, else None."""
-    if _CONTROL.search(value) or value.startswith(":"):
-        return None
-    found = _GO_SCHEME.match(value)
-    scheme = found.group(1).lower() if found else ""
-    rest = value[found.end():] if found else value
-    if not found and ":" in rest.split("/", 1)[0]:
-        return None  # "first path segment in URL cannot contain colon"
-    before_fragment, _, fragment = rest.partition("#")
-    opaque = bool(found) and not rest.startswith("/")  # "data:,…": Go keeps it as it is
-    if _BAD_ESCAPE.search(fragment) or (not opaque and _BAD_ESCAPE.search(before_fragment.split("?", 1)[0])):
-        return None
-    if rest.startswith("//"):
-        authority = rest[2:].split("/", 1)[0].split("?", 1)[0].split("#", 1)[0].rpartition("@")[2]
-        if authority.startswith("["):
-            if "]" not in authority:
-                return None
-            port = authority.split("]", 1)[1]
-        else:
-            port = authority[authority.index(":"):] if ":" in authority else ""
-        if port and not re.fullmatch(r":[0-9]*", port):
-            return None
-    return scheme
-
-
-def _overlapping_partition(parts: list[dict]) -> int | None:
-    """Index of the first partition an explicitly placed partition overlaps (Ignition's order)."""
-    def placed(part):
-        return part.get("startMiB") and part.get("sizeMiB") is not None
-
-    def end(part):
-        return part["startMiB"] if part["sizeMiB"] == 0 else part["startMiB"] + part["sizeMiB"] - 1
-
-    for p in filter(placed, parts):
-        for index, o in enumerate(parts):
-            if o is p or not placed(o):
-                continue
-            if (o["startMiB"] <= p["startMiB"] <= end(o) or o["startMiB"] <= end(p) <= end(o)
-                    or (p["startMiB"] < o["startMiB"] and end(p) > end(o))):
-                return index
-    return None
-
-
-def _hard_link_target(link: dict) -> str:
-    """Where Ignition takes a hard link's target to be: relative targets are joined to the link's own path."""
-    target = link["target"]
-    if target.startswith("/"):
-        return _clean(target)
-    return _clean(posixpath.join(link.get("path") or "", target)) if link.get("path") else _clean(target)
-
-
-def _clean(path: str) -> str:
-    """Go's path.Clean (posixpath.normpath keeps a leading "//")."""
-    clean = posixpath.normpath(path)
-    return clean[1:] if clean.startswith("//") else clean
-
-
-def _partition_key(part: dict) -> str:
-    if part.get("number"):
-        return f"number:{part['number']}"
-    return f"label:{part['label']}" if part.get("label") is not None else ""
-
-
-def parse_unit(text: str) -> tuple[str | None, set[str] | None]:
-    """(problem, names of sections that hold options): go-systemd's unit lexer, which Ignition uses.
-
-    Text before the first section is skipped, a section header may not be followed by anything but
-    blanks, an option needs "=" on its line, a value continues after a trailing backslash.
-    """
-    data, n, i = text, len(text), 0
-    sections: set[str] = set()
-
-    def to_eol(start: int) -> tuple[str, int] | str:
-        end = data.find("\n", start)
-        stop = n if end < 0 else end + 1
-        if len(data[start:stop].encode("utf-8", "surrogateescape")) > LINE_MAX:
-            return f"line too long (max {LINE_MAX} bytes)"
-        return data[start:stop].rstrip("\r\n"), stop
-
-    section: str | None = None  # None: before the first section header
-    while i < n:
-        char = data[i]
-        i += 1
-        if char == "[":
-            end = data.find("]", i)
-            if end < 0:
-                return "unable to find end of section", None
-            section = data[i:end]
-            rest = to_eol(end + 1)
-            if isinstance(rest, str):
-                return rest, None
-            if rest[0].strip():
-                return f"found garbage after section name : {json.dumps(rest[0].strip())}", None
-            i = rest[1]
-        elif char in "#;":
-            rest = to_eol(i)
-            if isinstance(rest, str):
-                return rest, None
-            i = rest[1]
-        elif section is None or char.isspace():
-            continue
-        else:  # an option: NAME=VALUE, the value continued by trailing backslashes
-            equals = i - 1
-            while True:
-                if equals >= n:
-                    return "EOF", None
-                if data[equals] in "\r\n":
-                    return "unexpected newline encountered while parsing option name", None
-                if data[equals] == "=":
-                    break
-                equals += 1
-            i = equals + 1
-            while True:
-                rest = to_eol(i)
-                if isinstance(rest, str):
-                    return rest, None
-                line, i = rest
-                if not line.strip() or not line.endswith("\\"):
-                    break
-            sections.add(section)
-    return None, sections
-
-
-def _s3_version_problem(url: str) -> str | None:
-    query = url.partition("?")[2].partition("#")[0]
-    for pair in query.split("&") if query else ():
-        key, _, value = pair.partition("=")
-        if key == "versionId" and not value:
-            return "invalid S3 object VersionId"
-    return None
-
-
-def _s3_arn_problem(url: str) -> str | None:
-    """arn:PARTITION:s3:REGION:ACCOUNT:bucket/key or …:accesspoint/NAME/object/key (Ignition 3.4)."""
-    arn = url.partition("?")[0]
-    parts = arn.split(":", 5)
-    if len(parts) < 6 or parts[2] != "s3":
-        return "invalid S3 ARN format"
-    segments = arn.split("/")
-    if len(segments) < (3 if parts[5].startswith("accesspoint/") else 2):
-        return "invalid S3 ARN format"
-    return None
-
-
-_TOKEN = re.compile(r"^[!#$&'*+.^_`|~0-9A-Za-z-]+$")
-_BASE64 = re.compile(r"^[A-Za-z0-9+/=]*$")
-
-
-def _data_url_problem(url: str) -> str | None:
-    """What Ignition's data URL decoder (vincent-petithory/dataurl) says about `url`, or None."""
-    header, comma, payload = url[len("data:"):].partition(",")
-    if not comma:
-        return "missing data prefix"
-    media, *params = header.split(";")
-    if media and not (media.count("/") == 1 and all(_TOKEN.match(part) for part in media.split("/"))):
-        return "invalid character for media type"
-    is_base64 = bool(params) and params[-1] == "base64"
-    for param in params[:-1] if is_base64 else params:
-        attribute, equals, value = param.partition("=")
-        if not equals or not _TOKEN.match(attribute):
-            return "invalid character for parameter attribute"
-        if not value:
-            return "invalid character for parameter value"
-    if is_base64:
-        if not _BASE64.match(payload):
-            return "invalid data character"
-        try:
-            base64.b64decode(payload, validate=True)
-        except ValueError:
-            return f"illegal base64 data at input byte {len(payload) - len(payload) % 4}"
-        return None
-    if not _DATA_CHARS.match(payload):
-        return "invalid data character"
-    at = payload.find("%")
-    while at >= 0:
-        for digit in payload[at + 1:at + 3]:
-            if digit not in "0123456789abcdefABCDEF":
-                return "rfc2396: invalid char 0x25 in unescape sequence"  # sic: the escape's '%'
-        if len(payload) - at < 3:
-            return "rfc2396: unexpected end of unescape sequence"
-        at = payload.find("%", at + 3)
-    return None

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 import pytest
 
 from bootserver.boot import lifecycle as lc
-from bootserver.boot.request import BootRequest, Stage
+from bootserver.boot import methods
+from bootserver.boot.request import Stage
 from bootserver.config import Settings
-from bootserver.state.base import MachineRecord
+from bootserver.boot.machine import MachineRecord
 
 MAC = "52:54:00:a1:9c:ae"
 
@@ -21,7 +22,7 @@ class Profile:  # the fields of catalog.model.Profile that the policy reads
 
 
 @dataclass(frozen=True)
-class Match:  # the fields of catalog.matching.Match that the policy reads
+class Match:  # the fields of boot.matching.Match that the policy reads
     profile: Profile
     machine: object = None
     group: object = None
@@ -35,10 +36,6 @@ FALLBACK = Match(Profile("rescue", "local-disk"))
 
 def rec(state: str) -> MachineRecord:
     return MachineRecord(mac=MAC, state=state, token="t")
-
-
-def req(stage: Stage = Stage.IPXE) -> BootRequest:
-    return BootRequest(mac=MAC, arch="x86_64-efi", stage=stage)
 
 
 @pytest.mark.parametrize("current,kind,after,expected", [
@@ -77,9 +74,9 @@ def test_whole_story_by_transitions():
     for kind in ("dhcp.offer", "http.ipxe", "http.kernel", "http.ignition", "installer.installed"):
         state = lc.next_state(state, kind, "local-disk") or state
     assert state == "installed"
-    assert lc.decide(req(), INSTALLER, rec(state), Settings()).action == "local-disk"
+    assert lc.decide(INSTALLER, rec(state), Settings()).action == "local-disk"
     state = lc.next_state(state, "reinstall", "local-disk")
-    assert lc.decide(req(), INSTALLER, rec(state), Settings()).action == "boot"
+    assert lc.decide(INSTALLER, rec(state), Settings()).action == "boot"
 
 
 def test_state_when_seen():
@@ -92,48 +89,52 @@ def test_state_when_seen():
 
 
 def test_unknown_mac_ignored_or_discovered():
-    d = lc.decide(req(), None, None, Settings(unknown_machines="ignore"))
+    d = lc.decide(None, None, Settings(unknown_machines="ignore"))
     assert (d.action, d.reason) == ("ignore", "unknown MAC; unknown_machines is 'ignore'")
-    d = lc.decide(req(), None, rec("discovered"), Settings(unknown_machines="discover"))
+    d = lc.decide(None, rec("discovered"), Settings(unknown_machines="discover"))
     assert d.action == "ignore" and "discovered" in d.reason and "no unknown_profile" in d.reason
-    d = lc.decide(req(), None, None, Settings(unknown_machines="discover", unknown_profile="gone"))
+    d = lc.decide(None, None, Settings(unknown_machines="discover", unknown_profile="gone"))
     assert d.action == "ignore" and "'gone' is not in the catalog" in d.reason
 
 
 def test_unknown_mac_gets_unknown_profile():
-    d = lc.decide(req(), FALLBACK, rec("discovered"), Settings(unknown_machines="discover", unknown_profile="rescue"))
+    d = lc.decide(FALLBACK, rec("discovered"), Settings(unknown_machines="discover", unknown_profile="rescue"))
     assert (d.action, d.match) == ("boot", FALLBACK)
     assert d.reason == "unknown MAC (discovered) -> unknown_profile rescue"
 
 
 @pytest.mark.parametrize("state", ["ready", "installing", "failed"])
 def test_installer_profile_boots_until_installed(state):
-    d = lc.decide(req(), INSTALLER, rec(state), Settings())
+    d = lc.decide(INSTALLER, rec(state), Settings())
     assert d.action == "boot" and "profile flatcar-install" in d.reason
     assert ("installing again" in d.reason) == (state == "failed")
 
 
 def test_installed_machine_boots_from_disk():
-    d = lc.decide(req(), INSTALLER, rec("installed"), Settings())
+    d = lc.decide(INSTALLER, rec("installed"), Settings())
     assert d.action == "local-disk"
     assert d.reason == "installed; profile flatcar-install boots installed machines from local disk"
     assert d.record.state == "installed"
 
 
 def test_installed_machine_with_live_profile_keeps_booting_it():
-    assert lc.decide(req(), LIVE, rec("installed"), Settings()).action == "boot"
+    assert lc.decide(LIVE, rec("installed"), Settings()).action == "boot"
 
 
-def test_installed_dhcp_silent_only_silences_firmware_stages():
-    settings = Settings(installed_dhcp="silent")
-    assert lc.decide(req(Stage.PXE), INSTALLER, rec("installed"), settings).action == "ignore"
-    assert lc.decide(req(Stage.HTTPBOOT), INSTALLER, rec("installed"), settings).action == "ignore"
-    assert lc.decide(req(Stage.IPXE), INSTALLER, rec("installed"), settings).action == "local-disk"
-    assert lc.decide(req(Stage.PXE), INSTALLER, rec("installed"), Settings()).action == "local-disk"
+def test_installed_dhcp_is_applied_by_the_dhcp_table_only():
+    """The decision says local-disk at every stage; only the DHCP table silences firmware for it."""
+    silent = Settings(installed_dhcp="silent")
+    assert lc.decide(INSTALLER, rec("installed"), silent).action == "local-disk"
+    pxe = methods.choose(7, Stage.PXE, "PXEClient", "local-disk", "installed", silent, "http://s")
+    ipxe = methods.choose(7, Stage.IPXE, "PXEClient", "local-disk", "installed", silent, "http://s")
+    assert isinstance(pxe, methods.Silence) and isinstance(ipxe, methods.Silence)
+    answered = methods.choose(0, Stage.PXE, "PXEClient", "local-disk", "installed",
+                              Settings(installed_dhcp="answer"), "http://s")
+    assert isinstance(answered, methods.Answer) and answered.boot_file == "undionly.kpxe"
 
 
 def test_store_unreachable_never_risks_a_reinstall():
-    d = lc.decide(req(), INSTALLER, None, Settings(), store_ok=False)
+    d = lc.decide(INSTALLER, None, Settings(), store_ok=False)
     assert d.action == "local-disk" and "unreachable" in d.reason
-    assert lc.decide(req(), LIVE, None, Settings(), store_ok=False).action == "boot"
-    assert lc.decide(req(), INSTALLER, None, Settings()).action == "boot"  # new machine, store fine
+    assert lc.decide(LIVE, None, Settings(), store_ok=False).action == "boot"
+    assert lc.decide(INSTALLER, None, Settings()).action == "boot"  # new machine, store fine

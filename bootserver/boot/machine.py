@@ -1,0 +1,49 @@
+"""What bootserver knows about one machine: its lifecycle state, its installer token, its timeline.
+
+These are domain types: `boot/` decides with them, `state/` stores them, adapters never see more
+than Runtime hands out.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+DISCOVERED, READY, INSTALLING, INSTALLED, FAILED = "discovered", "ready", "installing", "installed", "failed"
+STATES = (DISCOVERED, READY, INSTALLING, INSTALLED, FAILED)
+
+
+@dataclass
+class MachineRecord:
+    mac: str
+    state: str  # one of STATES
+    token: str  # the installer's secret for posting events
+    name: str | None = None
+    profile: str | None = None
+    arch: str | None = None
+    uuid: str | None = None
+    vendor: str | None = None
+    interface: str | None = None
+    client_ip: str | None = None
+    first_seen: float = 0.0
+    last_seen: float = 0.0
+    state_changed: float = 0.0
+
+
+@dataclass
+class Event:
+    mac: str
+    kind: str  # e.g. dhcp.offer, dhcp.ack, tftp.transfer, http.ipxe, http.asset, http.ignition, installer.installed
+    source: str | None = None  # client address
+    detail: dict[str, Any] = field(default_factory=dict)
+    at: float = field(default_factory=time.time)
+    seq: int | None = None  # store-assigned, increasing; None until recorded
+
+
+def token_matches(record: MachineRecord | None, token: str | None) -> bool:
+    """Constant-time check of an installer's token against the machine's (the one place it is compared)."""
+    if record is None or not token:
+        return False
+    return hmac.compare_digest(record.token.encode(), token.encode())
