@@ -43,6 +43,8 @@ class Settings:
     access_log: bool = True
     http_idle_timeout: int = 15  # seconds an HTTP connection may sit without a request (or unfinished headers)
     tftp_sessions_per_client: int = 8  # transfers one client address may run at once
+    new_machines_per_second: int = 20  # new records for MACs the catalog does not name (burst: 10 s worth)
+    http_requests_per_client: int = 20  # per second on /ipxe, /ignition, /metadata (burst: 2 s worth); 0 = off
     sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def effective_advertise_url(self, host_ip: str | None = None, port: int | None = None) -> str:

@@ -21,6 +21,8 @@ from bootserver.config import Settings
 from bootserver.render import served_ignition
 from bootserver.render.context import template_context
 from bootserver import discovery
+from bootserver.ratelimit import Buckets
+from bootserver.resources import OncePerSecond
 from bootserver.state.base import Store, StoreError, StoreUnavailable, UnknownMachine
 
 #: What adapters may catch from the intent methods (the store's faults, as Runtime passes them on).
@@ -38,6 +40,11 @@ class WrongToken(PermissionError):
 
 class NotAdopted(ValueError):
     """Reinstall asked for a machine the catalog does not name yet."""
+
+
+def named_by_catalog(found: Match | None) -> bool:
+    """A Machine entry of the catalog: their number is the catalog's, so their records are never held back."""
+    return found is not None and found.machine is not None
 
 
 def _unchanged(record: MachineRecord, names: dict[str, Any], facts: dict[str, Any]) -> bool:
@@ -58,6 +65,9 @@ class Runtime:
         self.http_port: int | None = None  # the bound port, once HTTP is listening
         self._ip_to_mac: OrderedDict[str, str] = OrderedDict()
         self._pending: set[asyncio.Task] = set()  # timeline writes nobody waits for (see observe)
+        rate = max(1, settings.new_machines_per_second)
+        self._new_machines = Buckets(rate, 10 * rate, max_keys=1)  # one bucket: records for unnamed MACs
+        self._not_recorded = OncePerSecond(log)
 
     # -- the app's side: what changed in the process --------------------------------------------
 
@@ -103,6 +113,11 @@ class Runtime:
         try:
             record = await self.store.get(request.mac)
             answered = True  # the store knows whether this machine is new
+            if record is None and not named_by_catalog(found) and not self._new_machines.allow():
+                self._not_recorded.warning("new machines arrive faster than %d/s: %s and others not recorded "
+                                           "or answered now (they will be when they ask again)",
+                                           self.settings.new_machines_per_second, request.mac)
+                return lifecycle.BootDecision("ignore", "too many new machines at once; ask again", None, None)
             record = await self._remember(request, found, record)
         except StoreUnavailable as exc:  # decide from the last known record, else the catalog alone
             log.warning("machine %s: %s; deciding from %s", request.mac, exc,
