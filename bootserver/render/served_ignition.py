@@ -7,6 +7,7 @@ structural check of the Ignition spec (`ignition_check`) before it is served.
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -21,21 +22,36 @@ from bootserver.render.render_cache import RenderCache
 CACHE = RenderCache(size=4096)
 
 
+def _key(profile: Profile, context: dict[str, Any], catalog: Catalog) -> tuple:
+    return CACHE.key(context.get("machine", {}).get("mac", ""), catalog.generation,
+                     deciding(profile, context, catalog.generation), extra=profile.name)
+
+
+def cached_config(profile: Profile, context: dict[str, Any], catalog: Catalog) -> bytes | None:
+    """The config from the cache, or None: cheap enough for the event loop."""
+    return CACHE.get(_key(profile, context, catalog))
+
+
 def config_bytes(profile: Profile, context: dict[str, Any], catalog: Catalog) -> bytes:
-    """The compact JSON the machine is served; raises RenderError naming the file (and line) at fault."""
-    machine = context.get("machine", {}).get("mac", "")
-    key = CACHE.key(machine, catalog.generation, deciding(profile, context), extra=profile.name)
-    return CACHE.get_or_render(key, lambda: _render(profile, context, catalog))
+    """The compact JSON the machine is served; raises RenderError naming the file (and line) at fault.
+    A cold render reads files and runs Butane: callers on the event loop run it in a thread."""
+    return CACHE.get_or_render(_key(profile, context, catalog), lambda: _render(profile, context, catalog))
 
 
-def deciding(profile: Profile, context: dict[str, Any]) -> dict[str, Any]:
+def deciding(profile: Profile, context: dict[str, Any], generation: Any) -> dict[str, Any]:
     """The part of the context that decides the config: none for a ready JSON file, else the
     variables the template reads (query labels and the Host matter only if it reads them)."""
     spec = profile.ignition
     if spec.config is not None:
         return {}
-    names = jinja.used_names(spec.butane)
+    names = _used_names(str(spec.butane), generation)
     return context if names is None else {k: v for k, v in context.items() if k in names}
+
+
+@functools.lru_cache(maxsize=256)
+def _used_names(template: str, generation: Any) -> frozenset[str] | None:
+    """Parsed once per catalog generation (any edit under the catalog makes a new one)."""
+    return jinja.used_names(template)
 
 
 def _render(profile: Profile, context: dict[str, Any], catalog: Catalog) -> bytes:
