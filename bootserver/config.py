@@ -44,6 +44,7 @@ class Settings:
     http_idle_timeout: int = 15  # seconds an HTTP connection may sit without a request (or unfinished headers)
     tftp_sessions_per_client: int = 8  # transfers one client address may run at once
     new_machines_per_second: int = 20  # new records for MACs the catalog does not name (burst: 10 s worth)
+    strict_machine_address: bool = False  # /ignition only to the address the machine booted from (docs/security.md)
     http_requests_per_client: int = 20  # per second on /ipxe, /ignition, /metadata (burst: 2 s worth); 0 = off
     sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 

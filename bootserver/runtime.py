@@ -13,9 +13,9 @@ from collections import OrderedDict
 from typing import Any
 
 from bootserver.boot import lifecycle, methods
-from bootserver.boot.machine import DISCOVERED, Event, MachineRecord, token_matches
+from bootserver.boot.machine import DISCOVERED, INSTALLING, Event, MachineRecord, token_matches
 from bootserver.boot.matching import Match, match_for
-from bootserver.boot.request import BootRequest
+from bootserver.boot.request import BootRequest, Stage
 from bootserver.catalog.model import Catalog, Profile
 from bootserver.config import Settings
 from bootserver.render import served_ignition
@@ -33,6 +33,7 @@ log = logging.getLogger("bootserver.boot")
 LAST_SEEN_RESOLUTION = 60.0  # seconds: a machine's last_seen is refreshed at most this often
 TRANSITION_ATTEMPTS = 5  # compare-and-set retries when other writers keep moving a machine
 INSTALLER_EVENTS = ("installed", "failed", "progress")
+FINAL_EVENTS = ("installed", "failed")  # each spends the install's token: a new one comes with the next install
 
 
 class WrongToken(PermissionError):
@@ -41,6 +42,13 @@ class WrongToken(PermissionError):
 
 class NotAdopted(ValueError):
     """Reinstall asked for a machine the catalog does not name yet."""
+
+
+def boot_address_from(request: BootRequest, record: MachineRecord | None) -> bool:
+    """Whether this request may set the machine's boot address (the one its installer token is bound
+    to): DHCP and iPXE requests may, while no install is running; the booted OS (/ignition,
+    /metadata), which anyone can ask for by MAC, never does."""
+    return request.stage is not Stage.OS and (record is None or record.state != INSTALLING)
 
 
 def named_by_catalog(found: Match | None) -> bool:
@@ -159,6 +167,8 @@ class Runtime:
             if not lifecycle.is_fallback(found):
                 names["name"] = found.name
         facts = discovery.facts_from(request)
+        if not boot_address_from(request, record):
+            facts["client_ip"] = None  # None keeps what is known: the address it booted from
         if record is not None and target is None and _unchanged(record, names, facts):
             return record  # nothing new to write: keep the hot path to one read
         updated = await self.store.ensure(request.mac, state=target or lifecycle.READY, **names, **facts)
@@ -238,11 +248,29 @@ class Runtime:
         """
         record = await self.store.get(mac)
         if not token_matches(record, token):
-            raise WrongToken("missing" if not token else "wrong")
+            raise WrongToken("missing token" if not token else "wrong token")
+        if record.client_ip and source != record.client_ip:
+            raise WrongToken(f"right token from another address (the machine booted from {record.client_ip})")
         if event not in INSTALLER_EVENTS:
             raise ValueError(f"unknown installer event {event!r}")
+        if event in FINAL_EVENTS and await self.store.rotate_token(mac, expected=token) is None:
+            raise WrongToken("spent token (a final report was already made with it)")  # replayed, or a race lost
         await self.observe(mac, f"installer.{event}", {"detail": detail}, source=source)
         return await self.store.get(mac) or record
+
+    def ignition_access(self, record: MachineRecord | None, request: BootRequest) -> tuple[bool, str, str | None]:
+        """May this request have the machine's Ignition config, and does fetching it start the install?
+        (allowed, event kind to record, why it is not the machine's own request or None).
+
+        The machine's own request comes from the address it booted from (DHCP/iPXE). Another address
+        is served (relays, NAT and address changes exist) but starts nothing, unless the operator set
+        strict_machine_address, which refuses it, and refuses machines that have not booted yet."""
+        booted_from = record.client_ip if record is not None else None
+        if booted_from is not None and request.client_ip == booted_from:
+            return True, "http.ignition", None
+        why = (f"from {request.client_ip}, not the address it booted from ({booted_from})" if booted_from
+               else f"from {request.client_ip} before the machine booted through bootserver")
+        return not self.settings.strict_machine_address, "http.ignition.foreign", why
 
     async def asset_fetched(self, mac: str | None, client_ip: str | None, path: str,
                             detail: dict[str, Any]) -> MachineRecord | None:
@@ -296,6 +324,7 @@ class Runtime:
             except StateChanged:  # the machine moved meanwhile: decide again from where it is now
                 continue
             await self.store.record(Event(mac, "reinstall", source, {"from": record.state}))
+            moved = await self.store.rotate_token(mac) or moved  # the next install gets a token of its own
             return record.state, moved
         raise StateChanged(mac, record.state, "still changing")  # the operator may simply ask again
 

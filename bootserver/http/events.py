@@ -32,7 +32,7 @@ async def post_event(request: web.Request) -> web.Response:
     try:
         record = await runtime_of(request).report(mac, token, event, detail, request.remote)
     except WrongToken as exc:
-        log.warning("refused installer event for %s from %s: %s token", mac, request.remote, exc)
+        log.warning("refused installer event for %s from %s: %s", mac, request.remote, exc)
         raise web.HTTPForbidden(text="missing or wrong machine token\n") from None
     except StoreUnavailable as exc:
         log.error("%s reports %s but the store is unavailable (%s); asking it to retry", mac, event, exc)
