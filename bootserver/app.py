@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import ssl
 from typing import Any
 
 from aiohttp import web
@@ -55,6 +56,13 @@ class HTTPComponent:
         self.port = self._runner.addresses[0][1]
         self.runtime.http_listening(self.port)
         log.info("HTTP listening on %s:%d", host, self.port)
+        if self.settings.https:  # the same app for people; the admin API refuses plain HTTP from afar then
+            tls_host, tls_port = split_hostport(self.settings.https)
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(self.settings.tls_cert, self.settings.tls_key)
+            tls = web.TCPSite(self._runner, tls_host or None, tls_port, ssl_context=context, reuse_address=True)
+            await tls.start()
+            log.info("HTTPS listening on %s:%d", tls_host, self._runner.addresses[-1][1])
 
     async def stop(self) -> None:
         if self._runner:

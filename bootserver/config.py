@@ -25,6 +25,9 @@ class Settings:
     assets: Path = Path("assets")
     state: str = "sqlite:///state/bootserver.db"  # sqlite:///PATH, postgresql://…, or memory://
     http: str = "0.0.0.0:8080"
+    https: str | None = None  # HOST:PORT of an HTTPS listener for people (admin API, board); needs tls_cert/key
+    tls_cert: Path | None = None  # PEM certificate (chain) for https
+    tls_key: Path | None = None  # PEM private key for https
     advertise_url: str | None = None  # base URL machines use to reach HTTP; derived when unset
     tftp: str = "auto"  # HOST:PORT, off, or auto (on 0.0.0.0:69 when DHCP interfaces are set)
     tftp_root: tuple[Path, ...] = ()  # extra TFTP folders, searched after ipxe_dir
@@ -90,7 +93,7 @@ def _coerce(name: str, value: Any) -> Any:
         if not isinstance(value, (list, tuple)):
             raise SettingsError(f"{name}: expected a list, got {value!r}")
         return tuple(Path(v) if "Path" in kind else str(v) for v in value)
-    if kind == "Path":
+    if kind.startswith("Path"):  # Path, or Path | None
         return Path(str(value))
     if kind == "int":
         try:
@@ -147,6 +150,10 @@ def load_settings(config_file: str | Path | None = None, flags: dict[str, Any] |
     if values.get("tftp") not in (None, "auto", "off"):
         split_hostport(values["tftp"])
     split_hostport(values.get("http", Settings.http))
+    if values.get("https"):
+        split_hostport(values["https"])
+        if not values.get("tls_cert") or not values.get("tls_key"):
+            raise SettingsError("https: needs tls_cert and tls_key (PEM files)")
     return Settings(**values, sources=sources)
 
 
