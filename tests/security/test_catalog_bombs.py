@@ -78,7 +78,8 @@ def _wait(predicate, timeout=15.0):
     return False
 
 
-@pytest.mark.parametrize("name,text", [("laughs.yaml", LAUGHS), ("deep.yaml", DEEP)], ids=["aliases", "depth"])
+@pytest.mark.parametrize("name,text", [("laughs.yaml", LAUGHS), ("deep.yaml", DEEP), ("big.yaml", BIG)],
+                         ids=["aliases", "depth", "size"])
 def test_a_bomb_in_a_running_catalog_keeps_the_last_good_one_and_shows_in_healthz(serve, catalog_dir, name, text):
     server = serve("--catalog", str(catalog_dir), "--state", "memory://")
     pid = server.proc.pid
