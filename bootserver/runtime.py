@@ -13,9 +13,9 @@ from collections import OrderedDict
 from typing import Any
 
 from bootserver.boot import lifecycle, methods
-from bootserver.boot.machine import DISCOVERED, INSTALLING, Event, MachineRecord, token_matches
-from bootserver.boot.matching import Match, match_for
-from bootserver.boot.request import BootRequest, Stage
+from bootserver.boot.machine import DISCOVERED, Event, MachineRecord, boot_address_from, token_matches
+from bootserver.boot.matching import Match, match_for, named_by_catalog
+from bootserver.boot.request import BootRequest
 from bootserver.boot.updates import UpdateRecord
 from bootserver.catalog.model import Catalog, Profile
 from bootserver.config import Settings
@@ -45,18 +45,6 @@ class WrongToken(PermissionError):
 
 class NotAdopted(ValueError):
     """Reinstall asked for a machine the catalog does not name yet."""
-
-
-def boot_address_from(request: BootRequest, record: MachineRecord | None) -> bool:
-    """Whether this request may set the machine's boot address (the one its installer token is bound
-    to): DHCP and iPXE requests may, while no install is running; the booted OS (/ignition,
-    /metadata), which anyone can ask for by MAC, never does."""
-    return request.stage is not Stage.OS and (record is None or record.state != INSTALLING)
-
-
-def named_by_catalog(found: Match | None) -> bool:
-    """A Machine entry of the catalog: their number is the catalog's, so their records are never held back."""
-    return found is not None and found.machine is not None
 
 
 def _unchanged(record: MachineRecord, names: dict[str, Any], facts: dict[str, Any]) -> bool:

@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from bootserver.boot.request import BootRequest, Stage
+
 DISCOVERED, READY, INSTALLING, INSTALLED, FAILED = "discovered", "ready", "installing", "installed", "failed"
 STATES = (DISCOVERED, READY, INSTALLING, INSTALLED, FAILED)
 
@@ -47,3 +49,10 @@ def token_matches(record: MachineRecord | None, token: str | None) -> bool:
     if record is None or not token:
         return False
     return hmac.compare_digest(record.token.encode(), token.encode())
+
+
+def boot_address_from(request: BootRequest, record: MachineRecord | None) -> bool:
+    """Whether this request may set the machine's boot address (the one its installer token is bound
+    to): DHCP and iPXE requests may, while no install is running; the booted OS (/ignition,
+    /metadata), which anyone can ask for by MAC, never does."""
+    return request.stage is not Stage.OS and (record is None or record.state != INSTALLING)
