@@ -22,6 +22,7 @@ from bootserver.render.ipxe import chain_script
 from bootserver.resources import Budget, quiet_out_of_files, raise_open_file_limit
 from bootserver.runtime import Runtime
 from bootserver.state import StoreError, open_store, redact
+from bootserver.tftp.grub import register_grub_files
 
 log = logging.getLogger("bootserver")
 
@@ -69,6 +70,18 @@ class HTTPComponent:
             await self._runner.cleanup()
 
 
+def replica_role(s: Settings) -> str:
+    """What this process is among its peers, said once at start (docs/scale-out.md)."""
+    if s.floating_address:
+        return (f"replica: every replica answers DHCP alike, naming the floating address {s.floating_address} "
+                f"(held by keepalived) as next-server and in {s.effective_advertise_url()}; TFTP and HTTP served "
+                "here too" + ("" if s.state.startswith(("postgresql:", "postgres:"))
+                              else "; WARNING: state is not shared PostgreSQL, replicas will not agree"))
+    if s.state.startswith(("postgresql:", "postgres:")):
+        return "replica sharing PostgreSQL; answers name this host's own address (no floating_address set)"
+    return "single server (state not shared; set state: postgresql://… and floating_address to run replicas)"
+
+
 class Server:
     """All of bootserver in one object: `await start()`, `await stop()`, `await reload()`."""
 
@@ -88,6 +101,7 @@ class Server:
         self.runtime = Runtime(s, catalog, store)
         quiet_out_of_files(asyncio.get_running_loop())
         budget = Budget.for_limit(raise_open_file_limit())
+        log.info("role: %s", replica_role(s))
         log.info("catalog %s: %d profiles, %d machines, %d groups; state %s", s.catalog, len(catalog.profiles),
                  len(catalog.machines), len(catalog.groups), redact(s.state))
         log.info("open files: up to %d HTTP connections and %d TFTP transfers at once", budget.http_connections,
@@ -103,6 +117,7 @@ class Server:
             tftp = TFTPServer(self.runtime, s, max_sessions=budget.tftp_sessions,
                               per_client=s.tftp_sessions_per_client)
             tftp.register("boot.ipxe", self._tftp_boot_ipxe)
+            register_grub_files(tftp, self.runtime, s)
             wanted.append(("tftp", tftp))
         if s.dhcp:
             from bootserver.dhcp import ProxyDHCP
