@@ -16,7 +16,7 @@ from bootserver.catalog.mac import MacError, normalize_mac, normalize_mac_prefix
 from bootserver.catalog.model import (ARCHES, BootSpec, Catalog, Group, IgnitionSpec, Machine, Problem, Profile,
                                       Selector, Source)
 from bootserver.catalog.updates import parse_updates
-from bootserver.catalog.yamlpos import Document, DuplicateKey, load_documents
+from bootserver.catalog.yamlpos import MAX_FILE_BYTES, Document, DuplicateKey, LimitExceeded, load_documents
 
 NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$")
 #: Only parses kernel-argument templates: syntax is the same in render.args' sandbox, which renders them.
@@ -84,6 +84,9 @@ def load_catalog(root: Path | str, assets_dir: Path | str | None = None, generat
     docs: list[tuple[Path, Document, str]] = []
     for file in files:
         try:
+            if file.stat().st_size > MAX_FILE_BYTES:  # not even read: a catalog file is hand-sized
+                out.add(file, None, "file", (), f"larger than {MAX_FILE_BYTES} bytes", line=1)
+                continue
             text = file.read_text()
         except (OSError, UnicodeDecodeError) as exc:
             out.add(file, None, "file", (), f"cannot read: {exc}", line=1)
@@ -91,6 +94,8 @@ def load_catalog(root: Path | str, assets_dir: Path | str | None = None, generat
         try:
             for doc in load_documents(text):
                 docs.append((file, doc, f"document {doc.index + 1}"))
+        except LimitExceeded as exc:
+            out.add(file, None, "file", (), exc.message, line=exc.line, column=exc.column)
         except DuplicateKey as exc:
             out.add(file, None, "file", (), f"duplicate key {exc.key!r} (first at line {exc.first_line})",
                     line=exc.line, column=exc.column)
