@@ -60,6 +60,18 @@ class HTTPComponent:
             await self._runner.cleanup()
 
 
+def replica_role(s: Settings) -> str:
+    """What this process is among its peers, said once at start (docs/scale-out.md)."""
+    if s.floating_address:
+        return (f"replica: every replica answers DHCP alike, naming the floating address {s.floating_address} "
+                f"(held by keepalived) as next-server and in {s.effective_advertise_url()}; TFTP and HTTP served "
+                "here too" + ("" if s.state.startswith(("postgresql:", "postgres:"))
+                              else "; WARNING: state is not shared PostgreSQL, replicas will not agree"))
+    if s.state.startswith(("postgresql:", "postgres:")):
+        return "replica sharing PostgreSQL; answers name this host's own address (no floating_address set)"
+    return "single server (state not shared; set state: postgresql://… and floating_address to run replicas)"
+
+
 class Server:
     """All of bootserver in one object: `await start()`, `await stop()`, `await reload()`."""
 
@@ -81,6 +93,7 @@ class Server:
         store = open_store(s.state, s.event_retention)
         await store.open()  # migrates; refuses a newer schema; retries an unreachable PostgreSQL
         self.runtime = Runtime(s, catalog, store)
+        log.info("role: %s", replica_role(s))
         log.info("catalog %s: %d profiles, %d machines, %d groups; state %s", s.catalog, len(catalog.profiles),
                  len(catalog.machines), len(catalog.groups), redact(s.state))
         wanted: list[tuple[str, Any]] = [("http", HTTPComponent(self.runtime, s))]

@@ -7,6 +7,7 @@ each effective value came from, for `bootserver config show`.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,7 @@ class Settings:
     state: str = "sqlite:///state/bootserver.db"  # sqlite:///PATH, postgresql://…, or memory://
     http: str = "0.0.0.0:8080"
     advertise_url: str | None = None  # base URL machines use to reach HTTP; derived when unset
+    floating_address: str | None = None  # keepalived's address: next-server and URL host of every replica
     tftp: str = "auto"  # HOST:PORT, off, or auto (on 0.0.0.0:69 when DHCP interfaces are set)
     tftp_root: tuple[Path, ...] = ()  # extra TFTP folders, searched after ipxe_dir
     ipxe_dir: Path = Path("/usr/lib/ipxe")
@@ -56,7 +58,9 @@ class Settings:
             return self.advertise_url.rstrip("/")
         host, configured_port = split_hostport(self.http)
         port = port or configured_port
-        if host in ("0.0.0.0", "", "::"):  # listening everywhere: the address the client reached
+        if self.floating_address:  # replicas behind keepalived: whoever holds the address answers
+            host = self.floating_address
+        elif host in ("0.0.0.0", "", "::"):  # listening everywhere: the address the client reached
             host = host_ip or "127.0.0.1"
         return f"http://{host}:{port}"
 
@@ -153,6 +157,12 @@ def load_settings(config_file: str | Path | None = None, flags: dict[str, Any] |
     if values.get("tftp") not in (None, "auto", "off"):
         split_hostport(values["tftp"])
     split_hostport(values.get("http", Settings.http))
+    if values.get("floating_address") is not None:
+        try:
+            values["floating_address"] = str(ipaddress.IPv4Address(values["floating_address"]))
+        except ValueError:
+            raise SettingsError(f"floating_address: expected an IPv4 address, got "
+                                f"{values['floating_address']!r}") from None
     return Settings(**values, sources=sources)
 
 

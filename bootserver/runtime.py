@@ -25,7 +25,7 @@ from bootserver.omaha.codec import AppAnswer, OmahaApp
 from bootserver.render import grub, served_ignition
 from bootserver.render.context import template_context
 from bootserver import discovery
-from bootserver.state.base import StateChanged, Store, StoreError, StoreUnavailable, UnknownMachine
+from bootserver.state.base import AlreadyRecorded, StateChanged, Store, StoreError, StoreUnavailable, UnknownMachine
 from bootserver.update_service import UpdateService
 
 #: What adapters may catch from the intent methods (the store's faults, as Runtime passes them on).
@@ -204,57 +204,74 @@ class Runtime:
     # -- what machines tell us ----------------------------------------------------------------
 
     async def observe(self, who: BootRequest | str, kind: str, detail: dict[str, Any] | None = None,
-                      source: str | None = None) -> None:
+                      source: str | None = None, key: str | None = None) -> None:
         """Record a timeline event for a machine (by request or MAC) and apply lifecycle transitions.
 
-        An event that moves the machine to another state is awaited until it is durable, and with
-        the store unreachable it raises StoreUnavailable for installer reports, so the installer is
-        told to try again instead of an install being forgotten. Every other event (most of the
-        timeline) is queued in order without holding up the answer to the machine.
+        An event that moves the machine to another state is committed with the transition (one
+        transaction), and with the store unreachable it raises StoreUnavailable for installer
+        reports, so the installer is told to try again instead of an install being forgotten. An
+        installer report (`key`: its idempotency key) is durable before this returns. Every other
+        event (most of the timeline) is queued in order without holding up the answer to the machine.
         """
         mac = who.mac if isinstance(who, BootRequest) else who
         if source is None and isinstance(who, BootRequest):
             source = who.client_ip
-        event = Event(mac, kind, source, detail or {})
+        event = Event(mac, kind, source, detail or {}, key=key)
         try:
-            moved = await self._transition(mac, kind, detail) if lifecycle.can_change_state(kind, detail) else None
-            if moved is None:
+            if not lifecycle.can_change_state(kind, detail):
                 self._record_later(event)
                 return
-            await self.flush()  # keep the timeline in the order things happened
-            await self.store.record(event)
-            log.info("machine %s (%s): %s -> %s after %s", moved[1].name or "unknown", mac, moved[0],
-                     moved[1].state, kind)
+            try:
+                moved = await self._transition(event)
+            except AlreadyRecorded:  # a retried report that won a transition through another replica
+                log.info("machine %s: %s with key %s is already recorded: a retry, not applied again", mac, kind, key)
+                return
+            if moved is not None:
+                log.info("machine %s (%s): %s -> %s after %s", moved[1].name or "unknown", mac, moved[0],
+                         moved[1].state, kind)
+            elif kind in lifecycle.TRANSITIONS:  # a report that moves nothing is still kept before the answer
+                if not await self.store.record(event):
+                    raise StoreUnavailable("the state store is unreachable; the report waits in memory")
+            else:
+                self._record_later(event)
         except StoreUnavailable as exc:
             if kind in lifecycle.TRANSITIONS:
                 raise
             log.warning("machine %s: %s event not applied: %s", mac, kind, exc)
 
-    async def _transition(self, mac: str, kind: str, detail: dict[str, Any] | None
-                          ) -> tuple[str, MachineRecord] | None:
-        """Apply the lifecycle transition `kind` causes as a compare-and-set on the state it was
-        decided from, deciding again from the fresh state when another writer got there first.
+    async def _transition(self, event: Event) -> tuple[str, MachineRecord] | None:
+        """Apply the lifecycle transition `event` causes as a compare-and-set on the state it was
+        decided from, committed together with the event (which names the transition), deciding
+        again from the fresh state when another writer (request or replica) got there first.
         Returns (previous state, record) when the machine moved, None when the event moves nothing."""
+        mac, kind = event.mac, event.kind
         for _ in range(TRANSITION_ATTEMPTS):
             record = await self.store.get(mac)
             if record is None:
                 return None
             profile = self.catalog.profiles.get(record.profile or "")
-            new_state = lifecycle.next_state(record.state, kind, profile.after_install if profile else None, detail)
+            new_state = lifecycle.next_state(record.state, kind, profile.after_install if profile else None,
+                                             event.detail)
             if new_state is None or new_state == record.state:
                 return None
+            moving = dataclasses.replace(event, detail={**event.detail, "transition": f"{record.state}->{new_state}"})
+            await self.flush()  # keep the timeline in the order things happened
             try:
-                return record.state, await self.store.set_state(mac, new_state, expected=record.state)
-            except StateChanged:
+                return record.state, await self.store.set_state(mac, new_state, expected=record.state, event=moving)
+            except StateChanged as lost:
+                log.info("machine %s: %s lost a race (%s is now %s); deciding again", mac, kind, record.state,
+                         lost.current)
                 continue
         log.warning("machine %s: %s not applied: its state kept changing under %d attempts", mac, kind,
                     TRANSITION_ATTEMPTS)
         return None
 
     async def report(self, mac: str, token: str | None, event: Any, detail: str,
-                     source: str | None) -> MachineRecord:
+                     source: str | None, key: str | None = None) -> MachineRecord:
         """An installer's report (one of INSTALLER_EVENTS), authenticated by the machine's token.
 
+        `key` is the installer's idempotency key: a report whose key the timeline already holds (a
+        retry after a lost answer, to this replica or another) is answered again but not applied again.
         Raises WrongToken first, then ValueError for an unknown event, and StoreUnavailable when the
         report cannot be kept (the installer is told to retry).
         """
@@ -263,7 +280,10 @@ class Runtime:
             raise WrongToken("missing" if not token else "wrong")
         if event not in INSTALLER_EVENTS:
             raise ValueError(f"unknown installer event {event!r}")
-        await self.observe(mac, f"installer.{event}", {"detail": detail}, source=source)
+        if key is not None and await self.store.key_seen(mac, key):
+            log.info("machine %s: %s with key %s is already recorded: a retry, not applied again", mac, event, key)
+        else:
+            await self.observe(mac, f"installer.{event}", {"detail": detail}, source=source, key=key)
         return await self.store.get(mac) or record
 
     async def asset_fetched(self, mac: str | None, client_ip: str | None, path: str,
@@ -313,11 +333,14 @@ class Runtime:
             if target is None and record.state == DISCOVERED:
                 raise NotAdopted(f"{mac} is only discovered: add it to the catalog (bootserver machines adopt) "
                                  "first")
+            event = Event(mac, "reinstall", source, {"from": record.state, "transition": f"{record.state}->{target}"})
             try:
-                moved = await self.store.set_state(mac, target, expected=record.state) if target else record
-            except StateChanged:  # the machine moved meanwhile: decide again from where it is now
+                moved = await self.store.set_state(mac, target, expected=record.state, event=event)
+            except StateChanged as lost:  # the machine moved meanwhile: decide again from where it is now
+                log.info("machine %s: reinstall lost a race (%s is now %s); deciding again", mac, record.state,
+                         lost.current)
                 continue
-            await self.store.record(Event(mac, "reinstall", source, {"from": record.state}))
+            log.info("machine %s: %s -> %s after reinstall", mac, record.state, moved.state)
             return record.state, moved
         raise StateChanged(mac, record.state, "still changing")  # the operator may simply ask again
 

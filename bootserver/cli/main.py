@@ -77,6 +77,8 @@ def _add_serve(sub) -> None:
     g.add_argument("--dhcp", metavar="IFACE[,IFACE...]|off", help="interfaces for proxyDHCP (ports 67, 4011)")
     g.add_argument("--advertise-url", metavar="URL",
                    help="base URL machines use to reach HTTP (default: the boot interface's address)")
+    g.add_argument("--floating-address", metavar="IP",
+                   help="keepalived's floating address: every replica names it as next-server and URL host")
     g = p.add_argument_group("logging")
     g.add_argument("--log-format", choices=("human", "json"), help="log line format (default human)")
     g.add_argument("--log-level", choices=("debug", "info", "warning", "error"), help="default info")
@@ -86,7 +88,8 @@ def _run_serve(args: argparse.Namespace) -> int:
     from bootserver import app, logs
 
     settings = _settings(args, http=args.http, tftp=args.tftp, tftp_root=args.tftp_root, dhcp=args.dhcp,
-                         advertise_url=args.advertise_url, log_format=args.log_format,
+                         advertise_url=args.advertise_url, floating_address=args.floating_address,
+                         log_format=args.log_format,
                          log_level=args.log_level)
     logs.setup(settings.log_format, settings.log_level)
     return app.serve(settings)

@@ -5,6 +5,7 @@
   bootserver lab status                     what runs, and each machine's state
   bootserver lab down                       remove everything the lab made (found by name)
   bootserver lab catalog --dir D --machine NAME=MAC ...   the test OS + lab catalog for any bootserver
+  bootserver lab vagrant run|up|status|down ...            the Vagrant lab, bootserver on this host
 
 The lab: namespaces <name>-sw (bridge, taps, QEMU), <name>-dhcp (dnsmasq: addresses and IPv6
 router advertisements only) and <name>-srv (bootserver: proxyDHCP, TFTP, HTTP on 10.77.0.3).
@@ -27,7 +28,7 @@ from pathlib import Path
 from bootserver.catalog.mac import MacError, normalize_mac
 from bootserver.config import Settings
 from bootserver.lab import catalog as lab_catalog
-from bootserver.lab import testos
+from bootserver.lab import testos, vagrant_commands
 from bootserver.lab.disk import DISK_MB
 from bootserver.lab.lab import DISK_BOOT_RE, FAILED_RE, INSTALLED_RE, Lab, MachineSpec, check_host
 from bootserver.lab.netns import NetnsError, Topology, list_netns, netns_pids
@@ -77,9 +78,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--interface", default="eth0", help="boot network interface for proxyDHCP (default eth0)")
     p.add_argument("--advertise-url", required=True, help="base URL the machines reach bootserver at")
     sub.add_parser("down", parents=[common], help="remove everything the lab made")
+    vagrant_commands.add_arguments(sub.add_parser(
+        "vagrant", help="the Vagrant lab in host mode: box-less libvirt machines boot through bootserver here"))
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.lab_command == "vagrant":
+        return vagrant_commands.run(args)
     if os.geteuid() != 0 and args.lab_command != "catalog":
         print("bootserver lab: run as root (network namespaces, tap devices)", file=sys.stderr)
         return 2
