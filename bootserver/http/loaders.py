@@ -22,7 +22,8 @@ async def get_loader(request: web.Request) -> web.StreamResponse:
     signed = signed_loader(name, settings)
     if signed is not None:
         if not signed.is_file():
-            raise web.HTTPNotFound(text=f"{name}: {signed} is missing (install grub-efi-amd64-signed, shim-signed; arm64: scripts/bootstrap.sh install)\n")
+            raise web.HTTPNotFound(text=f"{name}: {signed} is missing (install grub-efi-amd64-signed, shim-signed; "
+                                        "arm64: scripts/bootstrap.sh install)\n")
         return web.FileResponse(signed, headers={"Content-Type": "application/efi"})
     for folder in (settings.ipxe_dir, *settings.tftp_root):
         path = folder / name

@@ -169,7 +169,8 @@ class Lab:
 def check_host() -> list[str]:
     """What is missing on this host to run the lab (empty when ready)."""
     problems = []
-    for tool, package in (("qemu-system-x86_64", "qemu-system-x86"), ("qemu-system-aarch64", "qemu-system-arm"), ("dnsmasq", "dnsmasq-base"),
+    for tool, package in (("qemu-system-x86_64", "qemu-system-x86"), ("qemu-system-aarch64", "qemu-system-arm"),
+                          ("dnsmasq", "dnsmasq-base"),
                           ("ip", "iproute2"), ("modinfo", "kmod"), ("ss", "iproute2"),
                           ("sgdisk", "gdisk"), ("debugfs", "e2fsprogs"), ("setfiles", "policycoreutils")):
         if shutil.which(tool) is None:

@@ -126,7 +126,8 @@ class Machine:
 
     def start(self, netns: str) -> None:
         """Power on. The UEFI variable store persists across power cycles of the same machine."""
-        qemu, package = (QEMU_ARM64, "qemu-system-arm") if self.firmware.startswith("arm64") else (QEMU, "qemu-system-x86")
+        arm64 = self.firmware.startswith("arm64")
+        qemu, package = (QEMU_ARM64, "qemu-system-arm") if arm64 else (QEMU, "qemu-system-x86")
         if shutil.which(qemu) is None:
             raise QemuError(f"{qemu} not found: install {package}")
         if self.firmware != "bios":

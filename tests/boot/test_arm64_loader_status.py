@@ -26,4 +26,5 @@ def test_grub_missing_says_why(tmp_path):
 
 
 def test_the_default_path_is_where_bootstrap_unpacks_debians_package():
-    assert Settings().grub_arm64_efi == Path("/opt/bootserver-arm64/usr/lib/grub/arm64-efi-signed/grubnetaa64.efi.signed")
+    expected = Path("/opt/bootserver-arm64/usr/lib/grub/arm64-efi-signed/grubnetaa64.efi.signed")
+    assert Settings().grub_arm64_efi == expected
