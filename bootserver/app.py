@@ -6,6 +6,7 @@ Start order: store, catalog, HTTP, TFTP, proxyDHCP, catalog watcher; stop in rev
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import signal
 import ssl
@@ -13,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bootserver.boot.loaders import arm64_loader_status
 from bootserver.catalog.loader import CatalogError, load_catalog
 from bootserver.config import Settings, split_hostport
 from bootserver.http.connections import ConnectionCap
@@ -93,6 +95,10 @@ class Server:
 
     async def start(self) -> None:
         s = self.settings
+        arm64_answered, arm64_line = arm64_loader_status(s)
+        log.info("%s", arm64_line)
+        if s.arm64_loader and not arm64_answered:  # stay silent rather than offer a file TFTP cannot serve
+            s = self.settings = dataclasses.replace(s, arm64_loader=None)
         catalog = load_catalog(s.catalog, s.assets)  # raises CatalogError: refuse to start broken
         for warning in catalog.warnings:
             log.warning("%s", warning)

@@ -20,6 +20,10 @@ class SettingsError(ValueError):
     pass
 
 
+#: where scripts/bootstrap.sh unpacks Debian's arm64 packages (an amd64 host cannot install them)
+ARM64_ROOT = Path("/opt/bootserver-arm64")
+
+
 @dataclass(frozen=True)
 class Settings:
     catalog: Path = Path("profiles")
@@ -36,10 +40,11 @@ class Settings:
     ipxe_dir: Path = Path("/usr/lib/ipxe")
     grub_efi: Path = Path("/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed")  # served as grubx64.efi
     shim_efi: Path = Path("/usr/lib/shim/shimx64.efi.signed")  # served as shimx64.efi (Secure Boot)
+    grub_arm64_efi: Path = ARM64_ROOT / "usr/lib/grub/arm64-efi-signed/grubnetaa64.efi.signed"  # as grubaa64.efi
     tftp_blksize_max: int = 0  # 0: what fits the interface MTU
     dhcp: tuple[str, ...] = ()  # interfaces for proxyDHCP; empty = off
     uefi_loader: str = "ipxe.efi"  # or snponly.efi
-    arm64_loader: str | None = None  # e.g. ipxe-arm64.efi; unset = ARM64 UEFI clients are not answered
+    arm64_loader: str | None = None  # grubaa64.efi (Debian's arm64 GRUB) or a file; unset = not answered
     installed_dhcp: str = "auto"  # auto/answer (local-disk answer: sanboot, or GRUB on UEFI) | silent; docs/dhcp.md
     unknown_machines: str = "ignore"  # ignore | discover
     unknown_profile: str | None = None  # with discover: profile served to unknown MACs (none = record only)

@@ -108,6 +108,8 @@ class Runtime:
 
     async def decide(self, request: BootRequest) -> lifecycle.BootDecision:
         """Match, bring the machine's record up to date, and decide what it gets."""
+        if request.arch is None:
+            request = await self._with_remembered_arch(request)
         found = self.match(request)
         if request.client_ip:
             self.remember_ip(request.client_ip, request.mac)
@@ -128,6 +130,15 @@ class Runtime:
                         "its last known record" if record else "the catalog alone")
             return lifecycle.decide(found, record, self.settings, store_ok=answered)
         return lifecycle.decide(found, record, self.settings)
+
+    async def _with_remembered_arch(self, request: BootRequest) -> BootRequest:
+        """Requests that do not say their arch (Ignition, the installer) match as the firmware said over
+        DHCP, so a Group's `arch` selector gives an arm64 machine the same profile all the way."""
+        try:
+            record = await self.store.get(request.mac)
+        except StoreUnavailable:
+            return request
+        return dataclasses.replace(request, arch=record.arch) if record is not None and record.arch else request
 
     async def dhcp_answer(self, request: BootRequest, arch_code: int, vendor_class: str,
                           local_ip: str) -> methods.Answer | methods.Silence:

@@ -26,7 +26,8 @@ async def get_loader(request: web.Request) -> web.StreamResponse:
     signed = signed_loader(name, settings)
     if signed is not None:
         if not signed.is_file():
-            raise web.HTTPNotFound(text=f"{name}: {signed} is missing (install grub-efi-amd64-signed, shim-signed)\n")
+            raise web.HTTPNotFound(text=f"{name}: {signed} is missing (install grub-efi-amd64-signed, shim-signed; "
+                                        "arm64: scripts/bootstrap.sh install)\n")
         return web.FileResponse(signed, headers={"Content-Type": "application/efi"})
     # the same rule as TFTP: the iPXE package's own links (ipxe.efi -> /boot/ipxe.efi) are trusted,
     # a link in a tftp_root folder must stay inside it
