@@ -19,6 +19,8 @@ URL = "http://10.0.0.2:8080"
      Answer("pxe-uefi-x64", "snponly.efi", "PXEClient", False)),
     (11, "PXEClient:Arch:00011:UNDI:003000", (), {"arm64_loader": "ipxe-arm64.efi"},
      Answer("pxe-uefi-arm64", "ipxe-arm64.efi", "PXEClient", False)),
+    (11, "PXEClient:Arch:00011:UNDI:003000", (), {"arm64_loader": "grubaa64.efi"},
+     Answer("pxe-uefi-arm64", "grubaa64.efi", "PXEClient", False)),
     (16, "HTTPClient:Arch:00016:UNDI:003000", (), {},
      Answer("http-uefi-x64", URL + "/loaders/ipxe.efi", "HTTPClient", False)),
     (19, "HTTPClient:Arch:00019:UNDI:003000", (), {"arm64_loader": "ipxe-arm64.efi"},
@@ -42,16 +44,25 @@ def test_missing_loaders_are_silence_with_a_notice(code, reason):
     assert isinstance(result, Silence) and result.notice and reason in result.reason
 
 
+def test_arm64_http_boot_is_not_offered_debians_arm64_grub():
+    """It starts from HTTP Boot but finds no network configuration; silence sends the firmware to PXE."""
+    settings = Settings(arm64_loader="grubaa64.efi")
+    result = choose(19, Stage.HTTPBOOT, "HTTPClient:Arch:00019:UNDI:003000", "boot", "m", settings, URL)
+    assert isinstance(result, Silence) and result.notice and "PXE entry (arch 11)" in result.reason
+    installed = choose(19, Stage.HTTPBOOT, "HTTPClient", "local-disk", "installed", settings, URL)
+    assert isinstance(installed, Silence)
+
+
 def test_unknown_architecture_and_ignored_machines_are_silent():
     assert isinstance(choose(10, Stage.PXE, "PXEClient", "boot", "m", Settings(), URL), Silence)
     silence = choose(7, Stage.PXE, "PXEClient", "ignore", "unknown MAC", Settings(), URL)
     assert isinstance(silence, Silence) and "unknown MAC" in silence.reason and not silence.notice
 
 
-@pytest.mark.parametrize("setting, bios, uefi", [("auto", True, False), ("answer", True, True),
+@pytest.mark.parametrize("setting, bios, uefi", [("auto", True, True), ("answer", True, True),
                                                  ("silent", False, False)])
 def test_installed_machines(setting, bios, uefi):
-    assert installed_answers(setting, "bios") is bios and installed_answers(setting, "uefi") is uefi
+    assert installed_answers(setting) is bios is uefi
     settings = Settings(installed_dhcp=setting)
     assert isinstance(choose(0, Stage.PXE, "PXEClient", "local-disk", "installed", settings, URL), Answer) is bios
     assert isinstance(choose(7, Stage.PXE, "PXEClient", "local-disk", "installed", settings, URL), Answer) is uefi
@@ -95,3 +106,16 @@ def test_limiter_memory_is_bounded():
     assert [limiter.allow("02:00:00:04:93:df")[0] for _ in range(2)] == [True, False]
     assert [limiter.allow("02:00:00:00:00:00")[0] for _ in range(2)] == [True, True]
     assert len(limiter) == 1000
+
+
+def test_grub_loader_gives_uefi_firmware_the_signed_shim():
+    settings = Settings()
+    pxe = choose(7, Stage.PXE, "PXEClient:Arch:00007:UNDI:003000", "boot", "m", settings, URL, "grub")
+    assert isinstance(pxe, Answer) and pxe.boot_file == "shimx64.efi" and pxe.vendor_class == "PXEClient"
+    http = choose(16, Stage.HTTPBOOT, "HTTPClient:Arch:00016", "local-disk", "m", settings, URL, "grub")
+    assert http.boot_file == URL + "/loaders/shimx64.efi" and http.vendor_class == "HTTPClient"
+    # BIOS and iPXE clients are not affected by the loader choice
+    assert choose(0, Stage.PXE, "PXEClient", "boot", "m", settings, URL, "grub").boot_file == "undionly.kpxe"
+    assert choose(7, Stage.IPXE, "PXEClient", "boot", "m", settings, URL, "grub").boot_file == URL + "/boot.ipxe"
+    ignored = choose(7, Stage.PXE, "PXEClient", "ignore", "unknown MAC", settings, URL, "grub")
+    assert isinstance(ignored, Silence)
