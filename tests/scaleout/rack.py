@@ -142,7 +142,8 @@ class Rack:
 
     def start_postgres(self) -> None:
         self.start("postgres", "db", ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups",
-                                      pg_bin("postgres"), "-D", str(self.pgdata / "data"), "-c", f"listen_addresses={DB}",
+                                      pg_bin("postgres"), "-D", str(self.pgdata / "data"),
+                                      "-c", f"listen_addresses={DB}",
                                       "-c", "port=5432", "-c", f"unix_socket_directories={self.pgdata}",
                                       "-c", "fsync=off", "-c", "max_connections=100", "-c", "shared_buffers=32MB"])
         wait_for(lambda: sh(*self.exec("db", [pg_bin("pg_isready"), "-h", DB, "-p", "5432"]), check=False)

@@ -86,7 +86,7 @@ def storm(rack: Rack, first_mac: int) -> tuple[float, list[dict]]:
             sys.executable, "-m", "bench.storm_client", "--interface", rack.iface[name], "--first-ip", first_ip,
             "--first-mac", str(first), "--machines", str(PER_SUBNET), "--concurrency", str(CONCURRENCY),
             "--loader-sha256", hashlib.sha256(LOADER.read_bytes()).hexdigest(), "--kernel-size", str(KERNEL),
-            "--initrd-size", str(INITRD), "--deadline", str(DEADLINE), "--reboots", "4", "--event-tries", "20",
+            "--initrd-size", str(INITRD), "--deadline", str(DEADLINE), "--reboots", "8", "--event-tries", "20",
             "--transfer-timeout", "30"]), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env={**os.environ, "PYTHONPATH": str(REPO)}))
     started = time.monotonic()

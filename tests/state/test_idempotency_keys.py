@@ -21,7 +21,8 @@ async def test_a_key_is_kept_once_and_blocks_a_second_transition(store_url):
         assert await store.key_seen(MAC, "k-1") and not await store.key_seen(MAC, "k-2")
         await store.set_state(MAC, "ready", expected="installed", event=Event(MAC, "reinstall"))
         with pytest.raises(AlreadyRecorded):  # the same report again, after the reinstall
-            await store.set_state(MAC, "installed", expected="ready", event=Event(MAC, "installer.installed", key="k-1"))
+            await store.set_state(MAC, "installed", expected="ready",
+                                  event=Event(MAC, "installer.installed", key="k-1"))
         assert (await store.get(MAC)).state == "ready"
         events = await store.events(MAC)
         assert [(e.kind, e.key) for e in events] == [("installer.installed", "k-1"), ("reinstall", None)]
