@@ -15,9 +15,11 @@ async def dump(url: str) -> dict:
     try:
         machines = {r["mac"]: r["state"] for r in await conn.fetch("SELECT mac, state FROM machines")}
         events: dict[str, list] = {}
-        for r in await conn.fetch("SELECT seq, mac, kind, detail::text AS detail, event_key FROM events ORDER BY seq"):
+        for r in await conn.fetch("SELECT seq, mac, kind, detail::text AS detail, event_key, at FROM events "
+                                  "ORDER BY seq"):
             detail = json.loads(r["detail"])
-            events.setdefault(r["mac"], []).append([r["seq"], r["kind"], detail.get("transition"), r["event_key"]])
+            events.setdefault(r["mac"], []).append([r["seq"], r["kind"], detail.get("transition"), r["event_key"],
+                                                    r["at"]])
         return {"machines": machines, "events": events}
     finally:
         await conn.close()
