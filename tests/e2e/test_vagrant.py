@@ -17,9 +17,8 @@ from bootserver.lab.libvirt_host import check_tools
 from bootserver.lab.netns import list_netns
 from bootserver.lab.vagrant import VagrantLab
 
-#: Seconds for all three machines to reach their disks: BIOS takes ~30 s under TCG; an installed UEFI
-#: machine gets silence from bootserver and reaches its disk after OVMF's PXEv4 and HTTPv4 timeouts
-#: (~150 s), more when the two CPUs are shared.
+#: Seconds for all three machines to reach their disks: 40-110 s under TCG (an installed UEFI machine
+#: goes iPXE -> GRUB -> disk), much more when the two CPUs are shared with other QEMU runs.
 BOOT_TIMEOUT = 480
 
 
