@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bootserver import board
 from bootserver.catalog.loader import CatalogError, load_catalog
 from bootserver.config import Settings, split_hostport
 from bootserver.http.server import make_app
@@ -43,7 +44,9 @@ class HTTPComponent:
 
     async def start(self) -> None:
         host, port = split_hostport(self.settings.http)
-        self._runner = web.AppRunner(make_app(self.runtime, self.settings), access_log=None, handle_signals=False,
+        app = make_app(self.runtime, self.settings)
+        board.add_routes(app, self.runtime, self.settings)  # the operator's board under /ui, same port
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
                                      shutdown_timeout=2.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host or None, port, reuse_address=True)
@@ -103,7 +106,7 @@ class Server:
             self.components.append((name, component))
             self.runtime.component_running(name, True)
         self.watcher = CatalogWatcher(s.catalog, s.assets, catalog.generation, self.runtime.catalog_loaded,
-                                      self.runtime.catalog_rejected)
+                                      self.runtime.catalog_rejected, warned=catalog.warnings)
         await self.watcher.start()
 
     async def _tftp_boot_ipxe(self, request) -> bytes:

@@ -17,15 +17,17 @@ from bootserver.boot.machine import DISCOVERED, Event, MachineRecord, token_matc
 from bootserver.boot.matching import Match, match_for
 from bootserver.boot.request import BootRequest
 from bootserver.catalog.model import Catalog, Profile
+from bootserver.changes import Changes, Subscription, TooManySubscribers
 from bootserver.config import Settings
+from bootserver.operator_reads import OperatorReads
 from bootserver.render import served_ignition
 from bootserver.render.context import template_context
 from bootserver import discovery
 from bootserver.state.base import Store, StoreError, StoreUnavailable, UnknownMachine
 
 #: What adapters may catch from the intent methods (the store's faults, as Runtime passes them on).
-__all__ = ["INSTALLER_EVENTS", "NotAdopted", "Runtime", "StoreError", "StoreUnavailable", "UnknownMachine",
-           "WrongToken"]
+__all__ = ["INSTALLER_EVENTS", "NotAdopted", "Runtime", "StoreError", "StoreUnavailable", "TooManySubscribers",
+           "UnknownMachine", "WrongToken"]
 
 log = logging.getLogger("bootserver.boot")
 LAST_SEEN_RESOLUTION = 60.0  # seconds: a machine's last_seen is refreshed at most this often
@@ -48,12 +50,17 @@ def _unchanged(record: MachineRecord, names: dict[str, Any], facts: dict[str, An
     return all(getattr(record, key) == value for key, value in wanted.items())
 
 
-class Runtime:
+class Runtime(OperatorReads):
     def __init__(self, settings: Settings, catalog: Catalog, store: Store) -> None:
         self.settings = settings
         self.catalog = catalog
         self.store = store
         self.last_reload_error: str | None = None
+        self.reload_problems: tuple = ()  # the errors of the last refused reload (Problem, with positions)
+        self.loaded_at = time.time()
+        self.rejected_at: float | None = None
+        self.changes = Changes()  # which machines moved, for live views (bounded)
+        self._last_step: OrderedDict[str, tuple[str, float]] = OrderedDict()
         self.components: dict[str, bool] = {}  # name -> running, for /healthz
         self.http_port: int | None = None  # the bound port, once HTTP is listening
         self._ip_to_mac: OrderedDict[str, str] = OrderedDict()
@@ -65,16 +72,28 @@ class Runtime:
         """A reload produced a valid catalog: serve it from the next request on."""
         self.catalog = catalog
         self.last_reload_error = None
+        self.reload_problems = ()
+        self.loaded_at, self.rejected_at = time.time(), None
 
-    def catalog_rejected(self, error: str) -> None:
+    def catalog_rejected(self, error: str, problems: tuple = ()) -> None:
         """A reload failed validation: keep serving the last good catalog, say why on /healthz."""
         self.last_reload_error = error
+        self.reload_problems = tuple(problems)
+        self.rejected_at = time.time()
 
     def component_running(self, name: str, running: bool) -> None:
         self.components[name] = running
 
     def http_listening(self, port: int) -> None:
         self.http_port = port
+
+    def watch(self) -> Subscription:
+        """A bounded feed of which machines change (live views); TooManySubscribers when full."""
+        return self.changes.subscribe()
+
+    def stop_watching(self) -> None:
+        """End every live feed (the HTTP server is shutting down)."""
+        self.changes.close_all()
 
     def health(self) -> dict[str, Any]:
         catalog = self.catalog
@@ -143,6 +162,7 @@ class Runtime:
         if record is not None and target is None and _unchanged(record, names, facts):
             return record  # nothing new to write: keep the hot path to one read
         updated = await self.store.ensure(request.mac, state=target or lifecycle.READY, **names, **facts)
+        self.changes.publish(request.mac)
         if record is None and target == DISCOVERED:
             log.info("discovered unknown machine %s arch=%s uuid=%s vendor=%s via %s", request.mac, request.arch,
                      request.uuid, updated.vendor, request.interface or request.client_ip)
@@ -172,6 +192,7 @@ class Runtime:
         if source is None and isinstance(who, BootRequest):
             source = who.client_ip
         event = Event(mac, kind, source, detail or {})
+        self._note_step(mac, kind, event.at)
         try:
             record, new_state = None, None
             if lifecycle.can_change_state(kind, detail):
@@ -186,6 +207,7 @@ class Runtime:
             await self.flush()  # keep the timeline in the order things happened
             await self.store.record(event)
             await self.store.set_state(mac, new_state)
+            self.changes.publish(mac)
             log.info("machine %s (%s): %s -> %s after %s", record.name or "unknown", mac, record.state,
                      new_state, kind)
         except StoreUnavailable as exc:
@@ -244,6 +266,8 @@ class Runtime:
     async def forget(self, mac: str) -> None:
         if not await self.store.forget(mac):
             raise UnknownMachine(mac)
+        self._last_step.pop(mac, None)
+        self.changes.publish(mac)
 
     async def reinstall(self, mac: str, source: str | None = None) -> tuple[str, MachineRecord]:
         """Send the machine back to `ready` so its next boot installs again; (previous state, record)."""
@@ -254,13 +278,23 @@ class Runtime:
         if target is None and record.state == DISCOVERED:
             raise NotAdopted(f"{mac} is only discovered: add it to the catalog (bootserver machines adopt) first")
         await self.store.record(Event(mac, "reinstall", source, {"from": record.state}))
-        return record.state, (await self.store.set_state(mac, target) if target else record)
+        updated = await self.store.set_state(mac, target) if target else record
+        self._note_step(mac, "reinstall", time.time())
+        return record.state, updated
 
     def next_boot(self, record: MachineRecord | None, request: BootRequest) -> lifecycle.BootDecision:
         """What the machine would get if it asked now, without changing anything (admin API, previews)."""
         return lifecycle.decide(self.match(request), record, self.settings)
 
     # -- timeline plumbing --------------------------------------------------------------------
+
+    def _note_step(self, mac: str, kind: str, at: float, limit: int = 200_000) -> None:
+        """Remember the machine's latest step (for the fleet view) and tell live views it moved."""
+        self._last_step[mac] = (kind, at)
+        self._last_step.move_to_end(mac)
+        if len(self._last_step) > limit:
+            self._last_step.popitem(last=False)
+        self.changes.publish(mac)
 
     def _record_later(self, event: Event) -> None:
         record_later = getattr(self.store, "record_later", None)
