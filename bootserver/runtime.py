@@ -162,7 +162,7 @@ class Runtime(OperatorReads):
         if record is not None and target is None and _unchanged(record, names, facts):
             return record  # nothing new to write: keep the hot path to one read
         updated = await self.store.ensure(request.mac, state=target or lifecycle.READY, **names, **facts)
-        self.changes.publish(request.mac)
+        self._moved(request.mac)
         if record is None and target == DISCOVERED:
             log.info("discovered unknown machine %s arch=%s uuid=%s vendor=%s via %s", request.mac, request.arch,
                      request.uuid, updated.vendor, request.interface or request.client_ip)
@@ -207,7 +207,7 @@ class Runtime(OperatorReads):
             await self.flush()  # keep the timeline in the order things happened
             await self.store.record(event)
             await self.store.set_state(mac, new_state)
-            self.changes.publish(mac)
+            self._moved(mac)
             log.info("machine %s (%s): %s -> %s after %s", record.name or "unknown", mac, record.state,
                      new_state, kind)
         except StoreUnavailable as exc:
@@ -267,7 +267,7 @@ class Runtime(OperatorReads):
         if not await self.store.forget(mac):
             raise UnknownMachine(mac)
         self._last_step.pop(mac, None)
-        self.changes.publish(mac)
+        self._moved(mac)
 
     async def reinstall(self, mac: str, source: str | None = None) -> tuple[str, MachineRecord]:
         """Send the machine back to `ready` so its next boot installs again; (previous state, record)."""
@@ -280,6 +280,7 @@ class Runtime(OperatorReads):
         await self.store.record(Event(mac, "reinstall", source, {"from": record.state}))
         updated = await self.store.set_state(mac, target) if target else record
         self._note_step(mac, "reinstall", time.time())
+        self._moved(mac)
         return record.state, updated
 
     def next_boot(self, record: MachineRecord | None, request: BootRequest) -> lifecycle.BootDecision:
@@ -287,6 +288,11 @@ class Runtime(OperatorReads):
         return lifecycle.decide(self.match(request), record, self.settings)
 
     # -- timeline plumbing --------------------------------------------------------------------
+
+    def _moved(self, mac: str) -> None:
+        """A machine's record changed (state, facts, or gone): fleet counts are stale, live views update."""
+        self._counts = None
+        self.changes.publish(mac)
 
     def _note_step(self, mac: str, kind: str, at: float, limit: int = 200_000) -> None:
         """Remember the machine's latest step (for the fleet view) and tell live views it moved."""
