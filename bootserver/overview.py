@@ -137,8 +137,8 @@ def state_counts(records: Iterable[MachineRecord]) -> dict[str, int]:
 
 def _reason(event: Event) -> str:
     detail = event.detail or {}
-    parts = [str(detail[key]) for key in ("reason", "detail", "error", "path", "file", "loader", "from")
-             if detail.get(key)]
+    parts = list(dict.fromkeys(str(detail[key]) for key in ("reason", "detail", "error", "path", "file", "loader",
+                                                             "from") if detail.get(key)))
     if "action" in detail:
         parts.insert(0, str(detail["action"]))
     if "status" in detail:

@@ -21,6 +21,7 @@ from bootserver.runtime import TooManySubscribers
 
 log = logging.getLogger("bootserver.board")
 KEEPALIVE = 15.0  # seconds between comments on an idle stream
+CHECK = 1.0  # seconds between looks at whether the page went away (its slot is given back)
 COALESCE = 0.2  # seconds to gather a burst before sending
 MAX_BATCH = 200
 
@@ -57,16 +58,21 @@ def add_routes(app: web.Application, board: Board) -> None:
         try:
             await response.prepare(request)
             await response.write(b"retry: 2000\n\n")
+            idle = 0.0
             while not feed.closed:
-                macs, resync = await feed.wait(KEEPALIVE)
-                if feed.closed:
+                macs, resync = await feed.wait(CHECK)
+                if feed.closed or request.transport is None or request.transport.is_closing():
                     break
                 if resync:
                     await response.write(_event("resync", {}))
                     continue
                 if not macs:
-                    await response.write(b": keep-alive\n\n")
+                    idle += CHECK
+                    if idle >= KEEPALIVE:
+                        idle = 0.0
+                        await response.write(b": keep-alive\n\n")
                     continue
+                idle = 0.0
                 await asyncio.sleep(COALESCE)
                 more, resync = await feed.wait(0)
                 macs = list(dict.fromkeys(macs + more))

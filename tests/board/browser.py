@@ -39,6 +39,9 @@ spec:
   ignition: {config: install.ign}
   after_install: local-disk
 """
+#: other machines of the rack, booted over HTTP only so the fleet shows every state
+NEIGHBOURS = (("rack1-node2", "52:54:00:10:00:02"), ("rack1-node3", "52:54:00:10:00:03"),
+              ("rack1-node4", "52:54:00:10:00:04"))
 IGNITION = ('{"ignition": {"version": "3.3.0"}, "passwd": {"users": [{"name": "core", '
             '"passwordHash": "$6$rounds=4096$secret-salt$hash"}]}}')
 
@@ -113,7 +116,8 @@ def board_lab(tmp_path: Path):
     (catalog).mkdir()
     (catalog / "profiles.yaml").write_text(PROFILES)
     (catalog / "install.ign").write_text(IGNITION)
-    (catalog / "machines.yaml").write_text(machine_doc("rack1-node1", discover.mac))
+    (catalog / "machines.yaml").write_text("---\n".join(
+        [machine_doc("rack1-node1", discover.mac), *(machine_doc(name, mac) for name, mac in NEIGHBOURS)]))
     assets = tmp_path / "assets" / "os"
     assets.mkdir(parents=True)
     (assets / "vmlinuz").write_bytes(os.urandom(64 * 1024))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.board.browser import ADMIN_TOKEN, board_lab, chromium
+from tests.board.browser import ADMIN_TOKEN, NEIGHBOURS, board_lab, chromium
 
 pytestmark = [pytest.mark.netns]
 SCREENSHOTS = os.environ.get("BOARD_SCREENSHOTS")  # a folder (docs/) to save the README's pictures into
@@ -73,7 +73,24 @@ def test_board_follows_a_machine_booting_over_dhcp_tftp_http(tmp_path: Path):
 
         lab.curl(f"{lab.server}/ipxe?mac=52:54:00:aa:bb:cc&arch=x86_64&platform=efi")  # an unknown machine
         wait(driver, lambda d: "discovered" in row_text(d, "52:54:00:aa:bb:cc"), "a discovered machine")
+        for (_name, other), steps in zip(NEIGHBOURS, (1, 2, 3)):  # ready, installing, failed
+            script = lab.curl(f"{lab.server}/ipxe?mac={other}&arch=x86_64&platform=efi")
+            if steps > 1:
+                lab.curl("-o", "/dev/null", f"{lab.server}/ignition?mac={other}")
+            if steps > 2:
+                other_token = re.search(r"token=([\w-]+)", script).group(1)
+                lab.curl("-X", "POST", "-H", "Content-Type: application/json", "--data",
+                         json.dumps({"event": "failed", "detail": "disk /dev/vda not found"}),
+                         f"{lab.server}/api/v1/machines/{other}/events?token={other_token}")
+        wait(driver, lambda d: d.find_element("id", "count-failed").text == "1", "a failed neighbour")
+
+        driver.set_window_size(390, 844)  # a phone: nothing wider than the screen
+        wait(driver, lambda d: d.execute_script(
+            "return document.documentElement.scrollWidth <= window.innerWidth"), "the page to fit a phone")
+        driver.set_window_size(1280, 900)
+        assert driver.find_element("id", "total").text == "5"
         if SCREENSHOTS:
+            time.sleep(1.5)  # let the highlight of the last live update fade
             driver.save_screenshot(str(Path(SCREENSHOTS) / "board-fleet.png"))
 
         driver.find_element("link text", "rack1-node1").click()
@@ -86,7 +103,9 @@ def test_board_follows_a_machine_booting_over_dhcp_tftp_http(tmp_path: Path):
         assert "profiles.yaml:1" in page and "machines.yaml:1" in page  # catalog sources
         assert token not in driver.page_source  # the installer token is masked in what it would get
         if SCREENSHOTS:
+            driver.set_window_size(1280, 1500)
             driver.save_screenshot(str(Path(SCREENSHOTS) / "board-machine.png"))
+            driver.set_window_size(1280, 900)
 
         driver.find_element("id", "reinstall").click()  # no token typed: refused, nothing changes
         wait(driver, lambda d: "missing admin token" in d.find_element("tag name", "body").text, "the refusal")

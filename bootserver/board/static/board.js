@@ -60,6 +60,7 @@
           all += counts[s]; const el = document.getElementById("count-" + s); if (el) el.textContent = counts[s];
         });
         document.getElementById("count-all").textContent = all;
+        if (!table.dataset.state && !table.dataset.q) document.getElementById("total").textContent = all;
       },
       resync: function () { location.reload(); }
     });
