@@ -23,14 +23,15 @@ from bootserver.operator_reads import OperatorReads
 from bootserver.render import served_ignition
 from bootserver.render.context import template_context
 from bootserver import discovery
-from bootserver.state.base import Store, StoreError, StoreUnavailable, UnknownMachine
+from bootserver.state.base import StateChanged, Store, StoreError, StoreUnavailable, UnknownMachine
 
 #: What adapters may catch from the intent methods (the store's faults, as Runtime passes them on).
-__all__ = ["INSTALLER_EVENTS", "NotAdopted", "Runtime", "StoreError", "StoreUnavailable", "TooManySubscribers",
-           "UnknownMachine", "WrongToken"]
+__all__ = ["INSTALLER_EVENTS", "NotAdopted", "Runtime", "StateChanged", "StoreError", "StoreUnavailable",
+           "TooManySubscribers", "UnknownMachine", "WrongToken"]
 
 log = logging.getLogger("bootserver.boot")
 LAST_SEEN_RESOLUTION = 60.0  # seconds: a machine's last_seen is refreshed at most this often
+TRANSITION_ATTEMPTS = 5  # compare-and-set retries when other writers keep moving a machine
 INSTALLER_EVENTS = ("installed", "failed", "progress")
 
 
@@ -146,8 +147,11 @@ class Runtime(OperatorReads):
         profile = served_ignition.profile_for_stage(found.profile, stage, self.catalog)
         if profile.ignition is None:
             raise LookupError(f"profile {profile.name} has no ignition config")
-        context = template_context(found, request, base, token)
-        return profile, served_ignition.config_bytes(profile, context, self.catalog)
+        context, catalog = template_context(found, request, base, token), self.catalog
+        body = served_ignition.cached_config(profile, context, catalog)
+        if body is None:  # a cold render reads files and runs Butane: never on the loop DHCP and TFTP share
+            body = await asyncio.to_thread(served_ignition.config_bytes, profile, context, catalog)
+        return profile, body
 
     async def _remember(self, request: BootRequest, found: Match | None,
                         record: MachineRecord | None) -> MachineRecord:
@@ -172,7 +176,11 @@ class Runtime(OperatorReads):
         elif record is None:
             log.info("machine %s (%s) first seen, matched %s", found.name, request.mac, found.why)
         elif target is not None and updated.state != target:
-            updated = await self.store.set_state(request.mac, target)
+            try:
+                updated = await self.store.set_state(request.mac, target, expected=updated.state)
+            except StateChanged:  # another request or replica moved it first: its state stands
+                return await self.store.get(request.mac) or updated
+            self._moved(request.mac)
             log.info("machine %s (%s): %s -> %s, matched %s", found.name, request.mac, record.state, target,
                      found.why)
         return updated
@@ -194,26 +202,40 @@ class Runtime(OperatorReads):
         event = Event(mac, kind, source, detail or {})
         self._note_step(mac, kind, event.at)
         try:
-            record, new_state = None, None
-            if lifecycle.can_change_state(kind, detail):
-                record = await self.store.get(mac)
-                if record is not None:
-                    profile = self.catalog.profiles.get(record.profile or "")
-                    new_state = lifecycle.next_state(record.state, kind,
-                                                     profile.after_install if profile else None, detail)
-            if new_state is None or new_state == record.state:
+            moved = await self._transition(mac, kind, detail) if lifecycle.can_change_state(kind, detail) else None
+            if moved is None:
                 self._record_later(event)
                 return
             await self.flush()  # keep the timeline in the order things happened
             await self.store.record(event)
-            await self.store.set_state(mac, new_state)
             self._moved(mac)
-            log.info("machine %s (%s): %s -> %s after %s", record.name or "unknown", mac, record.state,
-                     new_state, kind)
+            log.info("machine %s (%s): %s -> %s after %s", moved[1].name or "unknown", mac, moved[0],
+                     moved[1].state, kind)
         except StoreUnavailable as exc:
             if kind in lifecycle.TRANSITIONS:
                 raise
             log.warning("machine %s: %s event not applied: %s", mac, kind, exc)
+
+    async def _transition(self, mac: str, kind: str, detail: dict[str, Any] | None
+                          ) -> tuple[str, MachineRecord] | None:
+        """Apply the lifecycle transition `kind` causes as a compare-and-set on the state it was
+        decided from, deciding again from the fresh state when another writer got there first.
+        Returns (previous state, record) when the machine moved, None when the event moves nothing."""
+        for _ in range(TRANSITION_ATTEMPTS):
+            record = await self.store.get(mac)
+            if record is None:
+                return None
+            profile = self.catalog.profiles.get(record.profile or "")
+            new_state = lifecycle.next_state(record.state, kind, profile.after_install if profile else None, detail)
+            if new_state is None or new_state == record.state:
+                return None
+            try:
+                return record.state, await self.store.set_state(mac, new_state, expected=record.state)
+            except StateChanged:
+                continue
+        log.warning("machine %s: %s not applied: its state kept changing under %d attempts", mac, kind,
+                    TRANSITION_ATTEMPTS)
+        return None
 
     async def report(self, mac: str, token: str | None, event: Any, detail: str,
                      source: str | None) -> MachineRecord:
@@ -271,17 +293,23 @@ class Runtime(OperatorReads):
 
     async def reinstall(self, mac: str, source: str | None = None) -> tuple[str, MachineRecord]:
         """Send the machine back to `ready` so its next boot installs again; (previous state, record)."""
-        record = await self.store.get(mac)
-        if record is None:
-            raise UnknownMachine(mac)
-        target = lifecycle.next_state(record.state, "reinstall", None)
-        if target is None and record.state == DISCOVERED:
-            raise NotAdopted(f"{mac} is only discovered: add it to the catalog (bootserver machines adopt) first")
-        await self.store.record(Event(mac, "reinstall", source, {"from": record.state}))
-        updated = await self.store.set_state(mac, target) if target else record
-        self._note_step(mac, "reinstall", time.time())
-        self._moved(mac)
-        return record.state, updated
+        for _ in range(TRANSITION_ATTEMPTS):
+            record = await self.store.get(mac)
+            if record is None:
+                raise UnknownMachine(mac)
+            target = lifecycle.next_state(record.state, "reinstall", None)
+            if target is None and record.state == DISCOVERED:
+                raise NotAdopted(f"{mac} is only discovered: add it to the catalog (bootserver machines adopt) "
+                                 "first")
+            try:
+                moved = await self.store.set_state(mac, target, expected=record.state) if target else record
+            except StateChanged:  # the machine moved meanwhile: decide again from where it is now
+                continue
+            await self.store.record(Event(mac, "reinstall", source, {"from": record.state}))
+            self._note_step(mac, "reinstall", time.time())
+            self._moved(mac)
+            return record.state, moved
+        raise StateChanged(mac, record.state, "still changing")  # the operator may simply ask again
 
     def next_boot(self, record: MachineRecord | None, request: BootRequest) -> lifecycle.BootDecision:
         """What the machine would get if it asked now, without changing anything (admin API, previews)."""

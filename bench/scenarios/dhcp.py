@@ -13,7 +13,6 @@ distinct MAC and xid per request, sent from a client namespace over a veth pair.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import ctypes
 import json
 import os
@@ -24,7 +23,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -122,7 +120,7 @@ class Server:
 
 
 def bootserver(ns: str, iface: str, answer: bool = True) -> Server:
-    return Server("bootserver", [sys.executable, "-m", "bench.scenarios.dhcp", "--serve", iface]
+    return Server("bootserver", [sys.executable, "-m", "bench.scenarios.dhcp_server", iface]
                   + ([] if answer else ["--ignore-unknown"]), ns, "ready")
 
 
@@ -135,58 +133,6 @@ def dnsmasq(ns: str, iface: str) -> Server:
         "--pxe-service=tag:!ipxe,x86PC,undionly,undionly.kpxe",
         "--pxe-service=tag:!ipxe,X86-64_EFI,ipxe,ipxe.efi", "--pxe-service=tag:!ipxe,BC_EFI,ipxe,ipxe.efi"],
         ns, None)
-
-
-def serve(interface: str, ignore_unknown: bool) -> None:
-    """Child process: bootserver's Runtime + ProxyDHCP on the asyncio reactor, as `serve` runs them."""
-    from bootserver.app import install_reactor
-
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    install_reactor(loop)
-    from twisted.internet import reactor
-
-    from bootserver.catalog.loader import load_catalog
-    from bootserver.config import Settings
-    from bootserver.dhcp import ProxyDHCP
-    from bootserver.runtime import Runtime
-    from bootserver.state.memory import MemoryStore
-
-    catalog = ("apiVersion: bootserver/v1\nkind: Profile\nmetadata: {name: bench}\n"
-               "spec: {boot: {kernel: 'http://10.77.0.3:8080/vmlinuz'}}\n")
-    if not ignore_unknown:
-        catalog += ("---\napiVersion: bootserver/v1\nkind: Group\nmetadata: {name: all}\n"
-                    "spec: {selector: {mac_prefix: '02:00'}, profile: bench}\n")
-    with tempfile.TemporaryDirectory() as root:
-        Path(root, "catalog.yaml").write_text(catalog)
-        runtime = Runtime(Settings(dhcp=(interface,), state="memory://"), load_catalog(root), MemoryStore(10))
-
-    async def main() -> None:
-        reactor.startRunning(installSignalHandlers=False)
-        proxy = ProxyDHCP(runtime, runtime.settings)
-        await proxy.start()
-        stopping = asyncio.Event()
-        loop.add_signal_handler(signal.SIGTERM, stopping.set)
-        loop.add_signal_handler(signal.SIGUSR1, lambda: print(json.dumps(stats(proxy)), flush=True))
-        print("ready", flush=True)
-        await stopping.wait()
-        await proxy.stop()
-
-    loop.run_until_complete(main())
-
-
-def stats(proxy) -> dict:
-    from bootserver.metrics import REGISTRY
-
-    def total(name: str) -> float:
-        return sum(s.value for m in REGISTRY.collect() if m.name == name for s in m.samples
-                   if s.name == name + "_total")
-
-    rss = next(int(line.split()[1]) for line in Path("/proc/self/status").read_text().splitlines()
-               if line.startswith("VmRSS:"))
-    return {"rss_mb": rss / 1024, "tracked_macs": len(proxy.limiter),
-            "handled": total("bootserver_dhcp_unanswered") + total("bootserver_dhcp_replies")
-            + total("bootserver_dhcp_malformed")}
 
 
 # -- the load ------------------------------------------------------------------------------------
@@ -408,13 +354,8 @@ def table(results: list[dict]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--serve", metavar="IFACE", help=argparse.SUPPRESS)
-    parser.add_argument("--ignore-unknown", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--json", action="store_true", help="print the results as JSON too")
     args = parser.parse_args()
-    if args.serve:
-        serve(args.serve, args.ignore_unknown)
-        return 0
     results = run(args.reps)
     print(table(results))
     if args.json:

@@ -15,16 +15,35 @@ import argparse
 import json
 import os
 import secrets
+import shutil
 import statistics
 import sys
 import tempfile
 from pathlib import Path
 
+from bootserver.lab import catalog as lab_catalog
 from bootserver.lab.lab import INSTALLED_RE, Lab, MachineSpec
 from bootserver.lab.server import BootserverService
 from bootserver.lab.services import Service, wait_for_port
+from bootserver.render.butane_template import render_ignition
 
 BOOT_TIMEOUT = 240
+
+
+def static_lab_config(spec: MachineSpec, assets: Path, base: str) -> dict:
+    """The lab's Ignition config for `spec`, rendered once into a static file (real Ignition in the
+    test OS applies it, so the peer must serve what bootserver serves), and the files it names."""
+    metadata = {**lab_catalog.write_ignition_assets(assets), "hostname": spec.hostname,
+                "ssh_authorized_keys": [lab_catalog.lab_ssh_key(spec.name)]}
+    template = Path(tempfile.mkdtemp(prefix="bsbench-bu-")) / "lab.bu"
+    template.write_text(lab_catalog.BUTANE_TEMPLATE)
+    context = {"machine": {"name": spec.name, "mac": spec.mac}, "metadata": metadata,
+               "urls": {"assets": f"{base}/assets"}}
+    try:
+        config, _ = render_ignition(template, context, files_dir=template.parent)
+    finally:
+        shutil.rmtree(template.parent, ignore_errors=True)
+    return config
 
 
 class DnsmasqPeer:
@@ -41,9 +60,7 @@ class DnsmasqPeer:
             (root / "assets" / Path(rel).parent).mkdir(parents=True, exist_ok=True)
             os.link(lab.assets / rel, root / "assets" / rel)
         (spec,) = lab.specs.values()
-        ignition = {"ignition": {"version": "3.4.0"}, "storage": {"files": [
-            {"path": "/etc/hostname", "contents": {"source": f"data:,{spec.hostname}"}}]}}
-        (root / "ignition.json").write_text(json.dumps(ignition))
+        (root / "ignition.json").write_text(json.dumps(static_lab_config(spec, root / "assets", base)))
         initrd_name = Path(lab.initrd_asset).name
         (root / "boot.ipxe").write_text(
             f"#!ipxe\nkernel {base}/assets/{lab.kernel_asset} initrd={initrd_name} console=ttyS0 loglevel=4 "

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from bootserver.assets import AssetError
 from bootserver.assets.download import NotFound, download, exists, fetch_small
+from bootserver.assets.keys import KEY_NAME_RE, KEYS_DIR, publish_key
 from bootserver.assets.mirror import ARCHES, CHANNELS, STAGING, VERSION_RE, load_manifest, locked, point, save_manifest
 from bootserver.assets.progress import Progress
 from bootserver.assets.verify import VerificationError, check_digests, file_hash, keyring, verify_signature
@@ -78,6 +79,9 @@ def fetch_release(assets: Path, channel: str = "stable", version: str = "current
         raise AssetError(f"--version {version!r}: expected current or a version like 4081.2.0")
     if make_default and version != "current":
         raise AssetError("--default moves flatcar/<arch>/current, so it needs --version current")
+    if key_file is not None and not KEY_NAME_RE.match(Path(key_file).name):
+        raise AssetError(f"--keyring {Path(key_file).name!r}: the key is published under its file name, so use "
+                         "letters, digits, '.', '_' and '-'")
     progress = progress or Progress()
     base = base_url_for(channel, arch, base_url)
     follow_current = version == "current"
@@ -99,6 +103,10 @@ def fetch_release(assets: Path, channel: str = "stable", version: str = "current
             _place(staging, target)
             releases[version] = record
             save_manifest(assets, manifest)
+        if key_file is not None and (not already or releases[version].get("key") == f"{KEYS_DIR}/{key_file.name}"):
+            # verified against it (now, or when it was mirrored): installers may be pointed at it
+            releases[version]["key"] = publish_key(assets, key_file)
+            progress.note(f"image key published as {releases[version]['key']}")
         moved = [f"{channel}/{version}"]
         point(arch_dir / channel / version, f"../{version}")
         if follow_current:

@@ -7,6 +7,7 @@ bootserver's own included, serves `flatcar/<arch>/current/...` without knowing a
     flatcar/<arch>/current -> <version>    the default channel's current release
     flatcar/<arch>/<channel>/current -> ../<version>
     flatcar/<arch>/<channel>/<version> -> ../<version>
+    flatcar/keys/<name>                    keys releases were verified with (fetch --keyring)
     .manifest.json                         what was verified, how, from where
     .staging/                              downloads in progress (resumed by the next fetch)
 """
@@ -120,7 +121,7 @@ def listing(assets: Path, check: bool = False) -> list[Row]:
     manifest = load_manifest(assets)
     rows = []
     flatcar = assets / "flatcar"
-    for arch_dir in sorted(flatcar.iterdir()) if flatcar.is_dir() else []:
+    for arch_dir in _arch_dirs(flatcar):
         arch = arch_dir.name
         recorded = manifest["flatcar"].get(arch, {}).get("releases", {})
         named = pointers(arch_dir)
@@ -143,6 +144,11 @@ def listing(assets: Path, check: bool = False) -> list[Row]:
             rows.append(Row(rel, path.stat().st_size,
                             "CHANGED since verified" if _changed(path, info, check) else "sha256", ""))
     return rows
+
+
+def _arch_dirs(flatcar: Path) -> list[Path]:
+    """flatcar/<arch> folders (flatcar/keys holds the published image keys, not releases)."""
+    return [p for p in sorted(flatcar.iterdir()) if p.name in ARCHES] if flatcar.is_dir() else []
 
 
 def _changed(path: Path, info: dict, check: bool) -> bool:
@@ -174,7 +180,7 @@ def prune(assets: Path, keep: int, dry_run: bool = False) -> list[str]:
     with locked(assets):
         manifest = load_manifest(assets)
         flatcar = assets / "flatcar"
-        for arch_dir in sorted(flatcar.iterdir()) if flatcar.is_dir() else []:
+        for arch_dir in _arch_dirs(flatcar):
             named = set(pointers(arch_dir).values())
             versions = release_dirs(arch_dir)
             for version in versions[keep:]:

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from bootserver.http.common import request_mac
 from bootserver.http.views import as_last_asked, decision_view, event_view, machine_view
-from bootserver.runtime import NotAdopted, StoreUnavailable, UnknownMachine
+from bootserver.runtime import NotAdopted, StateChanged, StoreUnavailable, UnknownMachine
 
 log = logging.getLogger("bootserver.admin")
 MAX_EVENTS = 1000
@@ -78,6 +78,8 @@ def add_routes(app: web.Application, runtime, settings) -> None:
                 raise web.HTTPNotFound(text=f"no machine {exc.args[0]} in the state store\n") from None
             except StoreUnavailable as exc:
                 raise web.HTTPServiceUnavailable(text=f"{exc}\n", headers={"Retry-After": "5"}) from None
+            except StateChanged as exc:
+                raise web.HTTPConflict(text=f"{exc}; ask again\n") from None
         return run
 
     async def list_machines(request: web.Request) -> web.Response:

@@ -1,31 +1,52 @@
 """The lab's catalog and settings: one install profile, one Machine per lab VM.
 
 The test OS is told, on its kernel command line, where its Ignition config is, where to report,
-and which hostname the config must carry; bootserver renders all three for each machine.
+and the machine's hostname; bootserver renders all three for each machine. Real Ignition in the
+test OS applies the config (files/lab.bu) to the machine's disk.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+from importlib import resources
 from pathlib import Path
 
 import yaml
 
-BUTANE_TEMPLATE = """\
-{#- The lab's Ignition: the test OS checks that it is JSON and names this machine. -#}
-variant: flatcar
-version: 1.0.0
-storage:
-  files:
-    - path: /etc/hostname
-      mode: 0644
-      contents:
-        inline: {{ metadata.hostname | tojson }}
-"""
+#: The lab's install config (Jinja2 + Butane), applied by real Ignition in the test OS.
+BUTANE_TEMPLATE = (resources.files("bootserver.lab") / "files" / "lab.bu").read_text()
+#: Files the lab's config fetches from bootserver's /assets (with their sha512 in the metadata).
+PAYLOAD_ASSET = "lab/payload.txt"
+FRAGMENT_ASSET = "lab/fragment.ign"
+PAYLOAD = b"lab payload, fetched by Ignition from bootserver's /assets and checked against its sha512\n"
+FRAGMENT = {"ignition": {"version": "3.3.0"},
+            "storage": {"files": [{"path": "/etc/lab/fragment.txt", "mode": 0o644,
+                                   "contents": {"source": "data:,merged%20from%20bootserver%27s%20assets%0A"}}]}}
+GREETING = "hello from the lab: 100% applied by Ignition\n"
 
 PROFILE = "lab-install"
 
 
-def test_os_profile(kernel: str, initrd: str) -> dict:
+def write_ignition_assets(assets: Path) -> dict:
+    """Put the files the lab's config references into the assets folder; returns the profile
+    metadata that names them and their hashes (every machine's defaults)."""
+    fragment = (json.dumps(FRAGMENT, sort_keys=True) + "\n").encode()
+    for name, data in ((PAYLOAD_ASSET, PAYLOAD), (FRAGMENT_ASSET, fragment)):
+        (assets / name).parent.mkdir(parents=True, exist_ok=True)
+        (assets / name).write_bytes(data)
+    return {"payload_asset": PAYLOAD_ASSET, "payload_sha512": hashlib.sha512(PAYLOAD).hexdigest(),
+            "fragment_asset": FRAGMENT_ASSET, "fragment_sha512": hashlib.sha512(fragment).hexdigest(),
+            "greeting": GREETING}
+
+
+def lab_ssh_key(name: str) -> str:
+    """A per-machine public key line (Ignition writes it as given; nobody logs in with it)."""
+    blob = hashlib.sha256(name.encode()).hexdigest()[:43]
+    return f"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAA{blob} lab@{name}"
+
+
+def test_os_profile(kernel: str, initrd: str, metadata: dict | None = None) -> dict:
     return {
         "apiVersion": "bootserver/v1", "kind": "Profile", "metadata": {"name": PROFILE},
         "spec": {
@@ -36,6 +57,7 @@ def test_os_profile(kernel: str, initrd: str) -> dict:
                               "testos.hostname={{ metadata.hostname }}"]},
             "ignition": {"butane": "templates/lab.bu"},
             "after_install": "local-disk",
+            "metadata": dict(metadata or {}),
         },
     }
 
@@ -57,12 +79,14 @@ def flatcar_profile(template: Path, base_url: str) -> dict:
     }
 
 
-def machine_document(name: str, mac: str, hostname: str) -> dict:
+def machine_document(name: str, mac: str, hostname: str, metadata: dict | None = None) -> dict:
+    """A lab machine: its hostname and SSH key, plus `metadata` over the profile's defaults."""
+    values = {"hostname": hostname, "ssh_authorized_keys": [lab_ssh_key(name)], **(metadata or {})}
     return {"apiVersion": "bootserver/v1", "kind": "Machine", "metadata": {"name": name},
-            "spec": {"mac": mac, "profile": PROFILE, "metadata": {"hostname": hostname}}}
+            "spec": {"mac": mac, "profile": PROFILE, "metadata": values}}
 
 
-def write_catalog(root: Path, profile: dict, machines: list[tuple[str, str, str]],
+def write_catalog(root: Path, profile: dict, machines: list[tuple],
                   template_text: str = BUTANE_TEMPLATE, template_name: str = "lab.bu") -> Path:
     """Write catalog/lab.yaml and catalog/templates/<template>; returns the catalog directory."""
     (root / "templates").mkdir(parents=True, exist_ok=True)

@@ -287,7 +287,9 @@ def _write_catalog(args: argparse.Namespace) -> int:
     except testos.TestOSError as exc:
         print(f"bootserver lab catalog: {exc}", file=sys.stderr)
         return 1
-    catalog = lab_catalog.write_catalog(root / "catalog", lab_catalog.test_os_profile(kernel, initrd), machines)
+    defaults = lab_catalog.write_ignition_assets(root / "assets")
+    catalog = lab_catalog.write_catalog(root / "catalog", lab_catalog.test_os_profile(kernel, initrd, defaults),
+                                        machines)
     (root / "state").mkdir(exist_ok=True)
     settings = lab_catalog.write_settings(root / "bootserver.yaml", catalog, root / "assets",
                                           root / "state" / "bootserver.db", args.advertise_url,

@@ -1,7 +1,7 @@
 r"""The lab machines' disks: boot code that proves "booted from disk", and the install marker.
 
 The test OS "installs" by writing `disk_payload()` to the start of the VM's raw disk and an
-install marker line into sector 1. The payload is an MBR whose code prints `DISK_BOOT_MARKER`
+install marker line into sector MARKER_SECTOR. The payload is an MBR whose code prints `DISK_BOOT_MARKER`
 on COM1 (SeaBIOS runs it when bootserver answers `sanboot --drive 0x80`), and whose partition
 table holds an EFI system partition with \EFI\BOOT\BOOTX64.EFI printing the same marker
 (OVMF runs it when it falls through to the disk). The lab reads the marker line back from the
@@ -19,6 +19,7 @@ DISK_BOOT_MARKER = "BOOTSERVER-LAB-DISK-BOOT"
 INSTALL_MARKER = b"BOOTSERVER-LAB-INSTALLED"
 SECTOR = 512
 COM1 = 0x3F8
+MARKER_SECTOR = 1024  # the install marker: after the GPT (LBA 0-33), before the first partition
 ESP_START = 2048  # LBA of the EFI system partition (1 MiB, the usual alignment)
 DISK_MB = 16  # big enough for the ESP (8 MiB of FAT16) behind the first MiB
 
@@ -79,9 +80,9 @@ def create_disk(path: Path, size_mb: int = DISK_MB) -> Path:
 
 
 def read_install_marker(path: Path) -> str | None:
-    """The marker line the test OS wrote into sector 1, or None if the disk was never installed."""
+    """The marker line the test OS wrote into sector MARKER_SECTOR, or None if the disk was never installed."""
     with open(path, "rb") as f:
-        f.seek(SECTOR)
+        f.seek(MARKER_SECTOR * SECTOR)
         data = f.read(SECTOR)
     if not data.startswith(INSTALL_MARKER):
         return None

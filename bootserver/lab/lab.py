@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
 
@@ -36,14 +36,15 @@ class MachineSpec:
     mac: str
     hostname: str
     in_catalog: bool = True  # False: an unknown MAC, for discovery
+    metadata: dict = field(default_factory=dict, compare=False)  # catalog metadata over the profile's
 
     @classmethod
-    def make(cls, index: int, firmware: str, in_catalog: bool = True) -> "MachineSpec":
+    def make(cls, index: int, firmware: str, in_catalog: bool = True, metadata: dict | None = None) -> "MachineSpec":
         if firmware not in FIRMWARES:
             raise QemuError(f"unknown firmware {firmware!r}: use one of {', '.join(FIRMWARES)}")
         name = f"{firmware}-{index}"
         return cls(name=name, firmware=firmware, mac=lab_mac(index, firmware), hostname=f"lab-{name}",
-                   in_catalog=in_catalog)
+                   in_catalog=in_catalog, metadata=dict(metadata or {}))
 
 
 class BootService(Protocol):

@@ -33,7 +33,7 @@ class BootserverService:
     def start(self, lab: "Lab") -> None:
         work = lab.workdir
         self.catalog_dir = work / "catalog"
-        known = [(s.name, s.mac, s.hostname) for s in lab.specs.values() if s.in_catalog]
+        known = [(s.name, s.mac, s.hostname, s.metadata) for s in lab.specs.values() if s.in_catalog]
         if self.os_name == "flatcar":
             template = Path(__file__).resolve().parents[2] / "profiles" / "templates" / "flatcar-install.bu"
             if not template.exists():
@@ -45,8 +45,9 @@ class BootserverService:
             lab_catalog.write_catalog(self.catalog_dir, lab_catalog.flatcar_profile(template, lab.base_url), known,
                                       template.read_text(), template.name)
         else:
-            lab_catalog.write_catalog(self.catalog_dir, lab_catalog.test_os_profile(lab.kernel_asset,
-                                                                                    lab.initrd_asset), known)
+            defaults = lab_catalog.write_ignition_assets(lab.assets)
+            lab_catalog.write_catalog(self.catalog_dir, lab_catalog.test_os_profile(
+                lab.kernel_asset, lab.initrd_asset, defaults), known)
         (work / "state").mkdir(exist_ok=True)
         self.settings_file = lab_catalog.write_settings(
             work / "bootserver.yaml", self.catalog_dir, lab.assets, work / "state" / "bootserver.db",

@@ -1,8 +1,8 @@
 """Build the lab's test OS from Debian packages on this machine, cached by content.
 
-Flatcar images cannot be downloaded in CI, so the lab boots a tiny stand-in: Debian's kernel
-(linux-image-amd64) plus a busybox-static initramfs whose /init plays an installer (see
-files/testos-init). Debian builds the NIC and disk drivers as modules, so the initramfs carries
+Flatcar images cannot be downloaded in CI, so the lab boots a stand-in: Debian's kernel
+(linux-image-amd64) plus a busybox-static initramfs that runs systemd and real Ignition, as
+Flatcar's initramfs does (files/testos-init, files/testos-install, testos_ignition.py). Debian builds the NIC and disk drivers as modules, so the initramfs carries
 them and /init loads them in dependency order.
 """
 
@@ -99,11 +99,17 @@ def _cpio_entry(name: str, mode: int, data: bytes = b"", rdev: tuple[int, int] =
     return out
 
 
-def build_initramfs(files: dict[str, bytes], executables: set[str]) -> bytes:
-    """A gzip'd newc cpio with the standard directories, /dev/console and /dev/null, and `files`."""
+def build_initramfs(files: dict[str, bytes], executables: set[str], links: dict[str, str] | None = None) -> bytes:
+    """A gzip'd newc cpio with the standard directories, /dev/console and /dev/null, `files`
+    (parent directories added) and symbolic `links` (name -> target)."""
+    links = links or {}
     archive = io.BytesIO()
     ino = 1
-    for d in ("bin", "dev", "proc", "sys", "tmp", "run", "lib", "lib/modules"):
+    dirs = {"bin", "dev", "proc", "sys", "tmp", "run", "lib", "lib/modules"}
+    for name in list(files) + list(links):
+        parts = name.split("/")[:-1]
+        dirs.update("/".join(parts[:i]) for i in range(1, len(parts) + 1))
+    for d in sorted(dirs):
         archive.write(_cpio_entry(d, 0o040755, ino=ino))
         ino += 1
     # The kernel opens /dev/console for PID 1 before /init can mount devtmpfs.
@@ -114,18 +120,23 @@ def build_initramfs(files: dict[str, bytes], executables: set[str]) -> bytes:
         mode = 0o100755 if name in executables else 0o100644
         archive.write(_cpio_entry(name, mode, data, ino=ino))
         ino += 1
-    archive.write(_cpio_entry("bin/sh", 0o120777, b"busybox", ino=ino))
+    for name, target in sorted({**links, "bin/sh": "busybox"}.items()):
+        archive.write(_cpio_entry(name, 0o120777, target.encode(), ino=ino))
+        ino += 1
     archive.write(_cpio_entry("TRAILER!!!", 0, ino=0))
     return gzip.compress(archive.getvalue(), compresslevel=6, mtime=0)
 
 
-def _initramfs_inputs(kver: str) -> tuple[dict[str, bytes], set[str]]:
+def _initramfs_inputs(kver: str) -> tuple[dict[str, bytes], set[str], dict[str, str]]:
+    from bootserver.lab import testos_ignition  # it uses TestOSError from here
+
     if not BUSYBOX.exists():
         raise TestOSError(f"{BUSYBOX} not found: install busybox-static")
     lab_files = resources.files("bootserver.lab") / "files"
-    modules = module_load_order(kver)
+    modules = module_load_order(kver, MODULES + testos_ignition.MODULES)
     files = {
         "init": (lab_files / "testos-init").read_bytes(),
+        "testos-install": (lab_files / "testos-install").read_bytes(),
         "udhcpc.script": (lab_files / "udhcpc-script").read_bytes(),
         "bin/busybox": BUSYBOX.read_bytes(),
         "disk-payload.img": disk_payload(),
@@ -133,7 +144,9 @@ def _initramfs_inputs(kver: str) -> tuple[dict[str, bytes], set[str]]:
     }
     for name, path in modules:
         files[f"lib/modules/{name}.ko"] = path.read_bytes()
-    return files, {"init", "udhcpc.script", "bin/busybox"}
+    ignition_files, ignition_executables, links = testos_ignition.ignition_inputs()
+    files.update(ignition_files)
+    return files, {"init", "testos-install", "udhcpc.script", "bin/busybox"} | ignition_executables, links
 
 
 def build(cache_dir: Path | None = None, kver: str | None = None) -> TestOS:
@@ -142,10 +155,12 @@ def build(cache_dir: Path | None = None, kver: str | None = None) -> TestOS:
     kernel_src = Path(f"/boot/vmlinuz-{kver}")
     if not kernel_src.exists():
         raise TestOSError(f"{kernel_src} not found: install linux-image-amd64")
-    files, executables = _initramfs_inputs(kver)
+    files, executables, links = _initramfs_inputs(kver)
     digest = hashlib.sha256(kernel_src.read_bytes())
     for name in sorted(files):
         digest.update(name.encode() + b"\0" + hashlib.sha256(files[name]).digest())
+    for name in sorted(links):
+        digest.update(f"{name}\0{links[name]}\0".encode())
     target = (cache_dir or default_cache_dir()) / f"testos-{kver}-{digest.hexdigest()[:16]}"
     result = TestOS(kernel=target / KERNEL_NAME, initrd=target / INITRD_NAME)
     if result.kernel.exists() and result.initrd.exists():
@@ -154,7 +169,7 @@ def build(cache_dir: Path | None = None, kver: str | None = None) -> TestOS:
     staging = Path(tempfile.mkdtemp(prefix=".testos-", dir=target.parent))
     try:
         shutil.copyfile(kernel_src, staging / KERNEL_NAME)
-        (staging / INITRD_NAME).write_bytes(build_initramfs(files, executables))
+        (staging / INITRD_NAME).write_bytes(build_initramfs(files, executables, links))
         try:
             staging.rename(target)  # atomic: a parallel build that won the race is just as good
         except OSError:

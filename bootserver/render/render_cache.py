@@ -29,12 +29,19 @@ class RenderCache:
         digest = hashlib.blake2b(json.dumps(context, sort_keys=True, default=str).encode(), digest_size=16)
         return machine, generation, extra, digest.hexdigest()
 
-    def get_or_render(self, key: tuple, render: Callable[[], Any]) -> Any:
+    def get(self, key: tuple) -> Any | None:
+        """The cached value (a hit), or None."""
         with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                CACHE.labels("hit").inc()
-                return self._items[key]
+            if key not in self._items:
+                return None
+            self._items.move_to_end(key)
+            CACHE.labels("hit").inc()
+            return self._items[key]
+
+    def get_or_render(self, key: tuple, render: Callable[[], Any]) -> Any:
+        value = self.get(key)
+        if value is not None:
+            return value
         value = render()  # errors are not cached: the next request tries again
         CACHE.labels("miss").inc()
         with self._lock:

@@ -21,11 +21,19 @@ from bootserver.render.render_cache import RenderCache
 CACHE = RenderCache(size=4096)
 
 
+def _key(profile: Profile, context: dict[str, Any], catalog: Catalog) -> tuple:
+    return CACHE.key(context.get("machine", {}).get("mac", ""), catalog.generation, context, extra=profile.name)
+
+
+def cached_config(profile: Profile, context: dict[str, Any], catalog: Catalog) -> bytes | None:
+    """The config from the cache, or None: cheap enough for the event loop."""
+    return CACHE.get(_key(profile, context, catalog))
+
+
 def config_bytes(profile: Profile, context: dict[str, Any], catalog: Catalog) -> bytes:
-    """The compact JSON the machine is served; raises RenderError naming the file (and line) at fault."""
-    machine = context.get("machine", {}).get("mac", "")
-    key = CACHE.key(machine, catalog.generation, context, extra=profile.name)
-    return CACHE.get_or_render(key, lambda: _render(profile, context, catalog))
+    """The compact JSON the machine is served; raises RenderError naming the file (and line) at fault.
+    A cold render reads files and runs Butane: callers on the event loop run it in a thread."""
+    return CACHE.get_or_render(_key(profile, context, catalog), lambda: _render(profile, context, catalog))
 
 
 def _render(profile: Profile, context: dict[str, Any], catalog: Catalog) -> bytes:

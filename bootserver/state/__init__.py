@@ -9,11 +9,11 @@
 
 from __future__ import annotations
 
-from bootserver.state.base import (Event, MachineRecord, SchemaTooNew, Store, StoreError, StoreUnavailable,
-                                   UnknownMachine, redact)
+from bootserver.state.base import (Event, MachineRecord, SchemaTooNew, StateChanged, Store, StoreError,
+                                   StoreUnavailable, UnknownMachine, redact)
 
-__all__ = ["Event", "MachineRecord", "SchemaTooNew", "Store", "StoreError", "StoreUnavailable", "UnknownMachine",
-           "connect_store", "open_store", "redact"]
+__all__ = ["Event", "MachineRecord", "SchemaTooNew", "StateChanged", "Store", "StoreError", "StoreUnavailable",
+           "UnknownMachine", "connect_store", "open_store", "redact"]
 
 
 def open_store(url: str, retention: int = 1000, **options) -> Store:

@@ -32,6 +32,15 @@ class UnknownMachine(KeyError):
     """No machine with that MAC in the store."""
 
 
+class StateChanged(StoreError):
+    """A compare-and-set transition found the machine no longer in the state its caller saw
+    (another request or replica moved it first): nothing was written."""
+
+    def __init__(self, mac: str, expected: str, current: str) -> None:
+        super().__init__(f"machine {mac} is {current}, not {expected}: another writer moved it first")
+        self.mac, self.expected, self.current = mac, expected, current
+
+
 def redact(url: str) -> str:
     """A state URL without its password, for logs and errors."""
     parts = urlsplit(url)
@@ -55,8 +64,10 @@ class Store(Protocol):
     async def ensure(self, mac: str, *, state: str, **facts: Any) -> MachineRecord:
         """Return the machine, creating it in `state` if new; updates facts and last_seen."""
 
-    async def set_state(self, mac: str, state: str) -> MachineRecord:
-        """Move the machine to `state`; raises UnknownMachine if it does not exist."""
+    async def set_state(self, mac: str, state: str, *, expected: str | None = None) -> MachineRecord:
+        """Move the machine to `state`; raises UnknownMachine if it does not exist. With `expected`,
+        a compare-and-set (`UPDATE … WHERE state = expected`): raises StateChanged, writing
+        nothing, when the machine is no longer in `expected`."""
 
     async def record(self, event: Event) -> bool:
         """Append to the timeline. Returns after the event is durable (True), or False if the

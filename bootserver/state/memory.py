@@ -9,7 +9,7 @@ import time
 from collections import deque
 from typing import Any
 
-from bootserver.state.base import Event, MachineRecord, UnknownMachine, check_facts
+from bootserver.state.base import Event, MachineRecord, StateChanged, UnknownMachine, check_facts
 
 
 class MemoryStore:
@@ -43,10 +43,12 @@ class MemoryStore:
         rec.last_seen = now
         return dataclasses.replace(rec)
 
-    async def set_state(self, mac: str, state: str) -> MachineRecord:
+    async def set_state(self, mac: str, state: str, *, expected: str | None = None) -> MachineRecord:
         rec = self._machines.get(mac)
         if rec is None:
             raise UnknownMachine(mac)
+        if expected is not None and rec.state != expected:
+            raise StateChanged(mac, expected, rec.state)
         rec.state = state
         rec.state_changed = time.time()
         return dataclasses.replace(rec)

@@ -19,8 +19,8 @@ from typing import Any, Awaitable, Callable
 
 import asyncpg
 
-from bootserver.state.base import (Event, MachineRecord, StoreError, StoreUnavailable, UnknownMachine, check_facts,
-                                   redact)
+from bootserver.state.base import (Event, MachineRecord, StateChanged, StoreError, StoreUnavailable, UnknownMachine,
+                                   check_facts, redact)
 from bootserver.state.metrics import (COMMIT_BATCH, COMMIT_SECONDS, EVENTS_BUFFERED, EVENTS_COMMITTED,
                                       EVENTS_DROPPED)
 from bootserver.state.sql import (POSTGRES, Statements, detail_json, event_from_row, machine_from_row,
@@ -230,10 +230,20 @@ class PostgresStore:
         row = await self._run(lambda c: c.fetchrow(SQL.upsert_machine, *values))
         return self._seen(machine_from_row(row))
 
-    async def set_state(self, mac: str, state: str) -> MachineRecord:
-        row = await self._run(lambda c: c.fetchrow(SQL.set_state, state, time.time(), mac))
+    async def set_state(self, mac: str, state: str, *, expected: str | None = None) -> MachineRecord:
+        async def work(conn: asyncpg.Connection) -> tuple[Any, str | None]:
+            async with conn.transaction():
+                if expected is None:
+                    row = await conn.fetchrow(SQL.set_state, state, time.time(), mac)
+                else:
+                    row = await conn.fetchrow(SQL.set_state_if, state, time.time(), mac, expected)
+                return row, (None if row is not None else await conn.fetchval(SQL.state_of, mac))
+        row, current = await self._run(work)
         if row is None:
-            raise UnknownMachine(mac)
+            self._known.pop(mac, None)
+            if current is None:
+                raise UnknownMachine(mac)
+            raise StateChanged(mac, expected, current)
         return self._seen(machine_from_row(row))
 
     async def events(self, mac: str, limit: int = 100, before: int | None = None) -> list[Event]:

@@ -78,6 +78,7 @@ class Statements:
         #: compare-and-set: moves the machine only if it is still in the state the caller saw
         self.set_state_if = (f"UPDATE machines SET state = {p(1)}, state_changed = {p(2)} "
                              f"WHERE mac = {p(3)} AND state = {p(4)} RETURNING {MACHINE_SELECT}")
+        self.state_of = f"SELECT state FROM machines WHERE mac = {p(1)}"
         self.delete_events = f"DELETE FROM events WHERE mac = {p(1)}"
         self.delete_machine = f"DELETE FROM machines WHERE mac = {p(1)}"
 

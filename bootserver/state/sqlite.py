@@ -20,8 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
-from bootserver.state.base import (Event, MachineRecord, StoreError, StoreUnavailable, UnknownMachine,
-                                   check_facts)
+from bootserver.state.base import (Event, MachineRecord, StateChanged, StoreError, StoreUnavailable,
+                                   UnknownMachine, check_facts)
 from bootserver.state.metrics import COMMIT_BATCH, COMMIT_SECONDS, EVENTS_COMMITTED
 from bootserver.state.sql import (SQLITE, Statements, detail_json, event_from_row, machine_from_row,
                                   new_machine_row, pending_migrations)
@@ -201,7 +201,7 @@ class SqliteStore:
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-reader")
         self._read_conn = await loop.run_in_executor(self._reader, _connect, self.path)
         self._lookup_conn = _connect(self.path)
-        self._lookup_conn.execute("PRAGMA busy_timeout = 50")
+        self._lookup_conn.execute("PRAGMA busy_timeout = 0")  # never wait on the loop: a lock falls back
 
     async def close(self) -> None:
         if self._writer is not None:
@@ -234,7 +234,8 @@ class SqliteStore:
     async def get(self, mac: str) -> MachineRecord | None:
         """A primary-key lookup, done on the loop: in WAL mode it takes microseconds and never waits
         for the writer, while a hop to the reader thread costs ten times that on every boot request.
-        A rare lock (recovery, checkpoint) falls back to the reader thread."""
+        The loop's connection has no busy timeout: a rare lock (recovery, checkpoint) fails at once
+        and the lookup goes to the reader thread, which may wait."""
         sql = SQL.machine_by_mac
         rows = None
         if self._lookup_conn is not None:
@@ -251,11 +252,17 @@ class SqliteStore:
         row = new_machine_row(mac, state, secrets.token_urlsafe(24), time.time(), facts)
         return await self._write(lambda conn: machine_from_row(conn.execute(SQL.upsert_machine, row).fetchone()))
 
-    async def set_state(self, mac: str, state: str) -> MachineRecord:
-        def op(conn: sqlite3.Connection) -> MachineRecord:
-            found = conn.execute(SQL.set_state, (state, time.time(), mac)).fetchone()
+    async def set_state(self, mac: str, state: str, *, expected: str | None = None) -> MachineRecord:
+        def op(conn: sqlite3.Connection) -> MachineRecord:  # one transaction: the check cannot go stale
+            if expected is None:
+                found = conn.execute(SQL.set_state, (state, time.time(), mac)).fetchone()
+            else:
+                found = conn.execute(SQL.set_state_if, (state, time.time(), mac, expected)).fetchone()
             if found is None:
-                raise UnknownMachine(mac)
+                current = conn.execute(SQL.state_of, (mac,)).fetchone()
+                if current is None:
+                    raise UnknownMachine(mac)
+                raise StateChanged(mac, expected, current[0])
             return machine_from_row(found)
         return await self._write(op)
 

@@ -5,7 +5,7 @@ import struct
 import pytest
 
 from bench.common import evaluate, percentile, table
-from bench.storm_client import boot_item, dhcp_packet, dhcp_parse, fill
+from bench.storm_protocols import boot_item, dhcp_packet, dhcp_parse, fill
 
 
 def row(ours, peer, higher=True, target=None):

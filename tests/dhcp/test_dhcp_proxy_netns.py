@@ -9,13 +9,16 @@ import socket
 
 import pytest
 
+from bootserver.catalog.loader import load_catalog
 from bootserver.config import Settings
 from bootserver.dhcp import packet as P
 from bootserver.dhcp.proxy import ProxyDHCP, ProxyStartError
 from bootserver.dhcp.ratelimit import MacRateLimiter
 from bootserver.metrics import REGISTRY
+from bootserver.runtime import Runtime
 from bootserver.state.memory import MemoryStore
-from tests.dhcp.dhcp_support import SERVER_IP, Client, fixture_datagrams, inside, make_runtime, set_installed, veth_link
+from tests.dhcp.dhcp_support import (SERVER_IP, Client, fixture_datagrams, inside, make_runtime, set_installed, sh,
+                                     veth_link)
 
 pytestmark = [pytest.mark.netns, pytest.mark.asyncio(loop_scope="session")]
 
@@ -320,3 +323,41 @@ async def test_port_held_without_reuseaddr_is_a_clear_error(reactor, link):
         assert not proxy.listeners
     finally:
         holder.close()
+
+
+RELAYED_CATALOG = """\
+apiVersion: bootserver/v1
+kind: Profile
+metadata: {name: rack}
+spec: {boot: {kernel: "http://10.77.0.3:8080/assets/vmlinuz"}}
+---
+apiVersion: bootserver/v1
+kind: Group
+metadata: {name: remote-rack}
+spec: {selector: {subnet: 10.99.5.0/24}, profile: rack}
+"""
+
+
+async def test_relayed_machine_is_matched_by_giaddr_subnet_not_the_relay_address(reactor, tmp_path):
+    """RFC 2131 4.3.1: giaddr places a relayed client in its subnet; the UDP source is the relay."""
+    request = first_discover("uefi-virtio", ipxe=False)
+    relayed = dataclasses.replace(request, giaddr="10.99.5.1", hops=1)  # the relay's address on the rack subnet
+    (tmp_path / "catalog.yaml").write_text(RELAYED_CATALOG)
+    with veth_link() as link:
+        sh("ip", "-n", link.client_ns, "addr", "add", "10.99.5.1/32", "dev", link.client_if)
+        sh("ip", "-n", link.server_ns, "route", "add", "10.99.5.0/24", "dev", link.server_if)
+        runtime = Runtime(settings(link), load_catalog(tmp_path), MemoryStore())
+        async with running(link, runtime):
+            relay_out = Client(link, ("10.77.0.141", 67))  # the relay sends from its server-side address
+            relay_in = Client(link, ("10.99.5.1", 67))  # and hears the answer on giaddr, port 67
+            try:
+                relay_out.send(P.encode(relayed), (SERVER_IP, 67))
+                got = await relay_in.recv(1.0)
+            finally:
+                relay_out.close()
+                relay_in.close()
+    reply = assert_proxy_reply(got, relayed, P.OFFER, b"ipxe.efi", "10.99.5.1", 67, 67)
+    assert reply.giaddr == "10.99.5.1"
+    assert runtime.mac_for_ip("10.77.0.141") is None  # the relay's address names no machine (TFTP, /assets)
+    record = await runtime.machine(request.mac)
+    assert record.profile == "rack" and record.client_ip is None

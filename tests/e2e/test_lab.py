@@ -9,11 +9,13 @@ import re
 import threading
 import time
 
+from bootserver.lab import catalog as lab_catalog
 from bootserver.lab.disk import read_install_marker
-from bootserver.lab.lab import DISK_BOOT_RE, INSTALLED_RE, POSTED_RE, MachineSpec
+from bootserver.lab.lab import DISK_BOOT_RE, FAILED_RE, INSTALLED_RE, POSTED_RE, MachineSpec
 from bootserver.lab.server import BootserverService
 
 from conftest import BOOT_TIMEOUT
+from ignition_checks import BAD_CONFIG, check_installed_disk, check_untouched_disk
 
 #: An installed UEFI machine gets silence from bootserver; OVMF reaches its disk entry only after
 #: its PXEv4 and HTTPv4 attempts time out (about 60 s each under TCG), then runs the disk's
@@ -47,19 +49,33 @@ def install_story(lab, server, spec, results):
     assert match["firmware"] == spec.firmware  # the MBR code on BIOS, the EFI application on UEFI
 
 
+def rejected_story(lab, spec, results):
+    """A config real Ignition refuses: the test OS reports Ignition's error and powers off."""
+    machine = lab.power_on(spec.name)
+    match, results[spec.name] = machine.wait_for(FAILED_RE, BOOT_TIMEOUT)
+    assert match["reason"] == "ignition"
+    wait_until(lambda: not machine.running(), 60, f"{spec.name} to power off")
+
+
 def test_bios_and_uefi_install_then_boot_from_disk(make_lab):
+    """Real Ignition applies each machine's config to its disk (and refuses a bad one); the
+    machines then boot from their disks."""
     bios, uefi = MachineSpec.make(1, "bios"), MachineSpec.make(1, "uefi")
+    bad = MachineSpec.make(2, "bios", metadata=BAD_CONFIG)
     server = BootserverService()
-    lab = make_lab([bios, uefi], server)
+    lab = make_lab([bios, uefi, bad], server)
     results, errors = {}, []
 
     def story(spec):
         try:
-            install_story(lab, server, spec, results)
+            if spec is bad:
+                rejected_story(lab, spec, results)
+            else:
+                install_story(lab, server, spec, results)
         except BaseException as exc:  # reported below, from the test's thread
             errors.append(exc)
 
-    threads = [threading.Thread(target=story, args=(spec,)) for spec in (bios, uefi)]
+    threads = [threading.Thread(target=story, args=(spec,)) for spec in (bios, uefi, bad)]
     for t in threads:
         t.start()
     for t in threads:
@@ -81,7 +97,8 @@ def test_bios_and_uefi_install_then_boot_from_disk(make_lab):
         # what was served on the first boot, in order
         assert [e["detail"]["action"] for e in first_boot if e["kind"] == "http.ipxe"] == ["boot"]
         served = [e["detail"]["file"] for e in first_boot if e["kind"] in ("http.kernel", "http.asset")]
-        assert served == [lab.kernel_asset, lab.initrd_asset]
+        # the test OS, then what Ignition fetched: the merged fragment (fetch), the payload (files)
+        assert served == [lab.kernel_asset, lab.initrd_asset, lab_catalog.FRAGMENT_ASSET, lab_catalog.PAYLOAD_ASSET]
         assert k.index("dhcp.offer") < k.index("http.ipxe") < k.index("http.kernel") < k.index("http.ignition")
         assert k.index("http.ignition") < installed_at
         if spec.firmware == "uefi":
@@ -101,6 +118,15 @@ def test_bios_and_uefi_install_then_boot_from_disk(make_lab):
             assert re.search(r'BdsDxe: failed to load Boot\d+ "UEFI PXEv4', second_console)
             assert re.search(r'BdsDxe: starting Boot\d+ "UEFI Misc Device"', second_console)
         assert console.count("TESTOS-INSTALLED") == 1, "the machine installed twice"
+        check_installed_disk(machine.disk, spec, [s for s in (bios, uefi, bad) if s is not spec])
+    # the bad config: Ignition's fetch stage refused it, bootserver's timeline says why
+    print(f"bad config: power-on to failed {results[bad.name]:.1f} s")
+    assert server.machine(bad.mac)["state"] == "failed"
+    failed = [e for e in server.timeline(bad.mac) if e["kind"] == "installer.failed"]
+    assert len(failed) == 1
+    reason = failed[0]["detail"]["detail"]
+    assert "ignition fetch stage failed" in reason and "CRITICAL : Ignition failed: hash verification failed" in reason, reason
+    check_untouched_disk(lab.machines[bad.name].disk)
 
 
 def test_uefi_snponly_boots_the_test_os(make_lab):

@@ -12,7 +12,8 @@ import pytest
 
 from bootserver.lab import catalog as lab_catalog
 from bootserver.lab import testos
-from bootserver.lab.disk import DISK_BOOT_MARKER, boot_sector, create_disk, disk_payload, read_install_marker
+from bootserver.lab.disk import (DISK_BOOT_MARKER, MARKER_SECTOR, boot_sector, create_disk, disk_payload,
+                                 read_install_marker)
 from bootserver.lab.lab import MachineSpec
 from bootserver.lab.netns import Topology, in_netns, list_netns
 from bootserver.lab.qemu import OVMF_CODE, OVMF_VARS
@@ -89,7 +90,7 @@ def test_install_marker_roundtrip(tmp_path):
     disk = create_disk(tmp_path / "d.img", 1)
     assert read_install_marker(disk) is None
     with open(disk, "r+b") as f:
-        f.seek(512)
+        f.seek(MARKER_SECTOR * 512)
         f.write(b"BOOTSERVER-LAB-INSTALLED host=h mac=52:54:00:00:00:01\n")
     assert read_install_marker(disk) == "BOOTSERVER-LAB-INSTALLED host=h mac=52:54:00:00:00:01"
 

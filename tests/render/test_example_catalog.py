@@ -39,7 +39,7 @@ def test_example_machines_get_valid_ignition(mac, hostname, installs):
 def test_install_template_needs_an_install_disk():
     template = REPO / "profiles" / "templates" / "flatcar-install.bu"
     context = {"machine": {"name": "n"}, "metadata": {"hostname": "n"},
-               "urls": {"ignition": "http://b/ignition?mac=x", "events": "http://b/e?token=t"}}
+               "urls": {"ignition": "http://b/ignition?mac=x", "events": "http://b/e?token=t", "assets": "http://b/assets"}}
     with pytest.raises(RenderError) as info:
         render_ignition(template, context, files_dir=Path(template).parent)
     line = next(i for i, text in enumerate(template.read_text().splitlines(), 1) if text.strip().startswith("DISK="))

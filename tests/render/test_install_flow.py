@@ -125,8 +125,8 @@ async def test_install_config_installs_final_profile_and_reports(server, tmp_pat
     proc, stubs = run_installer(tmp_path, installer_script(install), "echo writing image")
     assert proc.returncode == 0, proc.stderr
     args = (stubs / "flatcar-install.args").read_text().splitlines()
-    assert args == ["-d", DISK, "-i", str(tmp_path / "work" / "final.ign"), "-C", "stable",
-                    "-b", f"{server.url}/assets/flatcar/amd64"]  # the local verified mirror by default
+    assert args == ["-d", DISK, "-i", str(tmp_path / "work" / "final.ign"), "-V", "current", "-C", "stable",
+                    "-b", f"{server.url}/assets/flatcar/amd64/stable"]  # the channel's folder of the local mirror
     assert json.loads((tmp_path / "work" / "final.ign").read_text()) == final
     assert (stubs / "systemctl.args").read_text().split() == ["reboot"]
     assert not list(Path("/tmp").glob("pwned-*"))

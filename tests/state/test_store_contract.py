@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from bootserver.state import Event, UnknownMachine
+from bootserver.state import Event, StateChanged, UnknownMachine
 
 MAC = "52:54:00:a1:9c:ae"
 OTHER = "52:54:00:00:00:02"
@@ -48,6 +48,20 @@ async def test_set_state(store):
     assert (await store.get(MAC)).state == "installed"
     with pytest.raises(UnknownMachine):
         await store.set_state(OTHER, "ready")
+
+
+async def test_set_state_compare_and_set_refuses_a_stale_expectation(make_store, store_url):
+    one = await make_store()
+    two = one if store_url.startswith("memory") else await make_store()  # another replica, same database
+    await one.ensure(MAC, state="installing")
+    seen = await one.get(MAC)
+    assert (await two.set_state(MAC, "installed", expected="installing")).state == "installed"  # first
+    with pytest.raises(StateChanged) as refused:
+        await one.set_state(MAC, "failed", expected=seen.state)  # decided from a state that is gone
+    assert (refused.value.expected, refused.value.current) == ("installing", "installed")
+    assert (await one.get(MAC)).state == "installed" and (await two.get(MAC)).state == "installed"
+    with pytest.raises(UnknownMachine):
+        await one.set_state(OTHER, "ready", expected="ready")
 
 
 async def test_events_keep_order_detail_and_source(store):
