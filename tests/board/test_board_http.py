@@ -41,7 +41,11 @@ async def test_looking_at_a_machine_changes_nothing_and_masks_secrets(serve, cat
     async with aiohttp.ClientSession() as s:
         script = await text(s, f"{server.url}/ipxe?mac={MAC}&arch=x86_64-efi")
         token = re.search(r"token=([\w-]+)", script).group(1)
-        before = await text(s, f"{server.url}/api/v1/machines/{MAC}/events")
+        for _ in range(100):  # the /ipxe step is written after the answer: wait until it is there
+            before = await text(s, f"{server.url}/api/v1/machines/{MAC}/events")
+            if "http.ipxe" in before:
+                break
+            await asyncio.sleep(0.05)
         page = await text(s, f"{server.url}/ui/machines/{MAC}")
         for _ in range(3):
             await text(s, f"{server.url}/ui/machines/{MAC}/timeline")
