@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 import yaml
 
 Path_ = tuple  # a field path such as ("spec", "boot", "initrd", 0)
+
+
+import re
+
+DOCUMENT_START = re.compile(r"^---(?=\s|$)", re.MULTILINE)
+#: contexts whose mark is where an unclosed thing was opened (the brace, bracket or quote to fix)
+OPENED = ("while parsing a flow", "while scanning a quoted scalar", "while scanning a double-quoted",
+          "while scanning a single-quoted")
 
 
 class DuplicateKey(Exception):
@@ -17,11 +25,21 @@ class DuplicateKey(Exception):
 
 
 @dataclass
+class Broken:
+    """A document that is not valid YAML: where to look and why (the rest of the file still loads)."""
+
+    line: int
+    column: int | None
+    message: str
+
+
+@dataclass
 class Document:
     index: int  # 0-based position in the file
     line: int  # 1-based
     data: Any
     positions: dict[tuple, tuple[int, int]]  # field path -> (line, column), both 1-based
+    duplicates: list[DuplicateKey] = field(default_factory=list)  # repeated keys (the last one wins)
 
     def where(self, path: tuple) -> tuple[int, int]:
         """The closest known position for `path` (walks up to the parent when a key is missing)."""
@@ -32,7 +50,7 @@ class Document:
         return self.positions.get((), (self.line, 1))
 
 
-def _convert(loader: yaml.SafeLoader, node: yaml.Node, path: tuple, positions: dict) -> Any:
+def _convert(loader: yaml.SafeLoader, node: yaml.Node, path: tuple, positions: dict, dups: list) -> Any:
     positions[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
@@ -42,36 +60,70 @@ def _convert(loader: yaml.SafeLoader, node: yaml.Node, path: tuple, positions: d
             if key is None:
                 raise yaml.MarkedYAMLError(problem="mapping keys must be plain strings", problem_mark=key_node.start_mark)
             if key in seen:
-                raise DuplicateKey(key, key_node.start_mark.line + 1, key_node.start_mark.column + 1, seen[key])
+                dups.append(DuplicateKey(key, key_node.start_mark.line + 1, key_node.start_mark.column + 1, seen[key]))
             seen[key] = key_node.start_mark.line + 1
-            out[key] = _convert(loader, value_node, path + (key,), positions)
+            out[key] = _convert(loader, value_node, path + (key,), positions, dups)
             positions[path + (key,)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_convert(loader, item, path + (i,), positions) for i, item in enumerate(node.value)]
+        return [_convert(loader, item, path + (i,), positions, dups) for i, item in enumerate(node.value)]
     value = loader.construct_object(node, deep=True)
     if isinstance(value, (int, float)) and not isinstance(value, bool) and ":" in str(node.value):
         return node.value  # YAML 1.1 reads 52:54:00:00:00:01 as a base-60 number; keep the text
     return value
 
 
-def load_documents(text: str) -> Iterator[Document]:
-    """Yield each YAML document with positions. Raises yaml.YAMLError or DuplicateKey.
+def syntax_problem(exc: yaml.MarkedYAMLError, offset: int) -> Broken:
+    """Where a syntax error is fixed: the opening of an unclosed brace, bracket or quote, else the
+    place the parser stopped."""
+    context, opened, found = exc.context or "", exc.context_mark, exc.problem_mark
+    if opened is not None and context.startswith(OPENED):
+        where = f" (found {exc.problem} at line {found.line + 1 + offset})" if found is not None else ""
+        what = re.sub(r"^while (parsing|scanning) an? ", "", context)
+        return Broken(opened.line + 1 + offset, opened.column + 1, f"{what} opened here is not closed{where}")
+    mark = found or opened
+    return Broken(mark.line + 1 + offset if mark else 1 + offset, mark.column + 1 if mark else None,
+                  str(exc.problem or exc.context))
 
-    One loader per call, composing and constructing: nothing is shared between loads (reloads run
-    in threads), and what a document constructed is dropped before the next one.
+
+def _chunks(text: str) -> Iterator[tuple[int, str]]:
+    """The file cut at each `---` line, with the 0-based line each part starts on, so one broken
+    document does not hide the others."""
+    starts = [0] + [m.start() for m in DOCUMENT_START.finditer(text) if m.start() > 0]
+    for begin, end in zip(starts, starts[1:] + [len(text)]):
+        yield text.count("\n", 0, begin), text[begin:end]
+
+
+def load_documents(text: str) -> Iterator[Document | Broken]:
+    """Yield each YAML document with positions, or a Broken entry for a document that does not parse.
+
+    One loader per document, composing and constructing: nothing is shared between loads (reloads
+    run in threads), and what a document constructed is dropped before the next one.
     """
-    loader = yaml.SafeLoader(text)
-    try:
-        index = 0
-        while loader.check_node():
-            node = loader.get_node()
-            if node is not None:
-                positions: dict[tuple, tuple[int, int]] = {}
-                data = _convert(loader, node, (), positions)
-                loader.constructed_objects.clear()
-                loader.recursive_objects.clear()
-                yield Document(index=index, line=node.start_mark.line + 1, data=data, positions=positions)
+    index = 0
+    for offset, chunk in _chunks(text):
+        loader = yaml.SafeLoader(chunk)
+        try:
+            while loader.check_node():
+                node = loader.get_node()
+                if node is not None:
+                    positions: dict[tuple, tuple[int, int]] = {}
+                    dups: list[DuplicateKey] = []
+                    data = _convert(loader, node, (), positions, dups)
+                    loader.constructed_objects.clear()
+                    loader.recursive_objects.clear()
+                    shifted = {path: (line + offset, col) for path, (line, col) in positions.items()}
+                    for dup in dups:
+                        dup.line += offset
+                        dup.first_line += offset
+                    yield Document(index=index, line=node.start_mark.line + 1 + offset, data=data,
+                                   positions=shifted, duplicates=dups)
+                index += 1
+        except yaml.MarkedYAMLError as exc:
+            yield syntax_problem(exc, offset)
             index += 1
-    finally:
-        loader.dispose()
+        except yaml.YAMLError as exc:
+            yield Broken(offset + 1, None, f"YAML error: {exc}")
+            index += 1
+        finally:
+            loader.dispose()
