@@ -6,8 +6,11 @@ Start order: store, catalog, HTTP, TFTP, proxyDHCP, catalog watcher; stop in rev
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import os
 import signal
+import socket
 from typing import Any
 
 from aiohttp import web
@@ -60,6 +63,39 @@ class HTTPComponent:
             await self._runner.cleanup()
 
 
+class StartError(OSError):
+    """A listener could not start; the message names the setting (flag) and its value."""
+
+
+def _listen_problem(name: str, settings: Settings, exc: BaseException) -> StartError:
+    """`--http 127.0.0.1:8080: address already in use` rather than a bare `[Errno 98]`."""
+    value = {"http": settings.http, "tftp": "0.0.0.0:69" if settings.tftp == "auto" else settings.tftp,
+             "dhcp": ",".join(settings.dhcp)}[name]
+    source = settings.sources.get(name, "default")
+    where = f"--{name} {value}" if source.startswith("flag") else f"{name} {value} ({source})"
+    if isinstance(exc, socket.gaierror):
+        reason = f"unknown host ({exc.strerror})"
+    elif isinstance(exc, OSError) and exc.errno:
+        reason = os.strerror(exc.errno).lower() + (" (ports below 1024 need root)" if exc.errno == errno.EACCES else "")
+    else:
+        reason = str(exc)
+    return StartError(f"cannot listen on {where}: {reason}")
+
+
+def check_interfaces(settings: Settings) -> None:
+    """Every proxyDHCP interface exists and has an IPv4 address, checked before anything binds."""
+    from bootserver.dhcp.proxy import interface_address
+
+    known = [name for _index, name in socket.if_nameindex()]
+    for name in settings.dhcp:
+        if name not in known:
+            raise StartError(f"--dhcp {name}: no such network interface (there are: {', '.join(known)})")
+        try:
+            interface_address(name)
+        except OSError:
+            raise StartError(f"--dhcp {name}: the interface has no IPv4 address (proxyDHCP answers on IPv4)") from None
+
+
 class Server:
     """All of bootserver in one object: `await start()`, `await stop()`, `await reload()`."""
 
@@ -71,6 +107,7 @@ class Server:
 
     async def start(self) -> None:
         s = self.settings
+        check_interfaces(s)  # before anything binds: a typo in --dhcp leaves nothing half-started
         catalog = load_catalog(s.catalog, s.assets)  # raises CatalogError: refuse to start broken
         for warning in catalog.warnings:
             log.warning("%s", warning)
@@ -100,6 +137,9 @@ class Server:
         for name, component in wanted:
             try:
                 await component.start()
+            except OSError as exc:
+                await self.stop()
+                raise _listen_problem(name, s, exc) from None
             except BaseException:
                 await self.stop()
                 raise

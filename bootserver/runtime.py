@@ -160,8 +160,8 @@ class Runtime(OperatorReads):
         names: dict[str, Any] = {}
         if found is not None:
             names["profile"] = found.profile.name
-            if not lifecycle.is_fallback(found):
-                names["name"] = found.name
+            if found.machine is not None:  # a group-matched machine has no name of its own: keep its MAC
+                names["name"] = found.machine.name
         facts = discovery.facts_from(request)
         if record is not None and target is None and _unchanged(record, names, facts):
             return record  # nothing new to write: keep the hot path to one read

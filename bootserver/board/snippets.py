@@ -8,8 +8,8 @@ from bootserver.boot.machine import MachineRecord
 
 
 def machine_yaml(record: MachineRecord, profile: str = "CHANGE-ME") -> str:
-    """Name from the MAC (node-525400000001), the facts bootserver saw as comments."""
-    name = "node-" + record.mac.replace(":", "")
+    """Name from the MAC (machine-525400000001, as `bootserver machines adopt`), the facts seen as comments."""
+    name = "machine-" + record.mac.replace(":", "")
     seen = ", ".join(f"{k} {v}" for k, v in (("arch", record.arch), ("vendor", record.vendor),
                                               ("address", record.client_ip)) if v)
     lines = ["apiVersion: bootserver/v1", "kind: Machine", f"metadata: {{name: {name}}}", "spec:",

@@ -81,7 +81,9 @@ def load_catalog(root: Path | str, assets_dir: Path | str | None = None, generat
     root = Path(root)
     out = _Collector()
     if not root.is_dir():
-        raise CatalogError([Problem(root, 1, None, "catalog", "", "catalog directory does not exist")])
+        why = ("is a file, not a directory: the catalog is a folder of YAML files (give its folder)"
+               if root.exists() else "catalog directory does not exist")
+        raise CatalogError([Problem(root, 1, None, "catalog", "", why)])
     files = sorted(p for p in root.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
     docs: list[tuple[Path, Document, str]] = []
     for file in files:
@@ -263,6 +265,7 @@ def _selector(raw: dict, out, file, doc, label) -> Selector | None:
 def validate(root: Path | str, assets_dir: Path | str | None = None) -> list[Problem]:
     """Every problem (errors and warnings) of the catalog at `root`; empty when clean."""
     try:
-        return list(load_catalog(root, assets_dir).warnings)
+        problems = list(load_catalog(root, assets_dir).warnings)
     except CatalogError as exc:
-        return exc.problems
+        problems = exc.problems
+    return sorted(problems, key=lambda p: (str(p.file), p.line, p.column or 0))

@@ -50,5 +50,5 @@ def test_the_machine_snippet_is_a_valid_catalog_document(tmp_path):
     root = write_catalog(tmp_path / "c", {"profiles.yaml": PROFILE, "adopted.yaml": snippet,
                                           "ignition.json": '{"ignition": {"version": "3.3.0"}}'})
     catalog = load_catalog(root, tmp_path / "assets")
-    assert catalog.by_mac["02:00:00:aa:bb:cc"].name == "node-020000aabbcc"
+    assert catalog.by_mac["02:00:00:aa:bb:cc"].name == "machine-020000aabbcc"
     assert "<" not in snippet and "#1" not in snippet.split("\n", 1)[1]
