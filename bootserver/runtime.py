@@ -322,7 +322,7 @@ class Runtime(OperatorReads):
         self._counts = None
         self.changes.publish(mac)
 
-    def _note_step(self, mac: str, kind: str, at: float, limit: int = 200_000) -> None:
+    def _note_step(self, mac: str, kind: str, at: float, limit: int = 65536) -> None:
         """Remember the machine's latest step (for the fleet view) and tell live views it moved."""
         self._last_step[mac] = (kind, at)
         self._last_step.move_to_end(mac)

@@ -130,6 +130,9 @@ def load_catalog(root: Path | str, assets_dir: Path | str | None = None, generat
         elif kind in ("Machine", "Group") and isinstance(spec, dict) and isinstance(spec.get("profile"), str):
             refs.append((file, doc, label, ("spec", "profile"), spec["profile"]))  # checked even if the rest is bad
         if problems:
+            selector = spec.get("selector") if kind == "Group" and isinstance(spec, dict) else None
+            if isinstance(selector, dict) and not any(path[:2] == ("spec", "selector") for path, _ in problems):
+                _selector(selector, out, file, doc, label)  # its values' errors too, in the same run
             continue
         if not NAME_RE.match(name):
             out.add(file, doc, label, ("metadata", "name"),

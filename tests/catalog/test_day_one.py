@@ -74,6 +74,7 @@ spec: {boot: {kernel: /etc/passwd}}
         r"machines.yaml:8:\d+: error: document 2: duplicate key 'name' \(first at line 8\)",
         r"machines.yaml:13:\d+: error: file: YAML syntax error: flow mapping opened here is not closed",
         r"machines.yaml:19:\d+: error: Group rack: spec.bogus: .*",
+        r"machines.yaml:19:\d+: error: Group rack: spec.selector.mac_prefix: .*",
         r"machines.yaml:19:\d+: error: Group rack: spec.profile: profile 'missing-too' does not exist",
         r"machines.yaml:2[34]:\d+: error: Profile Broken_Name: .*",
     ]
