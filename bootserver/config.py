@@ -96,6 +96,10 @@ def _check_state(url: str, source: str) -> None:
 def _coerce(name: str, value: Any) -> Any:
     f = FIELDS[name]
     kind = str(f.type)
+    if isinstance(value, str) and not value.strip() and not kind.startswith("tuple"):
+        if "None" in kind:
+            return None  # an empty value means unset (BOOTSERVER_ARM64_LOADER="" is no loader, not "")
+        raise SettingsError(f"{name}: the value is empty; leave it out to use the default ({f.default})")
     if value is None:
         if "None" in kind:
             return None

@@ -16,14 +16,17 @@ from bootserver.boot import lifecycle, methods
 from bootserver.boot.machine import DISCOVERED, Event, MachineRecord, token_matches
 from bootserver.boot.matching import Match, match_for
 from bootserver.boot.request import BootRequest
+from bootserver.boot.updates import UpdateRecord
 from bootserver.catalog.model import Catalog, Profile
 from bootserver.changes import Changes, Subscription, TooManySubscribers
 from bootserver.config import Settings
 from bootserver.operator_reads import OperatorReads
+from bootserver.omaha.codec import AppAnswer, OmahaApp
 from bootserver.render import served_ignition
 from bootserver.render.context import template_context
 from bootserver import discovery
 from bootserver.state.base import StateChanged, Store, StoreError, StoreUnavailable, UnknownMachine
+from bootserver.update_service import UpdateService
 
 #: What adapters may catch from the intent methods (the store's faults, as Runtime passes them on).
 __all__ = ["INSTALLER_EVENTS", "NotAdopted", "Runtime", "StateChanged", "StoreError", "StoreUnavailable",
@@ -66,6 +69,7 @@ class Runtime(OperatorReads):
         self.http_port: int | None = None  # the bound port, once HTTP is listening
         self._ip_to_mac: OrderedDict[str, str] = OrderedDict()
         self._pending: set[asyncio.Task] = set()  # timeline writes nobody waits for (see observe)
+        self._updates = UpdateService(self)
 
     # -- the app's side: what changed in the process --------------------------------------------
 
@@ -352,6 +356,23 @@ class Runtime(OperatorReads):
         """Wait for timeline writes still in flight (called before the store closes)."""
         while self._pending:
             await asyncio.gather(*list(self._pending), return_exceptions=True)
+
+    async def update_check(self, app: OmahaApp, client_ip: str | None, base_url: str) -> AppAnswer:
+        """Answer one app of an Omaha request from update_engine: record its events and version,
+        and offer the update its catalog entry's policy allows (see update_service)."""
+        return await self._updates.check(app, client_ip, base_url)
+
+    async def update_states(self) -> dict[str, UpdateRecord]:
+        """{MAC: its update record}: the OS version and update state of every machine that reported."""
+        return await self._updates.by_mac()
+
+    async def updates_status(self) -> dict[str, Any]:
+        """Every rollout (policy, target, machines updating) and every machine's update state."""
+        return await self._updates.status()
+
+    async def updates_pause(self, rollout: str | None, paused: bool) -> dict[str, Any]:
+        """Pause or resume one rollout ("group/NAME", "profile/NAME") or, with None, all of them."""
+        return await self._updates.pause(rollout, paused)
 
     async def close(self) -> None:
         """Settle the timeline and close the store (the last step of a stop)."""

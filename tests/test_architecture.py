@@ -44,3 +44,14 @@ def test_the_field_check_sees_a_reach_past_runtime(tmp_path):
     sample = tmp_path / "adapter.py"
     sample.write_text("async def f(self, runtime):\n    await runtime.store.get('m')\n    self.runtime.catalog\n")
     assert runtime_field_uses(sample) == ["adapter.py:2: runtime.store", "adapter.py:3: runtime.catalog"]
+
+
+def test_no_private_asyncio_api():
+    """asyncio's underscore names change between Python releases; bootserver uses none of them."""
+    uses = []
+    for path in sorted((ROOT / "bootserver").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            name = node.attr if isinstance(node, ast.Attribute) else getattr(node, "value", None)
+            if isinstance(name, str) and name.startswith("_asyncio"):
+                uses.append(f"{path.relative_to(ROOT)}:{node.lineno}: {name}")
+    assert uses == []

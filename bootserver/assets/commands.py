@@ -15,7 +15,8 @@ from pathlib import Path
 from bootserver.assets import AssetError
 from bootserver.assets.flatcar import fetch_release
 from bootserver.assets.generic import fetch_file
-from bootserver.assets.mirror import ARCHES, CHANNELS, listing, prune
+from bootserver.assets.mirror import ARCHES, CHANNELS, listing, load_manifest, prune
+from bootserver.assets.updates import release_from_manifest, update_file_names
 from bootserver.assets.progress import Progress, human_size
 
 
@@ -36,8 +37,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                     "(default: Flatcar's image signing key, shipped with bootserver)")
     fetch.add_argument("--default", action="store_true",
                        help="make this channel the one flatcar/<arch>/current follows")
+    fetch.add_argument("--update-payload", action="store_true",
+                       help="also mirror flatcar_production_update.gz, what the Omaha responder offers")
+    fetch.add_argument("--oem", action="append", default=[], metavar="ID",
+                       help="also mirror oem-ID.gz for machines with that OEM ID (repeatable; implies "
+                            "--update-payload)")
+    fetch.add_argument("--sysext", action="append", default=[], metavar="NAME",
+                       help="also mirror the flatcar-NAME.gz sysext package (repeatable; implies --update-payload)")
     fetch.add_argument("--sha256", help="with a URL: the expected SHA-256 (required with a URL; no default)")
-    fetch.add_argument("--to", help="with a URL: where to place it, relative to the assets folder (required with a URL; no default)")
+    fetch.add_argument("--to", help="with a URL: where to place it, relative to the assets folder (required with a URL; "
+                                     "no default)")
     lister = sub.add_parser("list", help="mirrored releases and files: sizes, pointers, verification")
     lister.add_argument("--check", action="store_true",
                         help="hash every file again against what was verified (slow on big images)")
@@ -78,13 +87,20 @@ def _fetch(args: argparse.Namespace, assets: Path) -> int:
     if args.source == "flatcar":
         if args.sha256 or args.to:
             raise AssetError("--sha256/--to are for fetching a URL; Flatcar releases are verified by signature")
+        wanted = args.update_payload or args.oem or args.sysext
         result = fetch_release(assets, args.channel, args.version, args.arch, args.base_url, args.keyring,
-                               progress, make_default=args.default)
+                               progress, make_default=args.default,
+                               update_files=update_file_names(args.oem, args.sysext) if wanted else None)
         state = "already present" if result.already_present else "fetched and verified"
         print(f"flatcar {args.arch} {result.version}: {state} in {result.path}")
         for name in result.pointers:
             print(f"  flatcar/{args.arch}/{name} -> {result.version}")
+        release = release_from_manifest(load_manifest(assets), args.arch, result.version) if wanted else None
+        for package in (release.payload, *release.extras) if release else ():
+            print(f"  update package {package.name}: {package.size} bytes, sha256 {package.sha256_hex}")
         return 0
+    if args.update_payload or args.oem or args.sysext:
+        raise AssetError("--update-payload/--oem/--sysext are for 'fetch flatcar'")
     if not (args.sha256 and args.to):
         raise AssetError("fetching a URL needs --sha256 HEX and --to PATH (or use 'flatcar' as the source)")
     result = fetch_file(assets, args.source, args.sha256, args.to, progress)

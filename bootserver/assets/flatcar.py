@@ -18,6 +18,7 @@ from bootserver.assets.download import NotFound, download, exists, fetch_small
 from bootserver.assets.keys import KEY_NAME_RE, KEYS_DIR, publish_key
 from bootserver.assets.mirror import ARCHES, CHANNELS, STAGING, VERSION_RE, load_manifest, locked, point, save_manifest
 from bootserver.assets.progress import Progress
+from bootserver.assets.updates import fetch_update_files
 from bootserver.assets.verify import VerificationError, check_digests, file_hash, keyring, verify_signature
 
 PXE_FILES = ("flatcar_production_pxe.vmlinuz", "flatcar_production_pxe_image.cpio.gz")
@@ -65,11 +66,13 @@ def resolve_current(base: str) -> str:
 
 def fetch_release(assets: Path, channel: str = "stable", version: str = "current", arch: str = "amd64",
                   base_url: str | None = None, key_file: Path | None = None,
-                  progress: Progress | None = None, make_default: bool = False) -> FetchResult:
+                  progress: Progress | None = None, make_default: bool = False,
+                  update_files: list[str] | None = None) -> FetchResult:
     """Mirror one Flatcar release into `assets/flatcar/<arch>/<version>/` and update pointers.
 
     Nothing is placed unless every file's signature verified; a failure leaves the previous
-    releases and pointers exactly as they were.
+    releases and pointers exactly as they were. `update_files` (see updates.update_file_names)
+    adds the update payload and OEM/sysext packages the Omaha responder offers.
     """
     if channel not in CHANNELS:
         raise AssetError(f"unknown channel {channel!r} (one of {', '.join(CHANNELS)})")
@@ -107,6 +110,11 @@ def fetch_release(assets: Path, channel: str = "stable", version: str = "current
             # verified against it (now, or when it was mirrored): installers may be pointed at it
             releases[version]["key"] = publish_key(assets, key_file)
             progress.note(f"image key published as {releases[version]['key']}")
+        if update_files:
+            with keyring(key_file) as ring:
+                fetch_update_files(assets, target, f"{base}/{version}", update_files, ring, releases[version],
+                                   progress)
+            save_manifest(assets, manifest)
         moved = [f"{channel}/{version}"]
         point(arch_dir / channel / version, f"../{version}")
         if follow_current:

@@ -15,6 +15,7 @@ from bootserver.catalog import schema
 from bootserver.catalog.mac import MacError, normalize_mac, normalize_mac_prefix
 from bootserver.catalog.model import (ARCHES, BootSpec, Catalog, Group, IgnitionSpec, Machine, Problem, Profile,
                                       Selector, Source)
+from bootserver.catalog.updates import parse_updates
 from bootserver.catalog.yamlpos import Broken, Document, load_documents
 
 #: a kernel argument with no `=` that starts with a digit: what is left of `console=ttyS0,115200n8`
@@ -164,14 +165,16 @@ def load_catalog(root: Path | str, assets_dir: Path | str | None = None, generat
                 by_mac[mac] = machine
         elif kind == "Group":
             selector = _selector(spec.get("selector", {}), out, file, doc, label)
-            if selector is None:
+            updates = _updates(spec, out, file, doc, label)
+            if selector is None or updates is False:
                 continue
             if any(g.name == name for g in groups):
                 other = next(g for g in groups if g.name == name)
                 out.add(file, doc, label, ("metadata", "name"),
                         f"duplicate Group name {name!r} (also at {other.source})")
                 continue
-            groups.append(Group(name, selector, spec["profile"], source, _freeze(spec.get("metadata", {}))))
+            groups.append(Group(name, selector, spec["profile"], source, _freeze(spec.get("metadata", {})),
+                                updates=updates))
 
     for file, doc, label, path, ref in refs:
         if ref in declared and ref not in profiles:
@@ -231,10 +234,22 @@ def _profile(name, spec, source, root, assets_dir, out, file, doc, label) -> Pro
             out.add(file, doc, label, ("spec", "ignition", key), f"template file {rel!r} does not exist in {root}")
             return None
         ignition = IgnitionSpec(**{key: path})
+    updates = _updates(spec, out, file, doc, label)
+    if updates is False:
+        return None
     return Profile(name=name, source=source, ignition=ignition,
                    boot=BootSpec(boot["kernel"], tuple(boot.get("initrd", [])), tuple(boot.get("args", []))),
                    after_install=spec.get("after_install", "none"), metadata=_freeze(spec.get("metadata", {})),
-                   final_profile=spec.get("final_profile"))
+                   final_profile=spec.get("final_profile"), updates=updates)
+
+
+def _updates(spec, out, file, doc, label):
+    """The spec's update policy, None without one, False when it has errors (already reported)."""
+    if "updates" not in spec:
+        return None
+    policy = parse_updates(spec["updates"], ("spec", "updates"),
+                           lambda path, message: out.add(file, doc, label, path, message))
+    return False if policy is None else policy
 
 
 def _selector(raw: dict, out, file, doc, label) -> Selector | None:

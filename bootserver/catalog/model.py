@@ -57,6 +57,36 @@ class IgnitionSpec:
 
 
 @dataclass(frozen=True)
+class Window:
+    """A daily maintenance window in UTC: `length_minutes` from `start_minute`, on `days` (all if empty)."""
+
+    start_minute: int
+    length_minutes: int
+    days: tuple[str, ...] = ()  # mon, tue, ... as strftime("%a").lower() spells them
+
+    def describe(self) -> str:
+        start = f"{self.start_minute // 60:02d}:{self.start_minute % 60:02d}"
+        return f"{start} UTC for {self.length_minutes} min" + (f" on {', '.join(self.days)}" if self.days else "")
+
+
+@dataclass(frozen=True)
+class UpdatePolicy:
+    """A Profile's or Group's Flatcar updates: what to follow and how fast to roll it out."""
+
+    enabled: bool = True
+    channel: str = "stable"  # follow flatcar/<arch>/<channel>/current in the mirror ...
+    version: str | None = None  # ... or pin this release
+    group: str | None = None  # GROUP in update.conf (update_engine's track); default: the channel
+    max_updating: int | None = None  # machines in an update at once (None: no limit)
+    max_per_hour: int | None = None  # offers per rolling hour
+    window: Window | None = None
+
+    @property
+    def track(self) -> str:
+        return self.group or self.channel
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     boot: BootSpec
@@ -65,6 +95,7 @@ class Profile:
     after_install: str = "none"  # none | local-disk
     final_profile: str | None = None  # whose Ignition an installer writes to disk (/ignition?stage=final)
     metadata: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
+    updates: UpdatePolicy | None = None
 
 
 @dataclass(frozen=True)
@@ -111,6 +142,7 @@ class Group:
     profile: str
     source: Source
     metadata: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
+    updates: UpdatePolicy | None = None
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,17 @@ class Scalar:
 
 
 @dataclass(frozen=True)
+class Bool:
+    pass
+
+
+@dataclass(frozen=True)
+class Int:
+    low: int = 0
+    high: int = 2**31 - 1
+
+
+@dataclass(frozen=True)
 class ListOf:
     item: Any
 
@@ -58,6 +69,14 @@ def check(value: Any, schema: Any, path: tuple = ()) -> list[tuple[tuple, str]]:
     elif isinstance(schema, Scalar):
         if not isinstance(value, (str, int, float, bool)):
             problems.append((path, f"expected a string, number or boolean, got {_type_name(value)}"))
+    elif isinstance(schema, Bool):
+        if not isinstance(value, bool):
+            problems.append((path, f"expected true or false, got {_type_name(value)}"))
+    elif isinstance(schema, Int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            problems.append((path, f"expected a whole number, got {_type_name(value)}"))
+        elif not schema.low <= value <= schema.high:
+            problems.append((path, f"{value} is out of range ({schema.low} to {schema.high})"))
     elif isinstance(schema, ListOf):
         if not isinstance(value, list):
             problems.append((path, f"expected a list, got {_type_name(value)}"))
@@ -95,19 +114,34 @@ def check(value: Any, schema: Any, path: tuple = ()) -> list[tuple[tuple, str]]:
 
 METADATA = Fields({"name": Str(), "labels": MapOf(Scalar()), "annotations": MapOf(Scalar())}, required=("name",))
 
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+UPDATES = Fields({
+    "enabled": Bool(),
+    "channel": Str(choices=("stable", "beta", "alpha", "lts")),
+    "version": Str(),
+    "group": Str(),
+    "max_updating": Int(1, 100_000),
+    "max_per_hour": Int(1, 1_000_000),
+    "window": Fields({"start": Str(), "length": Str(), "days": ListOf(Str(choices=DAYS))},
+                     required=("start", "length")),
+})
+
 PROFILE_SPEC = Fields({
     "boot": Fields({"kernel": Str(), "initrd": ListOf(Str()), "args": ListOf(Str())}, required=("kernel",)),
     "ignition": Fields({"butane": Str(), "config": Str()}, one_of=("butane", "config")),
     "after_install": Str(choices=("none", "local-disk")),
     "final_profile": Str(),
     "metadata": AnyMap(),
+    "updates": UPDATES,
 }, required=("boot",))
 
 MACHINE_SPEC = Fields({"mac": Str(), "profile": Str(), "metadata": AnyMap()}, required=("mac", "profile"))
 
 SELECTOR = Fields({"mac_prefix": Str(), "arch": Str(), "subnet": Str(), "uuid": Str(), "labels": MapOf(Scalar())})
 
-GROUP_SPEC = Fields({"selector": SELECTOR, "profile": Str(), "metadata": AnyMap()}, required=("profile",))
+GROUP_SPEC = Fields({"selector": SELECTOR, "profile": Str(), "metadata": AnyMap(), "updates": UPDATES},
+                    required=("profile",))
 
 SPECS = {"Profile": PROFILE_SPEC, "Machine": MACHINE_SPEC, "Group": GROUP_SPEC}
 

@@ -49,15 +49,17 @@ class StoreSource:
         return set(self._catalog.profiles) if self._catalog else None
 
     async def machines(self, state: str | None) -> list[dict]:
-        return [machine_view(m) for m in await self._runtime.machines(state)]
+        updates = await self._runtime.update_states()
+        return [machine_view(m, updates.get(m.mac)) for m in await self._runtime.machines(state)]
 
     async def machine(self, mac: str) -> dict:
         record = await self._runtime.machine(mac)
         if record is None:
             raise CommandError(f"no machine {mac} in the state store")
+        view = machine_view(record, (await self._runtime.update_states()).get(mac))
         if self._catalog is None:
-            return machine_view(record)
-        return {**machine_view(record),
+            return view
+        return {**view,
                 "next_boot": decision_view(self._runtime.next_boot(record, as_last_asked(record)))}
 
     async def events(self, mac: str, limit: int, before: int | None) -> dict:
@@ -108,7 +110,7 @@ class ApiSource:
         request = urllib.request.Request(url, method=method)
         if self._token:
             request.add_header("Authorization", f"Bearer {self._token}")
-        return await asyncio.get_running_loop().run_in_executor(None, _fetch, request)
+        return await asyncio.get_running_loop().run_in_executor(None, fetch_json, request)
 
     async def machines(self, state: str | None) -> list[dict]:
         return (await self._call("GET", "/api/v1/machines", {"state": state}))["machines"]
@@ -126,7 +128,8 @@ class ApiSource:
         await self._call("DELETE", f"/api/v1/machines/{mac}")
 
 
-def _fetch(request: urllib.request.Request) -> Any:
+def fetch_json(request: urllib.request.Request) -> Any:
+    """GET/POST an admin API URL; its JSON answer, or CommandError saying what went wrong."""
     try:
         with urllib.request.urlopen(request, timeout=15) as response:
             return json.load(response)

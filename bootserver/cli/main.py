@@ -215,6 +215,7 @@ AREAS = {
     "butane": ("bootserver.render.butane.commands", "translate a Butane file to Ignition, like the butane tool"),
     "machines": ("bootserver.cli.machines", "list, inspect, reinstall and adopt machines"),
     "assets": ("bootserver.assets.commands", "fetch, verify, list and prune OS images"),
+    "updates": ("bootserver.cli.updates", "show, pause and resume Flatcar update rollouts"),
     "lab": ("bootserver.lab.commands", "a QEMU + network-namespace lab that boots through bootserver"),
 }
 

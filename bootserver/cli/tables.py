@@ -22,9 +22,17 @@ def table(headers: list[str], rows: list[list[Any]]) -> str:
 def machine_table(machines: list[dict]) -> str:
     if not machines:
         return "no machines yet"
-    return table(["MAC", "NAME", "PROFILE", "STATE", "ARCH", "LAST SEEN (UTC)"],
-                 [[m["mac"], m["name"], m["profile"], m["state"], m["arch"], _short(m["last_seen"])]
-                  for m in machines])
+    return table(["MAC", "NAME", "PROFILE", "STATE", "ARCH", "OS", "UPDATE", "LAST SEEN (UTC)"],
+                 [[m["mac"], m["name"], m["profile"], m["state"], m["arch"], m.get("os_version"), _update(m),
+                   _short(m["last_seen"])] for m in machines])
+
+
+def _update(machine: dict) -> str | None:
+    """The update state, with the version it is heading to while an update is under way."""
+    state, target = machine.get("update"), machine.get("update_target")
+    if state in ("offered", "downloading", "downloaded", "applied") and target:
+        return f"{state} -> {target}"
+    return state
 
 
 def discovered_table(machines: list[dict]) -> str:

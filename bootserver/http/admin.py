@@ -28,7 +28,7 @@ def _is_loopback(remote: str | None) -> bool:
         return False
 
 
-def _authorize(request: web.Request, token: str | None) -> None:
+def authorize(request: web.Request, token: str | None) -> None:
     if token is None:
         if not _is_loopback(request.remote):
             log.warning("admin API: refused %s %s from %s: not loopback and no admin_token is set",
@@ -71,7 +71,7 @@ def add_routes(app: web.Application, runtime, settings) -> None:
     def guarded(handler):
         """Authorize, then turn store answers into HTTP statuses."""
         async def run(request: web.Request) -> web.Response:
-            _authorize(request, admin_token)
+            authorize(request, admin_token)
             try:
                 return await handler(request)
             except UnknownMachine as exc:
@@ -84,7 +84,9 @@ def add_routes(app: web.Application, runtime, settings) -> None:
 
     async def list_machines(request: web.Request) -> web.Response:
         state = request.query.get("state") or None
-        return web.json_response({"machines": [machine_view(m) for m in await runtime.machines(state)]})
+        updates = await runtime.update_states()
+        machines = await runtime.machines(state)
+        return web.json_response({"machines": [machine_view(m, updates.get(m.mac)) for m in machines]})
 
     async def show_machine(request: web.Request) -> web.Response:
         mac = _mac(request)
@@ -92,7 +94,8 @@ def add_routes(app: web.Application, runtime, settings) -> None:
         if record is None:
             raise UnknownMachine(mac)
         decision = runtime.next_boot(record, as_last_asked(record))
-        return web.json_response({**machine_view(record), "next_boot": decision_view(decision)})
+        update = (await runtime.update_states()).get(mac)
+        return web.json_response({**machine_view(record, update), "next_boot": decision_view(decision)})
 
     async def machine_events(request: web.Request) -> web.Response:
         mac = _mac(request)

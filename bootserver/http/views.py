@@ -11,6 +11,7 @@ from typing import Any
 from bootserver.boot.lifecycle import BootDecision
 from bootserver.boot.machine import Event, MachineRecord
 from bootserver.boot.request import BootRequest
+from bootserver.boot.updates import UpdateRecord
 
 
 def iso(epoch: float | None) -> str | None:
@@ -19,11 +20,14 @@ def iso(epoch: float | None) -> str | None:
     return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def machine_view(rec: MachineRecord) -> dict[str, Any]:
+def machine_view(rec: MachineRecord, update: UpdateRecord | None = None) -> dict[str, Any]:
+    """The machine, with the OS version and update state its update_engine last reported."""
     return {"mac": rec.mac, "name": rec.name, "profile": rec.profile, "state": rec.state, "arch": rec.arch,
             "uuid": rec.uuid, "vendor": rec.vendor, "interface": rec.interface, "client_ip": rec.client_ip,
             "first_seen": iso(rec.first_seen), "last_seen": iso(rec.last_seen),
-            "state_changed": iso(rec.state_changed)}
+            "state_changed": iso(rec.state_changed),
+            "os_version": update.version if update else None, "update": update.status if update else None,
+            "update_target": update.target if update else None}
 
 
 def as_last_asked(rec: MachineRecord) -> BootRequest:

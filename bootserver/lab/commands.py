@@ -8,8 +8,8 @@
 
 The lab: namespaces <name>-sw (bridge, taps, QEMU), <name>-dhcp (dnsmasq: addresses and IPv6
 router advertisements only) and <name>-srv (bootserver: proxyDHCP, TFTP, HTTP on 10.77.0.3).
-Each machine network-boots the test OS (Debian's kernel + a busybox installer), which checks its
-Ignition config, writes a marker to its disk, reports "installed" and reboots; the next boot
+Each machine network-boots the test OS (Debian's kernel, systemd and real Ignition), which applies
+its Ignition config to its disk, reports "installed" (or "failed" with Ignition's error) and reboots; the next boot
 comes from its disk. Details and the Flatcar variant (--os flatcar): docs/lab.md.
 """
 

@@ -140,11 +140,13 @@ def check_host() -> list[str]:
     """What is missing on this host to run the lab (empty when ready)."""
     problems = []
     for tool, package in (("qemu-system-x86_64", "qemu-system-x86"), ("dnsmasq", "dnsmasq-base"),
-                          ("ip", "iproute2"), ("modinfo", "kmod"), ("ss", "iproute2")):
+                          ("ip", "iproute2"), ("modinfo", "kmod"), ("ss", "iproute2"),
+                          ("sgdisk", "gdisk"), ("debugfs", "e2fsprogs"), ("setfiles", "policycoreutils")):
         if shutil.which(tool) is None:
             problems.append(f"{tool} not found (install {package})")
     for path, package in ((Path("/usr/share/OVMF/OVMF_CODE_4M.fd"), "ovmf"), (Path("/bin/busybox"), "busybox-static"),
-                          (Path("/usr/lib/ipxe/ipxe.efi"), "ipxe"), (Path("/dev/net/tun"), "(the tun device)")):
+                          (Path("/usr/lib/ipxe/ipxe.efi"), "ipxe"), (Path("/dev/net/tun"), "(the tun device)"),
+                          (Path("/usr/lib/dracut/modules.d/30ignition/ignition"), "ignition")):
         if not path.exists():
             problems.append(f"{path} not found ({package})")
     return problems

@@ -6,6 +6,7 @@ from typing import Any, Mapping
 from urllib.parse import quote
 
 from bootserver.boot.request import BootRequest
+from bootserver.boot.updates import policy_for
 from bootserver.catalog.mac import mac_spellings
 from bootserver.boot.matching import Match
 
@@ -29,10 +30,20 @@ def machine_urls(base: str, mac: str, token: str | None) -> dict[str, str]:
         "ignition": f"{base}/ignition?mac={mac}",
         "metadata": f"{base}/metadata?mac={mac}",
         "assets": f"{base}/assets",
+        "update": f"{base}/v1/update/",
     }
     if token:
         urls["events"] = f"{base}/api/v1/machines/{mac}/events?token={quote(token, safe='')}"
     return urls
+
+
+def update_settings(match: Match, urls: dict[str, str]) -> dict[str, Any]:
+    """What the installed system's /etc/flatcar/update.conf says when its policy enables updates:
+    SERVER (bootserver's Omaha endpoint) and GROUP (the track its rollout follows)."""
+    found = policy_for(match)
+    if found is None or not found[1].enabled:
+        return {"enabled": False, "server": urls["update"], "group": None}
+    return {"enabled": True, "server": urls["update"], "group": found[1].track}
 
 
 def asset_url(base: str, ref: str) -> str:
@@ -44,11 +55,13 @@ def asset_url(base: str, ref: str) -> str:
 
 def template_context(match: Match, request: BootRequest, base: str, token: str | None) -> dict[str, Any]:
     metadata = plain(match.metadata)
+    urls = machine_urls(base, request.mac, token)
     return {
         "machine": {"name": match.name, **mac_spellings(request.mac), "metadata": metadata},
         "metadata": metadata,
         "profile": {"name": match.profile.name},
         "request": {"arch": request.arch, "uuid": request.uuid, "client_ip": request.client_ip,
                     "labels": dict(request.labels)},
-        "urls": machine_urls(base, request.mac, token),
+        "urls": urls,
+        "updates": update_settings(match, urls),
     }

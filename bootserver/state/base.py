@@ -89,3 +89,19 @@ class Store(Protocol):
 
     async def forget(self, mac: str) -> bool:
         """Delete the machine and its timeline; False if it was not there."""
+
+    # Flatcar updates (records keyed by the machine-id update_engine reports; see boot.updates):
+    async def update_get(self, machine_id: str) -> Any: ...
+    async def update_put(self, record: Any) -> None: ...
+
+    async def update_claim(self, record: Any, max_updating: int | None, max_per_hour: int | None) -> str | None:
+        """Save `record` (as offered) if the rollout has a free slot, atomically with counting the
+        slots taken; else save nothing and say which limit is full."""
+
+    async def update_list(self) -> list[Any]: ...
+
+    async def mac_for_address(self, ip: str) -> str | None:
+        """The machine last seen booting from `ip`, to tie a new machine-id to it."""
+
+    async def update_pauses(self) -> set[str]: ...
+    async def update_pause(self, rollout: str, paused: bool) -> None: ...

@@ -9,15 +9,18 @@ import time
 from collections import deque
 from typing import Any
 
+from bootserver.state.updates_memory import MemoryUpdates
 from bootserver.state.base import Event, MachineRecord, StateChanged, UnknownMachine, check_facts
 
 
-class MemoryStore:
+class MemoryStore(MemoryUpdates):
     def __init__(self, retention: int = 1000) -> None:
         self._machines: dict[str, MachineRecord] = {}
         self._events: dict[str, deque[Event]] = {}
         self._retention = retention
         self._seq = itertools.count(1)
+        self._updates: dict = {}  # machine-id -> UpdateRecord (see updates_memory)
+        self._pauses: set[str] = set()
 
     async def open(self) -> None:
         pass

@@ -23,6 +23,7 @@ from bootserver.state.base import (Event, MachineRecord, StateChanged, StoreErro
                                    check_facts, redact)
 from bootserver.state.metrics import (COMMIT_BATCH, COMMIT_SECONDS, EVENTS_BUFFERED, EVENTS_COMMITTED,
                                       EVENTS_DROPPED)
+from bootserver.state.updates_postgres import PostgresUpdates
 from bootserver.state.sql import (POSTGRES, Statements, detail_json, event_from_row, machine_from_row,
                                   new_machine_row, pending_migrations)
 
@@ -38,7 +39,7 @@ SQL = Statements(POSTGRES)
 MIGRATIONS = SQL.migrations  # a module attribute, so a test can add a migration
 
 
-class PostgresStore:
+class PostgresStore(PostgresUpdates):
     def __init__(self, url: str, retention: int = 1000, *, start_timeout: float = 60.0,
                  buffer_limit: int = 10_000, max_batch: int = 1000, pool_size: int = 8) -> None:
         self.url = url

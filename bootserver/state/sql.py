@@ -13,6 +13,7 @@ from typing import Any, Sequence
 
 from bootserver.boot.machine import Event, MachineRecord
 from bootserver.state.base import SchemaTooNew
+from bootserver.state.updates_sql import migration as update_migration
 
 MACHINE_COLUMNS = ("mac", "state", "token", "name", "profile", "arch", "uuid", "vendor", "interface",
                    "client_ip", "first_seen", "last_seen", "state_changed")
@@ -56,6 +57,7 @@ class Statements:
                      source TEXT, detail {d.json} NOT NULL DEFAULT '{{}}', at {d.real} NOT NULL)""",
                 "CREATE INDEX events_mac_seq ON events (mac, seq)",
             ]),
+            (2, update_migration(d.real)),
         ]
         self.insert_event = (f"INSERT INTO events (mac, kind, source, detail, at) "
                              f"VALUES ({p(1)}, {p(2)}, {p(3)}, {p(4)}{d.json_in}, {p(5)})")

@@ -23,6 +23,7 @@ from typing import Any, Callable
 from bootserver.state.base import (Event, MachineRecord, StateChanged, StoreError, StoreUnavailable,
                                    UnknownMachine, check_facts)
 from bootserver.state.metrics import COMMIT_BATCH, COMMIT_SECONDS, EVENTS_COMMITTED
+from bootserver.state.updates_sqlite import SqliteUpdates
 from bootserver.state.sql import (SQLITE, Statements, detail_json, event_from_row, machine_from_row,
                                   new_machine_row, pending_migrations)
 
@@ -51,13 +52,16 @@ class _GroupCommitWriter(threading.Thread):
         self._retention = retention
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._accepting = threading.Lock()  # held while a write is queued, and when the writer stops taking them
+        self._closed = False
         self.ready: asyncio.Future = loop.create_future()
 
     def submit(self, op: Event | Callable[[sqlite3.Connection], Any]) -> asyncio.Future:
-        if not self.is_alive():
-            raise StoreUnavailable(f"the writer of {self._path} has stopped")
-        fut = self._loop.create_future()
-        self._queue.put((op, fut))
+        with self._accepting:
+            if self._closed or not self.is_alive():
+                raise StoreUnavailable(f"the writer of {self._path} has stopped")
+            fut = self._loop.create_future()
+            self._queue.put((op, fut))
         return fut
 
     def stop(self) -> None:
@@ -82,6 +86,10 @@ class _GroupCommitWriter(threading.Thread):
                     except queue.Empty:
                         break
                 stopping = any(op is _STOP for op, _ in batch)
+                if stopping:  # take no more writes; the ones already queued behind the stop go in too
+                    with self._accepting:
+                        self._closed = True
+                    batch += self._drain()
                 work = [(op, fut) for op, fut in batch if op is not _STOP]
                 if work:
                     self._commit(conn, work)
@@ -89,6 +97,14 @@ class _GroupCommitWriter(threading.Thread):
                     break
         finally:
             conn.close()
+
+    def _drain(self) -> list:
+        left = []
+        while True:
+            try:
+                left.append(self._queue.get_nowait())
+            except queue.Empty:
+                return left
 
     def _commit(self, conn: sqlite3.Connection, work: list) -> None:
         outcomes: list[tuple[asyncio.Future, Any, BaseException | None]] = []
@@ -173,7 +189,7 @@ def _log_failed_event(fut: asyncio.Future) -> None:
         log.warning("timeline event not recorded: %s", fut.exception())
 
 
-class SqliteStore:
+class SqliteStore(SqliteUpdates):
     def __init__(self, path: str | Path, retention: int = 1000, *, max_batch: int = 1000) -> None:
         self.path = Path(path)
         self._retention = retention

@@ -16,6 +16,7 @@ from pathlib import Path
 
 PXE = ("flatcar_production_pxe.vmlinuz", "flatcar_production_pxe_image.cpio.gz")
 IMAGE = "flatcar_production_image.bin.bz2"
+UPDATE = "flatcar_production_update.gz"
 
 
 @dataclass
@@ -152,11 +153,14 @@ def digests(name: str, data: bytes) -> bytes:
 
 
 def publish(fake: FakeServer, key: SigningKey, version: str, *, board: str = "amd64-usr", current: bool = True,
-            size: int = 96 * 1024, omit: tuple[str, ...] = (), tamper: str | None = None) -> dict[str, bytes]:
+            size: int = 96 * 1024, omit: tuple[str, ...] = (), tamper: str | None = None,
+            update_files: tuple[str, ...] = (UPDATE,)) -> dict[str, bytes]:
     """Put a signed release on the fake server; returns the genuine file contents.
 
     `tamper` names a file whose served bytes differ from what was signed; `omit` names files
-    the release lacks (like 4593.2.2's missing PXE files).
+    the release lacks (like 4593.2.2's missing PXE files). `update_files` are published beside
+    the release with a detached .sig each, as Flatcar's release server publishes its update
+    payload and OEM/sysext packages.
     """
     prefix = f"/{board}/{version}"
     genuine = {}
@@ -168,6 +172,13 @@ def publish(fake: FakeServer, key: SigningKey, version: str, *, board: str = "am
         fake.files[f"{prefix}/{name}"] = data if name != tamper else data[:-1] + bytes([data[-1] ^ 1])
         fake.files[f"{prefix}/{name}.sig"] = key.sign(data)
         fake.files[f"{prefix}/{name}.DIGESTS"] = digests(name, data)
+    for name in update_files:
+        data = os.urandom(size) + name.encode()
+        genuine[name] = data
+        if name in omit:
+            continue
+        fake.files[f"{prefix}/{name}"] = data if name != tamper else data[:-1] + bytes([data[-1] ^ 1])
+        fake.files[f"{prefix}/{name}.sig"] = key.sign(data)
     version_txt = (f"FLATCAR_BUILD=0\nFLATCAR_BRANCH=0\nFLATCAR_PATCH=0\nFLATCAR_VERSION={version}\n"
                    f"FLATCAR_VERSION_ID={version}\nFLATCAR_BUILD_ID=\"test\"\nFLATCAR_SDK_VERSION=0\n").encode()
     fake.files[f"{prefix}/version.txt"] = version_txt

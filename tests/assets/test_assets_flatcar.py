@@ -9,7 +9,7 @@ from pathlib import Path
 
 from bootserver.assets.mirror import MANIFEST, STAGING
 
-from .fakeflatcar import IMAGE, PXE, SigningKey, digests, publish
+from .fakeflatcar import IMAGE, PXE, UPDATE, SigningKey, digests, publish
 
 CPIO = PXE[1]
 
@@ -251,3 +251,45 @@ def test_the_shipped_profiles_find_their_flatcar_assets_in_the_mirror(cli, serve
     publish(server, signing_key, "4081.2.0")
     assert fetch(cli, server, signing_key) == 0
     assert [w for w in load_catalog(profiles, assets).warnings if "flatcar/" in str(w)] == []
+
+
+def test_update_payload_and_oem_package_are_mirrored_with_omaha_hashes(cli, server, signing_key, assets, capsys):
+    import base64
+    import hashlib
+
+    genuine = publish(server, signing_key, "4116.0.0", update_files=(UPDATE, "oem-azure.gz", "flatcar-docker.gz"))
+    assert fetch(cli, server, signing_key) == 0
+    assert not (assets / "flatcar/amd64/4116.0.0" / UPDATE).exists()  # only when asked
+    assert fetch(cli, server, signing_key, "--oem", "azure", "--sysext", "docker") == 0
+    release = assets / "flatcar/amd64/4116.0.0"
+    record = manifest(assets)["flatcar"]["amd64"]["releases"]["4116.0.0"]
+    for name in (UPDATE, "oem-azure.gz", "flatcar-docker.gz"):
+        data = genuine[name]
+        assert (release / name).read_bytes() == data  # unchanged: update_engine checks its own signature
+        info = record["files"][name]
+        assert info["size"] == len(data) and info["signed_by"] == signing_key.fingerprint
+        assert info["sha1_b64"] == base64.b64encode(hashlib.sha1(data).digest()).decode()
+        assert info["sha256_b64"] == base64.b64encode(hashlib.sha256(data).digest()).decode()
+        assert info["sha256"] == hashlib.sha256(data).hexdigest()
+    assert record["update"] == {"payload": UPDATE, "extras": ["flatcar-docker.gz", "oem-azure.gz"]}
+    out = capsys.readouterr().out
+    payload = genuine[UPDATE]
+    assert f"update package {UPDATE}: {len(payload)} bytes, sha256 {hashlib.sha256(payload).hexdigest()}" in out
+    server.log.clear()
+    assert fetch(cli, server, signing_key, "--update-payload") == 0  # already there: nothing downloaded again
+    assert not server.requests(f"/amd64-usr/4116.0.0/{UPDATE}")
+    assert cli("list", "--check") == 0
+
+
+def test_tampered_update_payload_is_refused_and_not_placed(cli, server, signing_key, assets, capsys):
+    publish(server, signing_key, "4116.0.0", tamper=UPDATE)
+    assert fetch(cli, server, signing_key, "--update-payload") == 1
+    assert f"{UPDATE}: OpenPGP signature check failed" in capsys.readouterr().err
+    assert not (assets / "flatcar/amd64/4116.0.0" / UPDATE).exists()
+    assert "update" not in manifest(assets)["flatcar"]["amd64"]["releases"]["4116.0.0"]
+
+
+def test_bad_oem_name_is_refused(cli, server, signing_key, capsys):
+    publish(server, signing_key, "4116.0.0")
+    assert fetch(cli, server, signing_key, "--oem", "../etc") == 1
+    assert "--oem '../etc'" in capsys.readouterr().err

@@ -61,7 +61,8 @@ def mirror(cli, server, signing_key, assets, tmp_path):
     site key given as --keyring (so it is published at flatcar/keys/<name>)."""
     key = tmp_path / KEY_NAME
     shutil.copyfile(signing_key.armored, key)
-    genuine = {STABLE: publish(server, signing_key, STABLE), BETA: publish(server, signing_key, BETA, board="beta-amd64-usr"),
+    genuine = {STABLE: publish(server, signing_key, STABLE),
+               BETA: publish(server, signing_key, BETA, board="beta-amd64-usr"),
                OLD_STABLE: publish(server, signing_key, OLD_STABLE, current=False)}
     stable, beta = f"{server.url}/amd64-usr", f"{server.url}/beta-amd64-usr"
     assert cli("fetch", "flatcar", "--base-url", stable, "--keyring", str(key)) == 0

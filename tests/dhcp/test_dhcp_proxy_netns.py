@@ -361,3 +361,17 @@ async def test_relayed_machine_is_matched_by_giaddr_subnet_not_the_relay_address
     assert runtime.mac_for_ip("10.77.0.141") is None  # the relay's address names no machine (TFTP, /assets)
     record = await runtime.machine(request.mac)
     assert record.profile == "rack" and record.client_ip is None
+
+
+async def test_answer_follows_what_decides_it_each_time(reactor, link):
+    """Nothing stale is served: the boot script URL follows the HTTP port the runtime learns."""
+    request = first_discover("uefi-virtio", ipxe=True)
+    runtime = make_runtime(settings(link), known={request.mac})
+    files = []
+    async with running(link, runtime):
+        for port in (8080, 8181):
+            runtime.http_listening(port)
+            got, _ = await ask(link, P.encode(request))
+            assert got is not None, "no reply"
+            files.append(P.decode(got[0]).file)
+    assert files == [f"http://{SERVER_IP}:8080/boot.ipxe".encode(), f"http://{SERVER_IP}:8181/boot.ipxe".encode()]

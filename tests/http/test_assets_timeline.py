@@ -6,11 +6,12 @@ import asyncio
 import logging
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from bootserver.state.base import StoreUnavailable
 from bootserver.state.memory import MemoryStore
 
-from tests.http.assets_support import BIG, KNOWN_MAC
+from tests.http.assets_support import raw_get, BIG, KNOWN_MAC
 
 
 async def events_of(runtime, mac, expected: int):
@@ -68,15 +69,33 @@ async def test_fetch_by_unknown_or_no_machine_is_not_observed(server, client, qu
         assert await runtime.store.events(mac) == []
 
 
-async def test_metrics_endpoint_shows_asset_counters(server, client):
-    base, _, _ = server
-    async with client.get(f"{base}/assets/boot.ipxe") as resp:
-        await resp.read()
+async def scrape(client, base) -> dict:
+    """Every sample of GET /metrics, parsed as Prometheus parses it: {(name, labels): value}."""
     async with client.get(f"{base}/metrics") as resp:
+        assert resp.status == 200
         text = await resp.text()
-    for name in ("bootserver_http_asset_bytes_sent_total", "bootserver_http_asset_open_transfers",
-                 "bootserver_http_asset_refused_total"):
-        assert name in text
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(text) for sample in family.samples}
+
+
+async def test_metrics_endpoint_counts_what_was_served(server, client, folder):
+    base, port, _ = server
+    before = await scrape(client, base)
+    async with client.get(f"{base}/assets/boot.ipxe") as resp:
+        body = await resp.read()
+    assert (await raw_get(port, "/assets/../outside/secret"))[0] == 403
+    after = await scrape(client, base)
+
+    def grew(name: str, **labels: str) -> float:
+        key = (name, tuple(sorted(labels.items())))
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    assert body == (folder / "boot.ipxe").read_bytes()
+    assert grew("bootserver_http_asset_bytes_sent_total") == len(body) == 19
+    assert grew("bootserver_http_asset_refused_total") == 1
+    assert after[("bootserver_http_asset_open_transfers", ())] == 0
+    assert grew("bootserver_http_requests_total", endpoint="/assets/{path}", status="200") == 1
+    assert grew("bootserver_http_requests_total", endpoint="/metrics", status="200") == 1  # the first scrape
 
 
 class BrokenStore(MemoryStore):

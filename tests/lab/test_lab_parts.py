@@ -100,7 +100,9 @@ def test_lab_catalog_validates_with_the_real_cli(tmp_path):
     for name in ("k", "i"):
         (tmp_path / "assets/testos" / name).write_bytes(b"x")
     specs = [MachineSpec.make(1, "bios"), MachineSpec.make(2, "uefi")]
-    root = lab_catalog.write_catalog(tmp_path / "catalog", lab_catalog.test_os_profile("testos/k", "testos/i"),
+    defaults = lab_catalog.write_ignition_assets(tmp_path / "assets")
+    root = lab_catalog.write_catalog(tmp_path / "catalog",
+                                     lab_catalog.test_os_profile("testos/k", "testos/i", defaults),
                                      [(s.name, s.mac, s.hostname) for s in specs])
     proc = subprocess.run([sys.executable, "-m", "bootserver", "validate", str(root), "--assets",
                            str(tmp_path / "assets")], capture_output=True, text=True)

@@ -13,7 +13,8 @@ import pytest
 from bootserver.lab import testos, testos_ignition
 
 #: program -> an argument that makes it print its version or usage and exit
-PROGRAMS = {"usr/bin/ignition": "-version", "usr/lib/systemd/systemd": "--version", "usr/bin/udevadm": "--version",
+PROGRAMS = {"usr/bin/ignition": "-version", "usr/lib/systemd/systemd": "--version",
+            "usr/bin/udevadm": "--version",
             "usr/sbin/sgdisk": "--version", "usr/sbin/mkfs.ext4": "-V", "usr/sbin/mke2fs": "-V", "usr/sbin/wipefs": "--version",
             "usr/sbin/useradd": "--help", "usr/sbin/groupadd": "--help", "usr/sbin/usermod": "--help",
             "usr/sbin/setfiles": "-h", "usr/lib/systemd/systemd-udevd": "--version"}

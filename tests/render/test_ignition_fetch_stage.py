@@ -93,7 +93,8 @@ def test_lab_configs_pass_ignitions_fetch_stage(serve, tmp_path):
     for name in ("k", "i"):
         (assets / "testos" / name).write_bytes(b"x")
     defaults = lab_catalog.write_ignition_assets(assets)
-    catalog = lab_catalog.write_catalog(tmp_path / "catalog", lab_catalog.test_os_profile("testos/k", "testos/i", defaults),
+    profile = lab_catalog.test_os_profile("testos/k", "testos/i", defaults)
+    catalog = lab_catalog.write_catalog(tmp_path / "catalog", profile,
                                         [(s.name, s.mac, s.hostname, s.metadata) for s in (good, bad)])
     server = serve("--catalog", str(catalog), "--assets", str(assets), "--state", "memory://")
     cached = check_accepted(f"{server.url}/ignition?mac={good.mac}", tmp_path / "good")

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from bootserver.boot.updates import UpdateRecord
 from bootserver.state import Event, connect_store
 
 NODE1 = "52:54:00:00:00:01"
@@ -36,6 +37,8 @@ def state(tmp_path: Path) -> str:
         await store.set_state(NODE1, "installed")
         for i, kind in enumerate(("dhcp.offer", "tftp.transfer", "http.ipxe", "installer.installed")):
             await store.record(Event(NODE1, kind, "10.0.0.5", {"i": i}))
+        await store.update_put(UpdateRecord("f" * 32, mac=NODE1, version="4081.2.0", status="downloading",
+                                            target="4116.0.0", last_check=1.0, updated=1.0))
         await store.close()
 
     asyncio.run(fill())
@@ -44,11 +47,13 @@ def state(tmp_path: Path) -> str:
 
 def test_list_table_and_json(tmp_path, state):
     table = machines(tmp_path, "list", "--state", state).stdout.splitlines()
-    assert table[0].split() == ["MAC", "NAME", "PROFILE", "STATE", "ARCH", "LAST", "SEEN", "(UTC)"]
-    assert table[1].split()[:5] == [STRANGER, "-", "-", "discovered", "x86_64-bios"]
-    assert table[2].split()[:5] == [NODE1, "node1", "install", "installed", "x86_64-efi"]
+    assert table[0].split() == ["MAC", "NAME", "PROFILE", "STATE", "ARCH", "OS", "UPDATE", "LAST", "SEEN", "(UTC)"]
+    assert table[1].split()[:7] == [STRANGER, "-", "-", "discovered", "x86_64-bios", "-", "-"]
+    assert table[2].split()[:9] == [NODE1, "node1", "install", "installed", "x86_64-efi", "4081.2.0", "downloading",
+                                    "->", "4116.0.0"]
     data = json.loads(machines(tmp_path, "--state", state, "list", "--json", "--in", "installed").stdout)
     assert [m["mac"] for m in data["machines"]] == [NODE1] and "token" not in data["machines"][0]
+    assert (data["machines"][0]["os_version"], data["machines"][0]["update"]) == ("4081.2.0", "downloading")
 
 
 def test_discovered_show_timeline(tmp_path, state, catalog_dir):

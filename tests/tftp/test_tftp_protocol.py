@@ -9,13 +9,10 @@ import struct
 import pytest
 
 from bootserver.tftp import TFTPServer, metrics
-from tests.tftp.tftp_helpers import CLIENT_MAC, RawClient, ack, parse_error, parse_oack, rrq, run, transfers
+from tests.tftp.tftp_helpers import (CLIENT_MAC, RawClient, ack, counter, parse_error, parse_oack, rrq, run,
+                                     transfers, until)
 
 pytestmark = pytest.mark.timeout(60)
-
-
-def counter(metric, *labels) -> float:
-    return (metric.labels(*labels) if labels else metric)._value.get()
 
 
 @pytest.fixture
@@ -116,8 +113,7 @@ async def test_oack_carries_only_known_options(patient_server, client, files):
     last, _ = await client.recv()
     assert last[:4] == b"\0\x03\0\x04" and len(last) == 4  # 3000 = 3 x 1000: an empty block ends it
     client.send(ack(4), tid)
-    await asyncio.sleep(0.05)
-    assert not server.sessions
+    assert await until(lambda: not server.sessions)  # the last ACK ends the session
 
 
 async def test_blksize_capped_by_setting(runtime, client):
@@ -180,8 +176,7 @@ async def test_malformed_packets_inside_a_session_ignored(server, client, files)
             break
         block += 1
     assert received == expected
-    await asyncio.sleep(0.05)
-    assert not server.sessions
+    assert await until(lambda: not server.sessions)  # the last ACK ends the session
 
 
 async def test_duplicate_acks_never_cause_duplicate_data(patient_server, client, files):
@@ -200,8 +195,13 @@ async def test_duplicate_acks_never_cause_duplicate_data(patient_server, client,
 async def test_retransmitted_request_does_not_start_a_second_transfer(server, client):
     client.send(rrq("f1m"), server.address)
     client.send(rrq("f1m"), server.address)
-    await asyncio.sleep(0.05)
-    assert len(server.sessions) == 1
+    marker = RawClient()  # requests are handled in arrival order: once this one has a session, so had both
+    try:
+        marker.send(rrq("f1m"), server.address)
+        assert await until(lambda: marker.sock.getsockname() in server.sessions)
+        assert sorted(server.sessions) == sorted([client.sock.getsockname(), marker.sock.getsockname()])
+    finally:
+        marker.close()
 
 
 async def test_client_that_stops_acking_is_dropped_and_freed(runtime, client):
@@ -234,8 +234,7 @@ async def test_client_error_mid_transfer_ends_session(server, client, runtime):
     client.send(ack(0), tid)
     await client.recv()
     client.send(b"\0\x05\0\x00disk full\0", tid)
-    await asyncio.sleep(0.05)
-    assert not server.sessions and len(server.files) == 0
+    assert await until(lambda: not server.sessions)  # the last ACK ends the session and len(server.files) == 0
     assert (await transfers(runtime))[-1]["outcome"] == "client_error"
 
 

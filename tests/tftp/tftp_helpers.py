@@ -49,6 +49,22 @@ def ack(block: int) -> bytes:
     return struct.pack("!HH", 4, block & 0xFFFF)
 
 
+def counter(metric, *labels) -> float:
+    """A Prometheus counter's current value (of one label set)."""
+    return (metric.labels(*labels) if labels else metric)._value.get()
+
+
+async def until(condition, timeout: float = 5.0) -> bool:
+    """True once `condition()` holds (checked every 5 ms); False if it still does not after `timeout` s."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            return False
+        await asyncio.sleep(0.005)
+    return True
+
+
 class RawClient:
     """A UDP socket on the test's loop, for the packets no real client sends."""
 
