@@ -46,6 +46,8 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
         if "default" in text.lower() or not action.option_strings or action.required:
             return text
         default = action.default
+        if default == [] and isinstance(action, argparse._AppendAction):
+            return f"{text} (default: none)"
         if not (default is None or default is False or default == argparse.SUPPRESS or default in ([], "")):
             return f"{text} (default: {default})"
         name = action.dest.replace("-", "_")
