@@ -19,17 +19,21 @@ PAGE_SIZE = 100
 MAX_SEARCH = 200
 
 
+def span(seconds: int) -> str:
+    """A duration as people say it: 45s, 12m, 5h, 3d."""
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    if seconds < 172800:
+        return f"{seconds // 3600}h"
+    return f"{seconds // 86400}d"
+
+
 def ago(epoch: float | None, now: float | None = None) -> str:
     if not epoch:
         return "—"
-    seconds = max(0, int((now or time.time()) - epoch))
-    if seconds < 120:
-        return f"{seconds}s ago"
-    if seconds < 7200:
-        return f"{seconds // 60}m ago"
-    if seconds < 172800:
-        return f"{seconds // 3600}h ago"
-    return f"{seconds // 86400}d ago"
+    return span(max(0, int((now or time.time()) - epoch))) + " ago"
 
 
 def clock(epoch: float | None) -> str:
@@ -41,7 +45,7 @@ def clock(epoch: float | None) -> str:
 def took(seconds: float | None) -> str:
     if seconds is None:
         return ""
-    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s" if seconds < 120 else ago(0, seconds)
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s" if seconds < 120 else span(int(seconds))
 
 
 class Board:

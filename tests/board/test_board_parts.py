@@ -52,3 +52,10 @@ def test_the_machine_snippet_is_a_valid_catalog_document(tmp_path):
     catalog = load_catalog(root, tmp_path / "assets")
     assert catalog.by_mac["02:00:00:aa:bb:cc"].name == "machine-020000aabbcc"
     assert "<" not in snippet and "#1" not in snippet.split("\n", 1)[1]
+
+
+def test_durations_read_as_people_say_them():
+    from bootserver.board.pages import ago, took
+
+    assert [took(0.25), took(4.0), took(300), took(90000), took(None)] == ["250 ms", "4.0 s", "5m", "25h", ""]
+    assert ago(1000.0, now=1030.0) == "30s ago" and ago(None) == "—" and ago(1000.0, now=1000.0 + 3 * 86400) == "3d ago"
