@@ -41,6 +41,8 @@ def row_text(driver, mac: str) -> str:
 def test_board_follows_a_machine_booting_over_dhcp_tftp_http(tmp_path: Path):
     with board_lab(tmp_path) as (lab, discover), chromium(lab.link.server_ns) as driver:
         mac = lab.mac
+        # TFTP listens where the docs say (tftp: auto with --dhcp), and the log says so
+        assert "tftp: listening on 0.0.0.0:69 (every interface; tftp: ADDRESS:PORT limits it)" in lab.log.read_text()
         driver.get(lab.board("/ui/"))
         assert "Fleet" in driver.title
         wait(driver, lambda d: "on" in d.find_element("id", "live").get_attribute("class"), "the live stream")
