@@ -9,7 +9,8 @@ One machine, as edk2 + iPXE + Flatcar's installer would:
  5. GET that script, follow its `chain` (iPXE's ${…} filled in), GET the machine's script;
  6. GET the kernel and every initrd it names, lengths checked;
  7. GET the Ignition URL from the kernel arguments, parsed as JSON;
- 8. POST {"event": "installed"} to the events URL from the kernel arguments.
+ 8. POST {"event": "installed"} to the events URL from the kernel arguments, with an Idempotency-Key
+    (retried with the same key with --event-tries; a failed boot starts over with --reboots).
 
 Each machine uses its own IPv4 address (given on the client interface), so the server can tell the
 machines apart by address as it does in real life. Everything is bounded: per-step timeouts with
@@ -39,8 +40,8 @@ from bench.storm_protocols import (RETRIES, SO_BINDTODEVICE, TFTP_TIMEOUT, TFTP_
 
 # --- one machine ---------------------------------------------------------------------------------
 
-async def boot(i: int, args, port68: Port68, steps: dict[str, list[float]]) -> None:
-    mac = bytes.fromhex("525401") + i.to_bytes(3, "big")
+async def boot(i: int, args, port68: Port68, steps: dict[str, list[float]], acked: list) -> None:
+    mac = bytes.fromhex("525401") + (args.first_mac + i).to_bytes(3, "big")
     mac_text = ":".join(f"{b:02x}" for b in mac)
     ip = str(ipaddress.IPv4Address(args.first_ip) + i)
     uuid = hashlib.md5(mac).digest()
@@ -98,12 +99,28 @@ async def boot(i: int, args, port68: Port68, steps: dict[str, list[float]]) -> N
         raise StepError(f"http /ignition: {status}")
     json.loads(ignition)
     t = lap("http ignition", t)
-    status, _ = await http("POST", params["bootserver.events"], ip,
-                           body=json.dumps({"event": "installed", "detail": "storm"}).encode())
-    if not 200 <= status < 300:
-        raise StepError(f"http installed event: {status}")
+    await report_installed(params["bootserver.events"], ip, mac_text, args, acked)
     lap("http installed event", t)
     steps["machine"].append(time.monotonic() - started)
+
+
+async def report_installed(url: str, ip: str, mac_text: str, args, acked: list) -> None:
+    """POST installed as an installer does: retried with the same Idempotency-Key until answered 2xx."""
+    key = os.urandom(12).hex()
+    body = json.dumps({"event": "installed", "detail": "storm"}).encode()
+    status = None
+    for attempt in range(args.event_tries):
+        if attempt:
+            RETRIES["installed event"] += 1
+            await asyncio.sleep(min(attempt, 3))
+        try:
+            status, _ = await http("POST", url, ip, body=body, timeout=15, headers={"Idempotency-Key": key})
+        except (OSError, asyncio.TimeoutError, StepError):
+            continue
+        if 200 <= status < 300:
+            acked.append((mac_text, key))
+            return
+    raise StepError(f"http installed event: {status}")
 
 
 async def storm(args) -> dict:
@@ -118,15 +135,21 @@ async def storm(args) -> dict:
     steps: dict[str, list[float]] = defaultdict(list)
     errors: Counter = Counter()
     gate = asyncio.Semaphore(args.concurrency)
+    acked: list[tuple[str, str]] = []  # (mac, idempotency key) of every installed event answered 2xx
 
     async def one(i: int) -> None:
         async with gate:
-            try:
-                await boot(i, args, port68, steps)
-            except StepError as exc:
-                errors[str(exc)] += 1
-            except (OSError, asyncio.TimeoutError, ValueError, KeyError) as exc:
-                errors[f"{type(exc).__name__}: {exc}"[:120]] += 1
+            for attempt in range(1 + args.reboots):  # a failed boot: the firmware reboots and starts over
+                if attempt:
+                    RETRIES["reboot"] += 1
+                try:
+                    await boot(i, args, port68, steps, acked)
+                    return
+                except StepError as exc:
+                    failure = str(exc)
+                except (OSError, asyncio.TimeoutError, ValueError, KeyError) as exc:
+                    failure = f"{type(exc).__name__}: {exc}"[:120]
+            errors[failure] += 1
 
     started = time.monotonic()
     tasks = [asyncio.create_task(one(i)) for i in range(args.machines)]
@@ -139,7 +162,7 @@ async def storm(args) -> dict:
     wall = time.monotonic() - started
     transport.close()
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    return {"wall": wall, "done": len(steps["machine"]), "errors": dict(errors),
+    return {"wall": wall, "done": len(steps["machine"]), "errors": dict(errors), "acked": acked,
             "client_cpu": usage.ru_utime + usage.ru_stime, "retries": dict(RETRIES),
             "durations": steps.pop("machine", []), "steps": {k: sorted(v) for k, v in steps.items()}}
 
@@ -149,6 +172,9 @@ def main() -> None:
     parser.add_argument("--interface", required=True)
     parser.add_argument("--first-ip", required=True)
     parser.add_argument("--machines", type=int, default=1000)
+    parser.add_argument("--first-mac", type=int, default=0, help="index of the first MAC (52:54:01:00:00:00 + i)")
+    parser.add_argument("--reboots", type=int, default=0, help="boots started again after a failed step")
+    parser.add_argument("--event-tries", type=int, default=1, help="tries of the installed POST (same key)")
     parser.add_argument("--concurrency", type=int, default=200)
     parser.add_argument("--loader-sha256", required=True)
     parser.add_argument("--kernel-size", type=int, required=True)

@@ -240,12 +240,13 @@ _BUF = bytearray(1 << 20)
 
 
 async def http(method: str, url: str, ip: str, body: bytes = b"", keep: bool = True,
-               timeout: float = 60) -> tuple[int, bytes | int]:
+               timeout: float = 60, headers: dict[str, str] | None = None) -> tuple[int, bytes | int]:
     """One request on its own connection from `ip`; the body, or its length when keep is False."""
-    return await asyncio.wait_for(_http(method, url, ip, body, keep), timeout)
+    return await asyncio.wait_for(_http(method, url, ip, body, keep, headers or {}), timeout)
 
 
-async def _http(method: str, url: str, ip: str, body: bytes, keep: bool) -> tuple[int, bytes | int]:
+async def _http(method: str, url: str, ip: str, body: bytes, keep: bool,
+                headers: dict[str, str]) -> tuple[int, bytes | int]:
     loop = asyncio.get_running_loop()
     parts = urlsplit(url)
     host, port = parts.hostname, parts.port or 80
@@ -256,7 +257,7 @@ async def _http(method: str, url: str, ip: str, body: bytes, keep: bool) -> tupl
         sock.bind((ip, 0))
         await loop.sock_connect(sock, (host, port))
         head = (f"{method} {target} HTTP/1.1\r\nHost: {parts.netloc}\r\nUser-Agent: iPXE/1.21.1\r\n"
-                f"Connection: close\r\n")
+                f"Connection: close\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()))
         if body:
             head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
         await loop.sock_sendall(sock, head.encode() + b"\r\n" + body)

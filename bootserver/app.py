@@ -23,6 +23,7 @@ from bootserver.reload import CatalogWatcher
 from bootserver.render.ipxe import chain_script
 from bootserver.runtime import Runtime
 from bootserver.state import StoreError, open_store, redact
+from bootserver.tftp.grub import register_grub_files
 
 log = logging.getLogger("bootserver")
 
@@ -96,6 +97,18 @@ def check_interfaces(settings: Settings) -> None:
             raise StartError(f"--dhcp {name}: the interface has no IPv4 address (proxyDHCP answers on IPv4)") from None
 
 
+def replica_role(s: Settings) -> str:
+    """What this process is among its peers, said once at start (docs/scale-out.md)."""
+    if s.floating_address:
+        return (f"replica: every replica answers DHCP alike, naming the floating address {s.floating_address} "
+                f"(held by keepalived) as next-server and in {s.effective_advertise_url()}; TFTP and HTTP served "
+                "here too" + ("" if s.state.startswith(("postgresql:", "postgres:"))
+                              else "; WARNING: state is not shared PostgreSQL, replicas will not agree"))
+    if s.state.startswith(("postgresql:", "postgres:")):
+        return "replica sharing PostgreSQL; answers name this host's own address (no floating_address set)"
+    return "single server (state not shared; set state: postgresql://… and floating_address to run replicas)"
+
+
 class Server:
     """All of bootserver in one object: `await start()`, `await stop()`, `await reload()`."""
 
@@ -114,6 +127,7 @@ class Server:
         store = open_store(s.state, s.event_retention)
         await store.open()  # migrates; refuses a newer schema; retries an unreachable PostgreSQL
         self.runtime = Runtime(s, catalog, store)
+        log.info("role: %s", replica_role(s))
         log.info("catalog %s: %d profiles, %d machines, %d groups; state %s", s.catalog, len(catalog.profiles),
                  len(catalog.machines), len(catalog.groups), redact(s.state))
         wanted: list[tuple[str, Any]] = [("http", HTTPComponent(self.runtime, s))]
@@ -126,6 +140,7 @@ class Server:
 
             tftp = TFTPServer(self.runtime, s)
             tftp.register("boot.ipxe", self._tftp_boot_ipxe)
+            register_grub_files(tftp, self.runtime, s)
             wanted.append(("tftp", tftp))
         if s.dhcp:
             from bootserver.dhcp import ProxyDHCP

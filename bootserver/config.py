@@ -7,6 +7,7 @@ each effective value came from, for `bootserver config show`.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,14 +27,17 @@ class Settings:
     state: str = "sqlite:///state/bootserver.db"  # sqlite:///PATH, postgresql://…, or memory://
     http: str = "0.0.0.0:8080"
     advertise_url: str | None = None  # base URL machines use to reach HTTP; derived when unset
+    floating_address: str | None = None  # keepalived's address: next-server and URL host of every replica
     tftp: str = "auto"  # HOST:PORT, off, or auto (on 0.0.0.0:69 when DHCP interfaces are set)
     tftp_root: tuple[Path, ...] = ()  # extra TFTP folders, searched after ipxe_dir
     ipxe_dir: Path = Path("/usr/lib/ipxe")
+    grub_efi: Path = Path("/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed")  # served as grubx64.efi
+    shim_efi: Path = Path("/usr/lib/shim/shimx64.efi.signed")  # served as shimx64.efi (Secure Boot)
     tftp_blksize_max: int = 0  # 0: what fits the interface MTU
     dhcp: tuple[str, ...] = ()  # interfaces for proxyDHCP; empty = off
     uefi_loader: str = "ipxe.efi"  # or snponly.efi
     arm64_loader: str | None = None  # e.g. ipxe-arm64.efi; unset = ARM64 UEFI clients are not answered
-    installed_dhcp: str = "auto"  # auto (BIOS answer, UEFI silent) | answer (local-disk script) | silent; docs/dhcp.md
+    installed_dhcp: str = "auto"  # auto/answer (local-disk answer: sanboot, or GRUB on UEFI) | silent; docs/dhcp.md
     unknown_machines: str = "ignore"  # ignore | discover
     unknown_profile: str | None = None  # with discover: profile served to unknown MACs (none = record only)
     admin_token: str | None = None  # bearer token for the admin API; unset = loopback only
@@ -49,7 +53,9 @@ class Settings:
             return self.advertise_url.rstrip("/")
         host, configured_port = split_hostport(self.http)
         port = port or configured_port
-        if host in ("0.0.0.0", "", "::"):  # listening everywhere: the address the client reached
+        if self.floating_address:  # replicas behind keepalived: whoever holds the address answers
+            host = self.floating_address
+        elif host in ("0.0.0.0", "", "::"):  # listening everywhere: the address the client reached
             host = host_ip or "127.0.0.1"
         return f"http://{host}:{port}"
 
@@ -168,6 +174,12 @@ def load_settings(config_file: str | Path | None = None, flags: dict[str, Any] |
         _check_hostport("tftp", values["tftp"], sources["tftp"])
     _check_hostport("http", values.get("http", Settings.http), sources["http"])
     _check_state(values.get("state", Settings.state), sources["state"])
+    if values.get("floating_address") is not None:
+        try:
+            values["floating_address"] = str(ipaddress.IPv4Address(values["floating_address"]))
+        except ValueError:
+            raise SettingsError(f"floating_address: expected an IPv4 address, got "
+                                f"{values['floating_address']!r}") from None
     return Settings(**values, sources=sources)
 
 

@@ -1,19 +1,23 @@
-"""Runtime's read side for operators (the board): the fleet, one machine, the catalog's health.
+"""Runtime's side for operators (the board): the fleet, one machine, the catalog's health, and the
+feed of which machines change.
 
-Kept beside runtime.py so the facade stays small; every method here only reads: looking at a
-machine (even rendering what it would get) never changes its state or its timeline.
+Kept beside runtime.py so the facade stays small. Every read here only reads: looking at a machine
+(even rendering what it would get) never changes its state or its timeline. Runtime's write paths
+call `_note_step` and `_moved` so live views and the fleet's counts follow.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import OrderedDict
 from typing import Any
 
 from bootserver import overview
 from bootserver.assets.mirror import listing
 from bootserver.boot.machine import MachineRecord
 from bootserver.boot.request import BootRequest, Stage
+from bootserver.changes import Changes, Subscription
 from bootserver.overview import CatalogHealth, FleetPage, FleetRow, MachineDetail
 from bootserver.render.ipxe import script_for
 
@@ -29,6 +33,37 @@ class OperatorReads:
     """Mixed into Runtime; uses its settings, catalog, store and step memory."""
 
     _counts: tuple[float, dict[str, int]] | None = None
+
+    def start_live_views(self) -> None:
+        self.changes = Changes()  # which machines moved, for live views (bounded)
+        self._last_step: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        self.reload_problems: tuple = ()  # the errors of the last refused reload (Problem, with positions)
+        self.loaded_at, self.rejected_at = time.time(), None
+
+    def watch(self) -> Subscription:
+        """A bounded feed of which machines change (live views); TooManySubscribers when full."""
+        return self.changes.subscribe()
+
+    def stop_watching(self) -> None:
+        """End every live feed (the HTTP server is shutting down)."""
+        self.changes.close_all()
+
+    def _moved(self, mac: str) -> None:
+        """A machine's record changed (state, facts, or gone): fleet counts are stale, live views update."""
+        self._counts = None
+        self.changes.publish(mac)
+
+    def _note_step(self, mac: str, kind: str, at: float, limit: int = 65536, moved: bool = False) -> None:
+        """Remember the machine's latest step (for the fleet view) and tell live views it moved
+        (`moved`: its state changed too, so the fleet's counts are stale)."""
+        if moved:
+            self._counts = None
+        self._last_step[mac] = (kind, at)
+        self._last_step.move_to_end(mac)
+        if len(self._last_step) > limit:
+            self._last_step.popitem(last=False)
+        self.changes.publish(mac)
+
 
     def _matched(self, record: MachineRecord) -> str:
         return overview.how_matched(record, self.catalog, self.match(last_asked(record)))

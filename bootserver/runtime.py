@@ -7,25 +7,27 @@ policy behind each intent lives here once, in front of the pure core (boot/, cat
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections import OrderedDict
 from typing import Any
 
 from bootserver.boot import lifecycle, methods
+from bootserver.boot.loaders import loader_for
 from bootserver.boot.machine import DISCOVERED, Event, MachineRecord, token_matches
 from bootserver.boot.matching import Match, match_for
 from bootserver.boot.request import BootRequest
 from bootserver.boot.updates import UpdateRecord
 from bootserver.catalog.model import Catalog, Profile
-from bootserver.changes import Changes, Subscription, TooManySubscribers
+from bootserver.changes import TooManySubscribers
 from bootserver.config import Settings
 from bootserver.operator_reads import OperatorReads
 from bootserver.omaha.codec import AppAnswer, OmahaApp
-from bootserver.render import served_ignition
+from bootserver.render import grub, served_ignition
 from bootserver.render.context import template_context
 from bootserver import discovery
-from bootserver.state.base import StateChanged, Store, StoreError, StoreUnavailable, UnknownMachine
+from bootserver.state.base import AlreadyRecorded, StateChanged, Store, StoreError, StoreUnavailable, UnknownMachine
 from bootserver.update_service import UpdateService
 
 #: What adapters may catch from the intent methods (the store's faults, as Runtime passes them on).
@@ -60,11 +62,7 @@ class Runtime(OperatorReads):
         self.catalog = catalog
         self.store = store
         self.last_reload_error: str | None = None
-        self.reload_problems: tuple = ()  # the errors of the last refused reload (Problem, with positions)
-        self.loaded_at = time.time()
-        self.rejected_at: float | None = None
-        self.changes = Changes()  # which machines moved, for live views (bounded)
-        self._last_step: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        self.start_live_views()  # also: loaded_at, rejected_at, reload_problems (the board's catalog health)
         self.components: dict[str, bool] = {}  # name -> running, for /healthz
         self.http_port: int | None = None  # the bound port, once HTTP is listening
         self._ip_to_mac: OrderedDict[str, str] = OrderedDict()
@@ -76,29 +74,17 @@ class Runtime(OperatorReads):
     def catalog_loaded(self, catalog: Catalog) -> None:
         """A reload produced a valid catalog: serve it from the next request on."""
         self.catalog = catalog
-        self.last_reload_error = None
-        self.reload_problems = ()
-        self.loaded_at, self.rejected_at = time.time(), None
+        self.last_reload_error, self.reload_problems, self.loaded_at, self.rejected_at = None, (), time.time(), None
 
     def catalog_rejected(self, error: str, problems: tuple = ()) -> None:
         """A reload failed validation: keep serving the last good catalog, say why on /healthz."""
-        self.last_reload_error = error
-        self.reload_problems = tuple(problems)
-        self.rejected_at = time.time()
+        self.last_reload_error, self.reload_problems, self.rejected_at = error, tuple(problems), time.time()
 
     def component_running(self, name: str, running: bool) -> None:
         self.components[name] = running
 
     def http_listening(self, port: int) -> None:
         self.http_port = port
-
-    def watch(self) -> Subscription:
-        """A bounded feed of which machines change (live views); TooManySubscribers when full."""
-        return self.changes.subscribe()
-
-    def stop_watching(self) -> None:
-        """End every live feed (the HTTP server is shutting down)."""
-        self.changes.close_all()
 
     def health(self) -> dict[str, Any]:
         catalog = self.catalog
@@ -139,7 +125,27 @@ class Runtime(OperatorReads):
         """What the proxyDHCP tells this client: the boot decision through the boot-method table."""
         decision = await self.decide(request)
         return methods.choose(arch_code, request.stage, vendor_class, decision.action, decision.reason,
-                              self.settings, self.advertise_url(local_ip))
+                              self.settings, self.advertise_url(local_ip), loader_for(decision.match))
+
+    async def grub_config(self, request: BootRequest, base: str, server_ip: str) -> str:
+        """The GRUB config a machine gets now (TFTP grub/grub.cfg, GET /grub.cfg): the same decision
+        as /ipxe. A profile that cannot be rendered is logged and recorded, and the machine is told
+        why and handed back to its firmware."""
+        decision = await self.decide(request)
+        name = decision.match.name if decision.match else "unknown"
+        try:
+            text = grub.config_for(decision, request, base, decision.record.token if decision.record else None,
+                                   server_ip)
+        except ValueError as exc:  # render.args.ArgError, render.grub.GrubRenderError
+            log.error("%s (%s): cannot render GRUB config for profile %s: %s", name, request.mac,
+                      decision.match.profile.name, exc)
+            await self.observe(request, "render.failed", {"what": "grub", "error": str(exc)})
+            return grub.no_boot_config(f"cannot render the boot config: {exc}")
+        log.info("%s (%s) gets GRUB %s: %s", name, request.mac, decision.action, decision.reason)
+        await self.observe(request, "grub.config", {
+            "action": decision.action, "reason": decision.reason,
+            "profile": decision.match.profile.name if decision.match else None})
+        return text
 
     async def ignition(self, found: Match, request: BootRequest, stage: str, base: str,
                        token: str | None) -> tuple[Profile, bytes]:
@@ -192,59 +198,76 @@ class Runtime(OperatorReads):
     # -- what machines tell us ----------------------------------------------------------------
 
     async def observe(self, who: BootRequest | str, kind: str, detail: dict[str, Any] | None = None,
-                      source: str | None = None) -> None:
+                      source: str | None = None, key: str | None = None) -> None:
         """Record a timeline event for a machine (by request or MAC) and apply lifecycle transitions.
 
-        An event that moves the machine to another state is awaited until it is durable, and with
-        the store unreachable it raises StoreUnavailable for installer reports, so the installer is
-        told to try again instead of an install being forgotten. Every other event (most of the
-        timeline) is queued in order without holding up the answer to the machine.
+        An event that moves the machine to another state is committed with the transition (one
+        transaction), and with the store unreachable it raises StoreUnavailable for installer
+        reports, so the installer is told to try again instead of an install being forgotten. An
+        installer report (`key`: its idempotency key) is durable before this returns. Every other
+        event (most of the timeline) is queued in order without holding up the answer to the machine.
         """
         mac = who.mac if isinstance(who, BootRequest) else who
         if source is None and isinstance(who, BootRequest):
             source = who.client_ip
-        event = Event(mac, kind, source, detail or {})
+        event = Event(mac, kind, source, detail or {}, key=key)
         self._note_step(mac, kind, event.at)
         try:
-            moved = await self._transition(mac, kind, detail) if lifecycle.can_change_state(kind, detail) else None
-            if moved is None:
+            if not lifecycle.can_change_state(kind, detail):
                 self._record_later(event)
                 return
-            await self.flush()  # keep the timeline in the order things happened
-            await self.store.record(event)
-            self._moved(mac)
-            log.info("machine %s (%s): %s -> %s after %s", moved[1].name or "unknown", mac, moved[0],
-                     moved[1].state, kind)
+            try:
+                moved = await self._transition(event)
+            except AlreadyRecorded:  # a retried report that won a transition through another replica
+                log.info("machine %s: %s with key %s is already recorded: a retry, not applied again", mac, kind, key)
+                return
+            if moved is not None:
+                self._moved(mac)
+                log.info("machine %s (%s): %s -> %s after %s", moved[1].name or "unknown", mac, moved[0],
+                         moved[1].state, kind)
+            elif kind in lifecycle.TRANSITIONS:  # a report that moves nothing is still kept before the answer
+                if not await self.store.record(event):
+                    raise StoreUnavailable("the state store is unreachable; the report waits in memory")
+            else:
+                self._record_later(event)
         except StoreUnavailable as exc:
             if kind in lifecycle.TRANSITIONS:
                 raise
             log.warning("machine %s: %s event not applied: %s", mac, kind, exc)
 
-    async def _transition(self, mac: str, kind: str, detail: dict[str, Any] | None
-                          ) -> tuple[str, MachineRecord] | None:
-        """Apply the lifecycle transition `kind` causes as a compare-and-set on the state it was
-        decided from, deciding again from the fresh state when another writer got there first.
+    async def _transition(self, event: Event) -> tuple[str, MachineRecord] | None:
+        """Apply the lifecycle transition `event` causes as a compare-and-set on the state it was
+        decided from, committed together with the event (which names the transition), deciding
+        again from the fresh state when another writer (request or replica) got there first.
         Returns (previous state, record) when the machine moved, None when the event moves nothing."""
+        mac, kind = event.mac, event.kind
         for _ in range(TRANSITION_ATTEMPTS):
             record = await self.store.get(mac)
             if record is None:
                 return None
             profile = self.catalog.profiles.get(record.profile or "")
-            new_state = lifecycle.next_state(record.state, kind, profile.after_install if profile else None, detail)
+            new_state = lifecycle.next_state(record.state, kind, profile.after_install if profile else None,
+                                             event.detail)
             if new_state is None or new_state == record.state:
                 return None
+            moving = dataclasses.replace(event, detail={**event.detail, "transition": f"{record.state}->{new_state}"})
+            await self.flush()  # keep the timeline in the order things happened
             try:
-                return record.state, await self.store.set_state(mac, new_state, expected=record.state)
-            except StateChanged:
+                return record.state, await self.store.set_state(mac, new_state, expected=record.state, event=moving)
+            except StateChanged as lost:
+                log.info("machine %s: %s lost a race (%s is now %s); deciding again", mac, kind, record.state,
+                         lost.current)
                 continue
         log.warning("machine %s: %s not applied: its state kept changing under %d attempts", mac, kind,
                     TRANSITION_ATTEMPTS)
         return None
 
     async def report(self, mac: str, token: str | None, event: Any, detail: str,
-                     source: str | None) -> MachineRecord:
+                     source: str | None, key: str | None = None) -> MachineRecord:
         """An installer's report (one of INSTALLER_EVENTS), authenticated by the machine's token.
 
+        `key` is the installer's idempotency key: a report whose key the timeline already holds (a
+        retry after a lost answer, to this replica or another) is answered again but not applied again.
         Raises WrongToken first, then ValueError for an unknown event, and StoreUnavailable when the
         report cannot be kept (the installer is told to retry).
         """
@@ -253,7 +276,10 @@ class Runtime(OperatorReads):
             raise WrongToken("missing" if not token else "wrong")
         if event not in INSTALLER_EVENTS:
             raise ValueError(f"unknown installer event {event!r}")
-        await self.observe(mac, f"installer.{event}", {"detail": detail}, source=source)
+        if key is not None and await self.store.key_seen(mac, key):
+            log.info("machine %s: %s with key %s is already recorded: a retry, not applied again", mac, event, key)
+        else:
+            await self.observe(mac, f"installer.{event}", {"detail": detail}, source=source, key=key)
         return await self.store.get(mac) or record
 
     async def asset_fetched(self, mac: str | None, client_ip: str | None, path: str,
@@ -305,13 +331,15 @@ class Runtime(OperatorReads):
             if target is None and record.state == DISCOVERED:
                 raise NotAdopted(f"{mac} is only discovered: add it to the catalog (bootserver machines adopt) "
                                  "first")
+            event = Event(mac, "reinstall", source, {"from": record.state, "transition": f"{record.state}->{target}"})
             try:
-                moved = await self.store.set_state(mac, target, expected=record.state) if target else record
-            except StateChanged:  # the machine moved meanwhile: decide again from where it is now
+                moved = await self.store.set_state(mac, target, expected=record.state, event=event)
+            except StateChanged as lost:  # the machine moved meanwhile: decide again from where it is now
+                log.info("machine %s: reinstall lost a race (%s is now %s); deciding again", mac, record.state,
+                         lost.current)
                 continue
-            await self.store.record(Event(mac, "reinstall", source, {"from": record.state}))
-            self._note_step(mac, "reinstall", time.time())
-            self._moved(mac)
+            log.info("machine %s: %s -> %s after reinstall", mac, record.state, moved.state)
+            self._note_step(mac, "reinstall", time.time(), moved=True)
             return record.state, moved
         raise StateChanged(mac, record.state, "still changing")  # the operator may simply ask again
 
@@ -320,19 +348,6 @@ class Runtime(OperatorReads):
         return lifecycle.decide(self.match(request), record, self.settings)
 
     # -- timeline plumbing --------------------------------------------------------------------
-
-    def _moved(self, mac: str) -> None:
-        """A machine's record changed (state, facts, or gone): fleet counts are stale, live views update."""
-        self._counts = None
-        self.changes.publish(mac)
-
-    def _note_step(self, mac: str, kind: str, at: float, limit: int = 65536) -> None:
-        """Remember the machine's latest step (for the fleet view) and tell live views it moved."""
-        self._last_step[mac] = (kind, at)
-        self._last_step.move_to_end(mac)
-        if len(self._last_step) > limit:
-            self._last_step.popitem(last=False)
-        self.changes.publish(mac)
 
     def _record_later(self, event: Event) -> None:
         record_later = getattr(self.store, "record_later", None)

@@ -36,6 +36,9 @@ EVENTS = Counter("bootserver_update_events_total", "Omaha events reported by upd
 COMPLETIONS = Counter("bootserver_update_completions_total", "Machines that came back running their target",
                       registry=REGISTRY)
 ERRORS = Counter("bootserver_update_errors_total", "Omaha error events (eventresult 0)", registry=REGISTRY)
+UNRECORDED = Counter("bootserver_update_unknown_unrecorded_total",
+                     "Checks from unknown machine-ids not recorded: the limit of unknown ones was reached",
+                     registry=REGISTRY)
 
 
 class UpdateService:
@@ -47,10 +50,16 @@ class UpdateService:
         if not app.is_flatcar:
             return AppAnswer(app, status="error-unknownApplication")
         store, now = self.runtime.store, time.time()
-        record = await store.update_get(app.machine_id) or UpdateRecord(app.machine_id)
+        stored = await store.update_get(app.machine_id)
+        record = stored or UpdateRecord(app.machine_id)
         known = record.mac is not None
         mac = record.mac or (self.runtime.mac_for_ip(client_ip) if client_ip else None) or \
             (await store.mac_for_address(client_ip) if client_ip else None)
+        if stored is None and mac is None and await store.update_unknown_count() >= policy.MAX_UNKNOWN:
+            UNRECORDED.inc()
+            log.warning("unknown machine-id %s from %s not recorded: %d unknown machine-ids are already",
+                        app.machine_id, client_ip, policy.MAX_UNKNOWN)
+            return AppAnswer(app)
         found = await self._policy(mac)
         record.mac, record.client_ip, record.version, record.track = mac, client_ip, app.version, app.track
         held = policy.holds_slot(record, now) and record.rollout == (found[0] if found else None)
@@ -95,8 +104,10 @@ class UpdateService:
             return Verdict(False, reason), None
         rollout, rules = found
         release = self.releases.release(app.arch, rules.channel, rules.version) if app.arch else None
-        paused = bool({ALL, rollout} & await store.update_pauses())
-        verdict = policy.evaluate(rules, release, app.version, paused, datetime.fromtimestamp(now, UTC))
+        when = datetime.fromtimestamp(now, UTC)
+        verdict = policy.evaluate(rules, release, app.version, False, when)
+        if verdict.offer and {ALL, rollout} & await store.update_pauses():  # read only when it matters
+            verdict = policy.evaluate(rules, release, app.version, True, when)
         if verdict.current:
             record.status, record.error_code = policy.CURRENT, None
         elif not verdict.offer and record.status not in policy.HOLDING:
@@ -123,9 +134,11 @@ class UpdateService:
     async def _event(self, record: UpdateRecord, app: OmahaApp, event) -> None:
         before = record.status
         record.status = policy.status_after_event(before, event.type, event.result, app.version, record.target)
-        name = policy.EVENT_NAMES.get(event.type, str(event.type))
-        result = policy.RESULT_NAMES.get(event.result, str(event.result))
-        EVENTS.labels(name, result).inc()
+        name = policy.EVENT_NAMES.get(event.type, f"type-{event.type}")
+        result = policy.RESULT_NAMES.get(event.result, f"result-{event.result}")
+        # metric labels stay a fixed set whatever a client sends: any other type or result is "other"
+        EVENTS.labels(name if event.type in policy.EVENT_NAMES else "other",
+                      result if event.result in policy.RESULT_NAMES else "other").inc()
         if record.status == policy.ERROR:
             record.error_code = event.error_code
             ERRORS.inc()

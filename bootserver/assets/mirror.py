@@ -135,6 +135,9 @@ def listing(assets: Path, check: bool = False) -> list[Row]:
             else:
                 verified = "signature " + _key_ids(entry.get("signed_by", ""))
             note = ", ".join(sorted(name for name, v in named.items() if v == version))
+            if entry and "update" in entry:  # see assets/updates.py: what the Omaha responder offers
+                note = "; ".join(filter(None, [note, "update payload" + "".join(
+                    f" + {extra}" for extra in entry["update"].get("extras", ()))]))
             rows.append(Row(f"flatcar/{arch}/{version}", dir_size(release), verified, note))
     for rel, info in sorted(manifest["files"].items()):
         path = assets / rel

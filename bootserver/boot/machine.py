@@ -40,6 +40,7 @@ class Event:
     detail: dict[str, Any] = field(default_factory=dict)
     at: float = field(default_factory=time.time)
     seq: int | None = None  # store-assigned, increasing; None until recorded
+    key: str | None = None  # the sender's idempotency key: a second event with the same key is not kept
 
 
 def token_matches(record: MachineRecord | None, token: str | None) -> bool:

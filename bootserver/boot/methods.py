@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bootserver.boot.loaders import SHIM
 from bootserver.boot.request import Stage
 from bootserver.config import Settings
 
@@ -75,17 +76,14 @@ class Silence:
     notice: bool = False  # worth an info line (a configuration gap), not just a debug line
 
 
-def installed_answers(setting: str, firmware: str | None) -> bool:
+def installed_answers(setting: str) -> bool:
     """Whether an installed machine still gets a proxy answer (see docs/dhcp.md for why).
 
-    auto: BIOS yes (iPXE's `sanboot --drive 0x80` boots the disk on any BIOS), UEFI no (the firmware
-    falls through to its next boot entry, the path every UEFI implementation gets right).
+    auto and answer: yes, on BIOS and UEFI alike: BIOS gets iPXE's `sanboot --drive 0x80`, UEFI
+    gets GRUB, which finds the disk's EFI loader (staying silent costs a UEFI machine about two
+    minutes of PXE and HTTP Boot timeouts before the firmware tries its disk). silent: no answer.
     """
-    if setting == "answer":
-        return True
-    if setting == "silent":
-        return False
-    return firmware == "bios"
+    return setting != "silent"
 
 
 def _loader(method: BootMethod, settings: Settings) -> str | None:
@@ -97,15 +95,16 @@ def _loader(method: BootMethod, settings: Settings) -> str | None:
 
 
 def choose(arch_code: int, stage: Stage, vendor_class: str, action: str, reason: str,
-           settings: Settings, advertise_url: str) -> Answer | Silence:
-    """The proxy's answer for one client, given `runtime.decide()`'s action ("boot", "local-disk", "ignore")."""
+           settings: Settings, advertise_url: str, loader: str = "ipxe") -> Answer | Silence:
+    """The proxy's answer for one client, given `runtime.decide()`'s action ("boot", "local-disk", "ignore")
+    and the machine's loader (`grub`: x86-64 UEFI firmware gets Debian's signed shim, which loads GRUB)."""
     method = _BY_CODE.get(arch_code)
     if method is None:
         return Silence(f"architecture type {arch_code} has no boot method")
     if action == "ignore":
         return Silence(f"ignored: {reason}")
     firmware = "bios" if method.arch.endswith("-bios") else "uefi"
-    if action == "local-disk" and not installed_answers(settings.installed_dhcp, firmware):
+    if action == "local-disk" and not installed_answers(settings.installed_dhcp):
         return Silence(f"boots from its disk ({reason}); installed_dhcp={settings.installed_dhcp} "
                        f"keeps {firmware.upper()} firmware silent so it falls through to the disk")
     if action not in ("boot", "local-disk"):
@@ -114,6 +113,10 @@ def choose(arch_code: int, stage: Stage, vendor_class: str, action: str, reason:
     bios = firmware == "bios"
     if stage is Stage.IPXE:
         return Answer("ipxe-script", advertise_url + IPXE_SCRIPT_PATH, echo, bios)
+    if loader == "grub" and method.arch == "x86_64-efi":
+        if stage is Stage.HTTPBOOT or method.stage is Stage.HTTPBOOT:
+            return Answer(f"{method.name}-shim", advertise_url + HTTP_LOADER_PATH + SHIM, "HTTPClient", False)
+        return Answer(f"{method.name}-shim", SHIM, echo, False)
     loader = _loader(method, settings)
     if loader is None:
         what = "arm64_loader is not set" if method.loader == ARM64_LOADER else "no iPXE binary exists"

@@ -17,6 +17,7 @@ class Stage(str, Enum):
     PXE = "pxe"  # firmware PXE ROM (BIOS or UEFI): speaks DHCP + TFTP only
     HTTPBOOT = "httpboot"  # UEFI HTTP Boot: DHCP + HTTP, loads an EFI binary
     IPXE = "ipxe"  # iPXE: can fetch scripts over HTTP
+    GRUB = "grub"  # GRUB (through shim, or chained for the UEFI local disk): fetches grub.cfg
     OS = "os"  # the booted OS or installer (Ignition fetch, events)
 
 

@@ -27,6 +27,8 @@ CURRENT, WAITING, OFFERED, DOWNLOADING, DOWNLOADED, APPLIED, ERROR = (
 HOLDING = (OFFERED, DOWNLOADING, DOWNLOADED, APPLIED)
 #: a slot is given back when its machine has said nothing for this long (it died, or never rebooted)
 STALE_AFTER = 2 * 3600.0
+#: machine-ids bootserver cannot tie to a machine are recorded up to this many (anyone can POST one)
+MAX_UNKNOWN = 10_000
 
 VERSION_RE = re.compile(r"^(\d+)\.(\d+)\.(\d+)")
 

@@ -153,7 +153,8 @@ def load_catalog(root: Path | str, assets_dir: Path | str | None = None, generat
             except MacError as exc:
                 out.add(file, doc, label, ("spec", "mac"), str(exc))
                 continue
-            machine = Machine(name, mac, spec["profile"], source, _freeze(spec.get("metadata", {})))
+            machine = Machine(name, mac, spec["profile"], source, _freeze(spec.get("metadata", {})),
+                              spec.get("loader"))
             if name in machines:
                 out.add(file, doc, label, ("metadata", "name"),
                         f"duplicate Machine name {name!r} (also at {machines[name].source})")
@@ -174,7 +175,7 @@ def load_catalog(root: Path | str, assets_dir: Path | str | None = None, generat
                         f"duplicate Group name {name!r} (also at {other.source})")
                 continue
             groups.append(Group(name, selector, spec["profile"], source, _freeze(spec.get("metadata", {})),
-                                updates=updates))
+                                updates=updates, loader=spec.get("loader")))
 
     for file, doc, label, path, ref in refs:
         if ref in declared and ref not in profiles:
@@ -238,7 +239,8 @@ def _profile(name, spec, source, root, assets_dir, out, file, doc, label) -> Pro
     if updates is False:
         return None
     return Profile(name=name, source=source, ignition=ignition,
-                   boot=BootSpec(boot["kernel"], tuple(boot.get("initrd", [])), tuple(boot.get("args", []))),
+                   boot=BootSpec(boot["kernel"], tuple(boot.get("initrd", [])), tuple(boot.get("args", [])),
+                                 boot.get("loader", "ipxe")),
                    after_install=spec.get("after_install", "none"), metadata=_freeze(spec.get("metadata", {})),
                    final_profile=spec.get("final_profile"), updates=updates)
 

@@ -48,6 +48,7 @@ class BootSpec:
     kernel: str
     initrd: tuple[str, ...] = ()
     args: tuple[str, ...] = ()
+    loader: str = "ipxe"  # ipxe | grub (Debian's signed shim + GRUB, for Secure Boot): docs/secure-boot.md
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,7 @@ class Machine:
     profile: str
     source: Source
     metadata: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
+    loader: str | None = None  # overrides the profile's boot.loader
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,7 @@ class Group:
     source: Source
     metadata: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
     updates: UpdatePolicy | None = None
+    loader: str | None = None  # overrides the profile's boot.loader
 
 
 @dataclass(frozen=True)

@@ -112,6 +112,8 @@ def check(value: Any, schema: Any, path: tuple = ()) -> list[tuple[tuple, str]]:
     return problems
 
 
+LOADERS = ("ipxe", "grub")  # boot.loader: what UEFI firmware is given first (docs/secure-boot.md)
+
 METADATA = Fields({"name": Str(), "labels": MapOf(Scalar()), "annotations": MapOf(Scalar())}, required=("name",))
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -128,7 +130,8 @@ UPDATES = Fields({
 })
 
 PROFILE_SPEC = Fields({
-    "boot": Fields({"kernel": Str(), "initrd": ListOf(Str()), "args": ListOf(Str())}, required=("kernel",)),
+    "boot": Fields({"kernel": Str(), "initrd": ListOf(Str()), "args": ListOf(Str()), "loader": Str(choices=LOADERS)},
+                   required=("kernel",)),
     "ignition": Fields({"butane": Str(), "config": Str()}, one_of=("butane", "config")),
     "after_install": Str(choices=("none", "local-disk")),
     "final_profile": Str(),
@@ -136,11 +139,13 @@ PROFILE_SPEC = Fields({
     "updates": UPDATES,
 }, required=("boot",))
 
-MACHINE_SPEC = Fields({"mac": Str(), "profile": Str(), "metadata": AnyMap()}, required=("mac", "profile"))
+MACHINE_SPEC = Fields({"mac": Str(), "profile": Str(), "metadata": AnyMap(), "loader": Str(choices=LOADERS)},
+                      required=("mac", "profile"))
 
 SELECTOR = Fields({"mac_prefix": Str(), "arch": Str(), "subnet": Str(), "uuid": Str(), "labels": MapOf(Scalar())})
 
-GROUP_SPEC = Fields({"selector": SELECTOR, "profile": Str(), "metadata": AnyMap(), "updates": UPDATES},
+GROUP_SPEC = Fields({"selector": SELECTOR, "profile": Str(), "metadata": AnyMap(), "updates": UPDATES,
+                     "loader": Str(choices=LOADERS)},
                     required=("profile",))
 
 SPECS = {"Profile": PROFILE_SPEC, "Machine": MACHINE_SPEC, "Group": GROUP_SPEC}

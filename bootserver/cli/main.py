@@ -106,6 +106,8 @@ def _serve_options(p: argparse.ArgumentParser) -> None:
                    help="interfaces for proxyDHCP, ports 67 and 4011 (default: none, proxyDHCP off)")
     g.add_argument("--advertise-url", metavar="URL",
                    help="base URL machines use to reach HTTP (default: the boot interface's address)")
+    g.add_argument("--floating-address", metavar="IP",
+                   help="keepalived's floating address: every replica names it as next-server and URL host")
     g = p.add_argument_group("logging")
     g.add_argument("--log-format", choices=("human", "json"), help="log line format (default human)")
     g.add_argument("--log-level", choices=("debug", "info", "warning", "error"), help="(default info)")
@@ -113,7 +115,8 @@ def _serve_options(p: argparse.ArgumentParser) -> None:
 
 def _serve_flags(args: argparse.Namespace) -> dict:
     return {"http": args.http, "tftp": args.tftp, "tftp_root": args.tftp_root, "dhcp": args.dhcp,
-            "advertise_url": args.advertise_url, "log_format": args.log_format, "log_level": args.log_level}
+            "advertise_url": args.advertise_url, "floating_address": args.floating_address,
+            "log_format": args.log_format, "log_level": args.log_level}
 
 
 def _run_serve(args: argparse.Namespace) -> int:
@@ -154,11 +157,12 @@ def _run_validate(args: argparse.Namespace) -> int:
 def _add_render(sub) -> None:
     p = sub.add_parser("render", formatter_class=_formatter, help="preview what a machine would be served",
                        description="Print what the running server would serve a MAC, without a server:\n"
-                                   "  ipxe      the /ipxe script\n  ignition  the /ignition config\n"
+                                   "  ipxe      the /ipxe script\n  grub      the grub.cfg (boot.loader: grub)\n"
+                                   "  ignition  the /ignition config\n"
                                    "  metadata  the /metadata KEY=value lines\n"
                                    "  match     which Machine or Group matched, and the profile",
                        epilog="example:\n  bootserver render ignition --mac 52:54:00:a1:9c:ae --arch x86_64-efi")
-    p.add_argument("what", choices=("ipxe", "ignition", "metadata", "match"))
+    p.add_argument("what", choices=("ipxe", "grub", "ignition", "metadata", "match"))
     p.add_argument("--mac", required=True, help="the machine's MAC, any common spelling")
     p.add_argument("--arch", help="x86_64-bios, x86_64-efi, i386-efi or arm64-efi (default: not given, as a "
                                   "client that does not say)")

@@ -68,6 +68,10 @@ async def _preview(runtime: Runtime, settings: Settings, what: str, request: Boo
             return f"no profile matches MAC {mac}", 1
         return metadata_lines(found.metadata), 0
     decision = runtime.next_boot(record, request)
+    if what == "grub":
+        from bootserver.render.grub_preview import preview_grub
+
+        return preview_grub(decision, request, base, token)
     if what == "ipxe":
         try:
             return script_for(decision, request, base, token), 0

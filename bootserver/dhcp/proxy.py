@@ -2,7 +2,8 @@
 
 Runs as Twisted `DatagramProtocol`s on the shared asyncio loop. Each configured interface gets its
 own sockets on ports 67 and 4011, bound to the device with SO_BINDTODEVICE and SO_REUSEADDR, so
-that replies leave through the interface the request came in on, carry that interface's address,
+that replies leave through the interface the request came in on, carry that interface's address
+(or the `floating_address` keepalived moves between replicas, so every replica answers alike),
 and an ordinary DHCP server on the same host can own port 67 beside us (docs/dhcp.md).
 
 This module only translates: bytes -> `BootRequest`, `runtime.dhcp_answer()` (the boot decision through
@@ -175,6 +176,7 @@ class ProxyDHCP:
         self.ports = ports
         self.limiter = MacRateLimiter() if limiter is None else limiter
         self.max_in_flight = max_in_flight
+        self.floating_address: str | None = settings.floating_address  # next-server of every replica
         self.listeners: list[_Listener] = []
         self._ports: list[Any] = []
         self._tasks: set[asyncio.Task] = set()
@@ -244,7 +246,7 @@ class ProxyDHCP:
                 log.debug("unanswered %d bytes from %s:%s on %s:%d: malformed (%s: %s)", len(data),
                           source[0], source[1], listener.interface, listener.port, exc.reason, exc)
             return
-        kind = reply_type(packet, listener.port, listener.address)
+        kind = reply_type(packet, listener.port, self.floating_address or listener.address)
         if isinstance(kind, str):
             self._drop("not_for_proxy", kind, listener, source, packet)
             return
@@ -295,7 +297,7 @@ class ProxyDHCP:
                     log.info("not answering %s on %s: %s", request.mac, listener.interface, result.reason)
                 self._drop("policy", result.reason, listener, source, packet)
                 return
-            reply = build_reply(packet, result, kind, listener.address)
+            reply = build_reply(packet, result, kind, self.floating_address or listener.address)
             target = destination(packet, listener.port, source)
             # straight to the socket: Twisted's write() re-validates the address, a sixth of the CPU
             listener.transport.socket.sendto(encode(reply), target)

@@ -27,7 +27,8 @@ async def get_ipxe(request: web.Request) -> web.Response:
     request[MACHINE] = name
     token = decision.record.token if decision.record else None
     try:
-        script = script_for(decision, boot, base_url(request), token)
+        sockname = request.transport.get_extra_info("sockname") if request.transport else None
+        script = script_for(decision, boot, base_url(request), token, sockname[0] if sockname else None)
     except (ArgError, ValueError) as exc:
         profile = decision.match.profile
         if token is None:  # the store could not be read: a script needing the machine's token must wait

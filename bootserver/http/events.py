@@ -1,12 +1,14 @@
 """POST /api/v1/machines/{mac}/events: the installer reports progress, success or failure.
 
 Authenticated by the machine's own token (carried in `urls.events`), never by the admin token.
+An `Idempotency-Key` header (or "key" in the body) makes a retried POST the same event, not a second.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 
 from aiohttp import web
 
@@ -15,6 +17,20 @@ from bootserver.runtime import INSTALLER_EVENTS, StoreUnavailable, WrongToken
 
 log = logging.getLogger("bootserver.http")
 MAX_BODY = 64 * 1024
+#: An idempotency key: what uuidgen, `date +%s%N` or a random hex string give; nothing else is accepted.
+KEY = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def idempotency_key(request: web.Request, body: object) -> str | None:
+    """The installer's idempotency key (header `Idempotency-Key`, else the body's "key"), or None."""
+    key = request.headers.get("Idempotency-Key")
+    if key is None and isinstance(body, dict):
+        key = body.get("key")
+    if key is None:
+        return None
+    if not isinstance(key, str) or not KEY.fullmatch(key):
+        raise web.HTTPBadRequest(text="idempotency key: 1-128 characters of A-Z a-z 0-9 . _ : -\n")
+    return key
 
 
 async def post_event(request: web.Request) -> web.Response:
@@ -29,8 +45,9 @@ async def post_event(request: web.Request) -> web.Response:
         body = None
     event = body.get("event") if isinstance(body, dict) else None
     detail = str(body.get("detail", ""))[:4096] if isinstance(body, dict) else ""
+    key = idempotency_key(request, body)
     try:
-        record = await runtime_of(request).report(mac, token, event, detail, request.remote)
+        record = await runtime_of(request).report(mac, token, event, detail, request.remote, key)
     except WrongToken as exc:
         log.warning("refused installer event for %s from %s: %s token", mac, request.remote, exc)
         raise web.HTTPForbidden(text="missing or wrong machine token\n") from None

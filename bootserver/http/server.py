@@ -8,7 +8,8 @@ import time
 from aiohttp import web
 from prometheus_client import Counter
 
-from bootserver.http import admin, assets, boot, events, health, ignition, loaders, metadata, omaha, updates_admin
+from bootserver.http import (admin, assets, boot, events, grub, health, ignition, loaders, metadata, omaha,
+                             updates_admin)
 from bootserver.config import Settings
 from bootserver.http.common import MAC, MACHINE, RUNTIME, SETTINGS
 from bootserver.metrics import REGISTRY
@@ -69,7 +70,7 @@ def make_app(runtime: Runtime, settings: Settings) -> web.Application:
     app = web.Application(middlewares=[access_log], client_max_size=1024 * 1024)
     app[RUNTIME] = runtime
     app[SETTINGS] = settings
-    for module in (boot, ignition, metadata, events, health, loaders, omaha):
+    for module in (boot, grub, ignition, metadata, events, health, loaders, omaha):
         module.add_routes(app)
     for module in (assets, admin, updates_admin):  # these keep per-server state, so they take what they serve
         module.add_routes(app, runtime, settings)

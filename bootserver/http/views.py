@@ -42,4 +42,4 @@ def decision_view(decision: BootDecision) -> dict[str, Any]:
 
 def event_view(event: Event) -> dict[str, Any]:
     return {"seq": event.seq, "time": iso(event.at), "kind": event.kind, "source": event.source,
-            "detail": event.detail}
+            "detail": event.detail, "key": event.key}

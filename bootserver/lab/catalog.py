@@ -26,6 +26,7 @@ FRAGMENT = {"ignition": {"version": "3.3.0"},
 GREETING = "hello from the lab: 100% applied by Ignition\n"
 
 PROFILE = "lab-install"
+SECURE_BOOT_PROFILE = "lab-install-secureboot"  # through shim + GRUB, installs the shim disk
 
 
 def write_ignition_assets(assets: Path) -> dict:
@@ -46,11 +47,12 @@ def lab_ssh_key(name: str) -> str:
     return f"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAA{blob} lab@{name}"
 
 
-def test_os_profile(kernel: str, initrd: str, metadata: dict | None = None) -> dict:
-    return {
-        "apiVersion": "bootserver/v1", "kind": "Profile", "metadata": {"name": PROFILE},
+def test_os_profile(kernel: str, initrd: str, metadata: dict | None = None, name: str = PROFILE,
+                    extra_initrd: str | None = None, loader: str | None = None) -> dict:
+    profile = {
+        "apiVersion": "bootserver/v1", "kind": "Profile", "metadata": {"name": name},
         "spec": {
-            "boot": {"kernel": kernel, "initrd": [initrd],
+            "boot": {"kernel": kernel, "initrd": [initrd] + ([extra_initrd] if extra_initrd else []),
                      # initrd=<basename> (needed by UEFI) is added by bootserver for every initrd
                      "args": ["console=ttyS0", "loglevel=4", "panic=-1",
                               "ignition.config.url={{ urls.ignition }}", "testos.events={{ urls.events }}",
@@ -60,6 +62,9 @@ def test_os_profile(kernel: str, initrd: str, metadata: dict | None = None) -> d
             "metadata": dict(metadata or {}),
         },
     }
+    if loader:
+        profile["spec"]["boot"]["loader"] = loader
+    return profile
 
 
 def flatcar_profile(template: Path, base_url: str) -> dict:
@@ -79,29 +84,34 @@ def flatcar_profile(template: Path, base_url: str) -> dict:
     }
 
 
-def machine_document(name: str, mac: str, hostname: str, metadata: dict | None = None) -> dict:
+def machine_document(name: str, mac: str, hostname: str, metadata: dict | None = None, profile: str = PROFILE,
+                     loader: str | None = None) -> dict:
     """A lab machine: its hostname and SSH key, plus `metadata` over the profile's defaults."""
     values = {"hostname": hostname, "ssh_authorized_keys": [lab_ssh_key(name)], **(metadata or {})}
-    return {"apiVersion": "bootserver/v1", "kind": "Machine", "metadata": {"name": name},
-            "spec": {"mac": mac, "profile": PROFILE, "metadata": values}}
+    doc = {"apiVersion": "bootserver/v1", "kind": "Machine", "metadata": {"name": name},
+           "spec": {"mac": mac, "profile": profile, "metadata": values}}
+    if loader:
+        doc["spec"]["loader"] = loader
+    return doc
 
 
-def write_catalog(root: Path, profile: dict, machines: list[tuple],
+def write_catalog(root: Path, profile: dict | list[dict], machines: list[tuple],
                   template_text: str = BUTANE_TEMPLATE, template_name: str = "lab.bu") -> Path:
     """Write catalog/lab.yaml and catalog/templates/<template>; returns the catalog directory."""
     (root / "templates").mkdir(parents=True, exist_ok=True)
     (root / "templates" / template_name).write_text(template_text)
-    docs = [profile] + [machine_document(*m) for m in machines]
+    docs = (profile if isinstance(profile, list) else [profile]) + [machine_document(*m) for m in machines]
     (root / "lab.yaml").write_text(yaml.safe_dump_all(docs, sort_keys=False))
     return root
 
 
 def write_settings(path: Path, catalog: Path, assets: Path, state: Path, advertise_url: str,
-                   unknown_machines: str = "ignore", uefi_loader: str = "ipxe.efi", interface: str = "eth0") -> Path:
+                   unknown_machines: str = "ignore", uefi_loader: str = "ipxe.efi", interface: str = "eth0",
+                   installed_dhcp: str = "auto") -> Path:
     settings = {
         "catalog": str(catalog), "assets": str(assets), "state": f"sqlite:///{state}",
         "http": "0.0.0.0:8080", "advertise_url": advertise_url, "dhcp": [interface],
-        "unknown_machines": unknown_machines, "uefi_loader": uefi_loader,
+        "unknown_machines": unknown_machines, "uefi_loader": uefi_loader, "installed_dhcp": installed_dhcp,
     }
     path.write_text(yaml.safe_dump(settings, sort_keys=False))
     return path

@@ -5,6 +5,7 @@
   bootserver lab status                     what runs, and each machine's state
   bootserver lab down                       remove everything the lab made (found by name)
   bootserver lab catalog --dir D --machine NAME=MAC ...   the test OS + lab catalog for any bootserver
+  bootserver lab vagrant run|up|status|down ...            the Vagrant lab, bootserver on this host
 
 The lab: namespaces <name>-sw (bridge, taps, QEMU), <name>-dhcp (dnsmasq: addresses and IPv6
 router advertisements only) and <name>-srv (bootserver: proxyDHCP, TFTP, HTTP on 10.77.0.3).
@@ -27,12 +28,13 @@ from pathlib import Path
 from bootserver.catalog.mac import MacError, normalize_mac
 from bootserver.config import Settings
 from bootserver.lab import catalog as lab_catalog
-from bootserver.lab import testos
+from bootserver.lab import testos, vagrant_commands
 from bootserver.lab.disk import DISK_MB
 from bootserver.lab.lab import DISK_BOOT_RE, FAILED_RE, INSTALLED_RE, Lab, MachineSpec, check_host
 from bootserver.lab.netns import NetnsError, Topology, list_netns, netns_pids
 from bootserver.lab.qemu import FIRMWARES, QemuError, tail
 from bootserver.lab.server import BootserverService
+from bootserver.lab.stall import StallWatch
 
 ANSI = re.compile(r"\x1b\[[0-9;?=]*[a-zA-Z]|\x1b[c()][0-9A-Z]?")
 
@@ -56,6 +58,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            "assets: bootserver assets fetch flatcar)")
     boot.add_argument("--assets", metavar="DIR", default=argparse.SUPPRESS,
                       help="assets folder for the lab's bootserver (default WORKDIR/assets; needed by --os flatcar)")
+    boot.add_argument("--installed-dhcp", choices=("auto", "answer", "silent"), default="auto",
+                      help="bootserver's installed_dhcp (silent: installed UEFI machines fall through slowly)")
+    boot.add_argument("--keep-state", action="store_true",
+                      help="keep the earlier run's state store and disks (default: both start fresh)")
     boot.add_argument("--no-ipv6-ra", action="store_true",
                       help="no IPv6 router advertisements (iPXE then waits ~15 s per boot)")
     sub.add_parser("up", parents=[common, boot], help="build the lab and power the machines on; leave it running")
@@ -72,9 +78,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--interface", default="eth0", help="boot network interface for proxyDHCP (default eth0)")
     p.add_argument("--advertise-url", required=True, help="base URL the machines reach bootserver at")
     sub.add_parser("down", parents=[common], help="remove everything the lab made")
+    vagrant_commands.add_arguments(sub.add_parser(
+        "vagrant", help="the Vagrant lab in host mode: box-less libvirt machines boot through bootserver here"))
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.lab_command == "vagrant":
+        return vagrant_commands.run(args)
     if os.geteuid() != 0 and args.lab_command != "catalog":
         print("bootserver lab: run as root (network namespaces, tap devices)", file=sys.stderr)
         return 2
@@ -126,13 +136,14 @@ def _make_lab(args: argparse.Namespace, workdir: Path) -> tuple[Lab, BootserverS
     specs = [MachineSpec.make(i, fw) for fw in firmwares for i in range(1, args.count + 1)]
     specs += [MachineSpec.make(0xF0 + i, firmwares[0], in_catalog=False) for i in range(args.unknown)]
     server = BootserverService(unknown_machines=args.unknown_machines, os_name=args.os,
+                               installed_dhcp=args.installed_dhcp,
                                uefi_loader="snponly.efi" if "uefi-snponly" in firmwares else "ipxe.efi")
     memory = 3072 if args.os == "flatcar" else 512
     assets = Path(args.assets).resolve() if getattr(args, "assets", None) else None
     if args.os == "flatcar" and assets is None:
         raise ValueError("--os flatcar needs --assets DIR holding Flatcar (bootserver assets fetch flatcar)")
     lab = Lab(args.name, workdir, specs, server, ipv6_ra=not args.no_ipv6_ra, memory_mb=memory,
-              disk_mb=12 * 1024 if args.os == "flatcar" else DISK_MB, assets=assets)
+              disk_mb=12 * 1024 if args.os == "flatcar" else DISK_MB, assets=assets, keep_state=args.keep_state)
     return lab, server
 
 
@@ -173,6 +184,7 @@ def _run(args: argparse.Namespace, lab: Lab, server: BootserverService) -> int:
 def _follow(args, lab: Lab, server: BootserverService, results: dict[str, dict]) -> None:
     """Stream consoles and timelines until every catalogued machine booted from its disk."""
     offsets = {name: 0 for name in lab.machines}
+    watches = {name: StallWatch() for name in lab.machines}
     seen_events: dict[str, int] = {name: 0 for name in lab.machines}
     deadline = time.monotonic() + args.timeout
     next_timeline = 0.0
@@ -188,6 +200,10 @@ def _follow(args, lab: Lab, server: BootserverService, results: dict[str, dict])
                         print(f"[{name}] {line}", flush=True)
             offsets[name] += cut
             _progress(lab, server, name, text, results[name])
+            stuck = None if results[name].get("done") else watches[name].check(text[machine.serial_start:])
+            if stuck:
+                raise StalledError(f"{name} stopped making progress: {stuck}; its console's last lines:\n"
+                                   f"{tail(text)}")
         if time.monotonic() >= next_timeline:
             for name, machine in lab.machines.items():
                 events = server.timeline(machine.mac)
@@ -202,6 +218,10 @@ def _follow(args, lab: Lab, server: BootserverService, results: dict[str, dict])
             return
         time.sleep(0.3)
     raise TimeoutError(f"not every machine booted from its disk within {args.timeout:.0f} s")
+
+
+class StalledError(RuntimeError):
+    pass
 
 
 def _progress(lab: Lab, server: BootserverService, name: str, text: str, result: dict) -> None:
@@ -220,12 +240,15 @@ def _progress(lab: Lab, server: BootserverService, name: str, text: str, result:
         result["failed"] = m["reason"]
     if "installed" in result and "done" not in result:
         after = text.find("TESTOS-POSTED")
+        if after >= 0 and "rebooted" not in result:
+            result["rebooted"] = elapsed  # the second boot (the installed machine's own) starts here
         if after >= 0 and re.compile(DISK_BOOT_RE).search(text, after):
             result["done"] = elapsed
 
 
 def _summary(lab: Lab, results: dict[str, dict]) -> None:
-    print("\nmachine            firmware      MAC                 power-on->installed  ->disk boot  state")
+    print("\nmachine            firmware        MAC                 power-on->installed  ->disk boot  "
+          "(second boot)  state")
     for name, result in results.items():
         if name.startswith("_"):
             continue
@@ -234,7 +257,8 @@ def _summary(lab: Lab, results: dict[str, dict]) -> None:
         state = record["state"] if record else ("not seen" if spec.in_catalog else "ignored (unknown MAC)")
         installed = f"{result['installed']:.1f} s" if "installed" in result else "-"
         done = f"{result['done']:.1f} s" if "done" in result else "-"
-        print(f"{name:<18} {spec.firmware:<13} {spec.mac}   {installed:>19}  {done:>10}  {state}")
+        second = f"{result['done'] - result['rebooted']:.1f} s" if "done" in result and "rebooted" in result else "-"
+        print(f"{name:<18} {spec.firmware:<15} {spec.mac}   {installed:>19}  {done:>10}  {second:>13}  {state}")
 
 
 def _status(name: str, workdir: Path) -> int:

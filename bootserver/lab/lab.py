@@ -37,14 +37,16 @@ class MachineSpec:
     hostname: str
     in_catalog: bool = True  # False: an unknown MAC, for discovery
     metadata: dict = field(default_factory=dict, compare=False)  # catalog metadata over the profile's
+    loader: str | None = None  # the catalog's Machine `loader` (uefi-secureboot machines get grub by profile)
 
     @classmethod
-    def make(cls, index: int, firmware: str, in_catalog: bool = True, metadata: dict | None = None) -> "MachineSpec":
+    def make(cls, index: int, firmware: str, in_catalog: bool = True, metadata: dict | None = None,
+             loader: str | None = None) -> "MachineSpec":
         if firmware not in FIRMWARES:
             raise QemuError(f"unknown firmware {firmware!r}: use one of {', '.join(FIRMWARES)}")
         name = f"{firmware}-{index}"
         return cls(name=name, firmware=firmware, mac=lab_mac(index, firmware), hostname=f"lab-{name}",
-                   in_catalog=in_catalog, metadata=dict(metadata or {}))
+                   in_catalog=in_catalog, metadata=dict(metadata or {}), loader=loader)
 
 
 class BootService(Protocol):
@@ -60,7 +62,7 @@ class BootService(Protocol):
 class Lab:
     def __init__(self, prefix: str, workdir: Path, machines: list[MachineSpec], server: BootService,
                  ipv6_ra: bool = True, log: Callable[[str], None] = print, memory_mb: int = 512,
-                 disk_mb: int = DISK_MB, assets: Path | None = None):
+                 disk_mb: int = DISK_MB, assets: Path | None = None, keep_state: bool = False):
         self.topology = Topology(prefix)
         self.workdir = workdir
         self.specs = {spec.name: spec for spec in machines}
@@ -74,6 +76,7 @@ class Lab:
         self.machines: dict[str, Machine] = {}
         self.assets = assets or workdir / "assets"  # the test OS is put here too (under testos/)
         self.kernel_asset = self.initrd_asset = ""
+        self.keep_state = keep_state  # True: reuse the earlier run's state store AND its disks
 
     @property
     def server_ip(self) -> str:
@@ -90,18 +93,23 @@ class Lab:
             self.log(f"lab: removed leftovers of an earlier run: {', '.join(removed)}")
         try:
             self.workdir.mkdir(parents=True, exist_ok=True)
+            self._start_consistent()
             self.kernel_asset, self.initrd_asset = testos.install_into(self.assets)
             self.topology.create(ipv6_ra=self.ipv6_ra)
-            dhcp = ordinary_dhcp(self.topology.dhcp, self.workdir, ipv6_ra=self.ipv6_ra)
+            grub_over_pxe = any(spec.firmware == "uefi-secureboot" for spec in self.specs.values())
+            dhcp = ordinary_dhcp(self.topology.dhcp, self.workdir, ipv6_ra=self.ipv6_ra,
+                                 next_server=SERVER_IP if grub_over_pxe else None)
             dhcp.start()
             self.services.append(dhcp)
             wait_for_port(self.topology.dhcp, 67, "udp", service=dhcp)
             self.server.start(self)
             for index, spec in enumerate(self.specs.values()):
                 tap = self.topology.add_tap(f"tap{index}")
-                disk = create_disk(self.workdir / f"{spec.name}.disk.img", self.disk_mb)
+                disk = self.workdir / f"{spec.name}.disk.img"
+                if not (self.keep_state and disk.exists()):
+                    create_disk(disk, self.disk_mb)
                 for old in (f"{spec.name}.vars.fd", f"{spec.name}.serial.log"):
-                    (self.workdir / old).unlink(missing_ok=True)  # a fresh machine, a fresh console
+                    (self.workdir / old).unlink(missing_ok=True)  # a fresh console (and boot variables)
                 self.machines[spec.name] = Machine(name=spec.name, mac=spec.mac, firmware=spec.firmware,
                                                    disk=disk, workdir=self.workdir, tap=tap,
                                                    memory_mb=self.memory_mb)
@@ -109,6 +117,19 @@ class Lab:
         except BaseException:
             self.down()
             raise
+
+    def _start_consistent(self) -> None:
+        """A run starts from one consistent state: the earlier run's store with its disks, or both
+        fresh. (A kept store with fresh disks sends "installed" machines to empty disks.)"""
+        state = self.workdir / "state"
+        if self.keep_state:
+            self.log(f"lab: keeping the earlier run's state ({state}) and disks")
+            return
+        if state.exists() or any(self.workdir.glob("*.disk.img")):
+            self.log("lab: fresh state and fresh disks (the earlier run's are removed; --keep-state keeps both)")
+        shutil.rmtree(state, ignore_errors=True)
+        for disk in self.workdir.glob("*.disk.img"):
+            disk.unlink()
 
     def power_on(self, name: str) -> Machine:
         machine = self.machines[name]
@@ -146,7 +167,9 @@ def check_host() -> list[str]:
             problems.append(f"{tool} not found (install {package})")
     for path, package in ((Path("/usr/share/OVMF/OVMF_CODE_4M.fd"), "ovmf"), (Path("/bin/busybox"), "busybox-static"),
                           (Path("/usr/lib/ipxe/ipxe.efi"), "ipxe"), (Path("/dev/net/tun"), "(the tun device)"),
-                          (Path("/usr/lib/dracut/modules.d/30ignition/ignition"), "ignition")):
+                          (Path("/usr/lib/dracut/modules.d/30ignition/ignition"), "ignition"),
+                          (Path("/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed"), "grub-efi-amd64-signed"),
+                          (Path("/usr/lib/shim/shimx64.efi.signed"), "shim-signed")):
         if not path.exists():
             problems.append(f"{path} not found ({package})")
     return problems

@@ -24,10 +24,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bootserver.lab.netns import in_netns
+from bootserver.lab.stall import StallWatch
 
-FIRMWARES = ("bios", "uefi", "uefi-snponly")
+FIRMWARES = ("bios", "uefi", "uefi-snponly", "uefi-ipxerom", "uefi-secureboot", "uefi-http")
 OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
 OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
+#: Secure Boot enforcing: Microsoft's keys enrolled (so shim, signed by Microsoft's UEFI CA, runs)
+OVMF_CODE_SB = Path("/usr/share/OVMF/OVMF_CODE_4M.ms.fd")
+OVMF_VARS_SB = Path("/usr/share/OVMF/OVMF_VARS_4M.ms.fd")
 QEMU = "qemu-system-x86_64"
 MAC_RE = re.compile(r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$")
 
@@ -38,7 +42,8 @@ class QemuError(RuntimeError):
 
 def lab_mac(index: int, firmware: str) -> str:
     """Stable MACs: 52:54:00:77:<firmware>:<index> (QEMU's locally administered OUI)."""
-    code = {"bios": 0x01, "uefi": 0x02, "uefi-snponly": 0x03}[firmware]
+    code = {"bios": 0x01, "uefi": 0x02, "uefi-snponly": 0x03, "uefi-ipxerom": 0x04, "uefi-secureboot": 0x05,
+            "uefi-http": 0x06}[firmware]
     return f"52:54:00:77:{code:02x}:{index:02x}"
 
 
@@ -74,7 +79,7 @@ class Machine:
 
     def command(self) -> list[str]:
         nic = f"virtio-net-pci,netdev=n0,mac={self.mac},bootindex=1"
-        if self.firmware != "bios":
+        if self.firmware not in ("bios", "uefi-ipxerom"):  # uefi-ipxerom keeps QEMU's iPXE EFI ROM
             nic += ",romfile="
         argv = [
             QEMU, "-name", self.name, "-nodefaults", "-no-user-config", "-accel", "tcg",
@@ -86,12 +91,20 @@ class Machine:
         ]
         if self.firmware == "bios":
             argv += ["-machine", "pc,graphics=off"]
+        elif self.firmware == "uefi-secureboot":  # SMM keeps the variable store out of the OS's reach
+            argv += ["-machine", "q35,smm=on", "-global", "driver=cfi.pflash01,property=secure,value=on",
+                     "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE_SB}",
+                     "-drive", f"if=pflash,format=raw,unit=1,file={self.vars_file}",
+                     "-fw_cfg", "name=opt/org.tianocore/IPv6Support,string=no",
+                     "-fw_cfg", "name=opt/org.tianocore/IPv6PXESupport,string=no"]
         else:
             argv += ["-machine", "q35",
                      "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}",
                      "-drive", f"if=pflash,format=raw,unit=1,file={self.vars_file}",
                      "-fw_cfg", "name=opt/org.tianocore/IPv6Support,string=no",
                      "-fw_cfg", "name=opt/org.tianocore/IPv6PXESupport,string=no"]
+            if self.firmware == "uefi-http":  # no PXE boot entry: OVMF's only network entry is HTTPv4
+                argv += ["-fw_cfg", "name=opt/org.tianocore/IPv4PXESupport,string=no"]
         return argv
 
     @property
@@ -103,11 +116,12 @@ class Machine:
         if shutil.which(QEMU) is None:
             raise QemuError(f"{QEMU} not found: install qemu-system-x86")
         if self.firmware != "bios":
-            for f in (OVMF_CODE, OVMF_VARS):
+            code, vars_ = (OVMF_CODE_SB, OVMF_VARS_SB) if self.firmware == "uefi-secureboot" else (OVMF_CODE, OVMF_VARS)
+            for f in (code, vars_):
                 if not f.exists():
                     raise QemuError(f"{f} not found: install ovmf")
             if not self.vars_file.exists():
-                shutil.copyfile(OVMF_VARS, self.vars_file)
+                shutil.copyfile(vars_, self.vars_file)
         self.workdir.mkdir(parents=True, exist_ok=True)
         (self.workdir / f"{self.name}.cmdline.txt").write_text(" ".join(self.command()) + "\n")
         stderr = open(self.workdir / f"{self.name}.qemu.log", "ab")
@@ -142,15 +156,20 @@ class Machine:
     def wait_for(self, pattern: str | re.Pattern, timeout: float, after: int | None = None) -> tuple[re.Match, float]:
         """Wait until `pattern` shows up on the serial console (searching from offset `after`,
         default: this power-on); returns the match and the seconds since power-on.
-        Fails early if QEMU exits."""
+        Fails early if QEMU exits or the machine stops making progress (lab.stall)."""
         regex = re.compile(pattern) if isinstance(pattern, str) else pattern
         after = self.serial_start if after is None else after
         deadline = time.monotonic() + timeout
+        watch = StallWatch()
         while True:
             text = self.serial_text()
             match = regex.search(text, after)
             if match:
                 return match, time.monotonic() - (self.started_at or time.monotonic())
+            stuck = watch.check(text[after:])
+            if stuck:
+                raise QemuError(f"{self.name}: stopped making progress before {regex.pattern!r} appeared: {stuck} "
+                                f"(serial log {self.serial_log})\n{tail(text)}")
             if not self.running():
                 raise QemuError(f"{self.name}: QEMU exited before {regex.pattern!r} appeared "
                                 f"(serial log {self.serial_log})\n{tail(text)}")

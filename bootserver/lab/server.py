@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bootserver.lab import catalog as lab_catalog
+from bootserver.lab import secureboot
 from bootserver.lab.services import Service, ServiceError, wait_for_port
 
 if TYPE_CHECKING:
@@ -22,8 +23,10 @@ if TYPE_CHECKING:
 
 
 class BootserverService:
-    def __init__(self, unknown_machines: str = "ignore", uefi_loader: str = "ipxe.efi", os_name: str = "testos"):
+    def __init__(self, unknown_machines: str = "ignore", uefi_loader: str = "ipxe.efi", os_name: str = "testos",
+                 installed_dhcp: str = "auto"):
         self.unknown_machines = unknown_machines
+        self.installed_dhcp = installed_dhcp
         self.uefi_loader = uefi_loader
         self.os_name = os_name
         self.service: Service | None = None
@@ -34,6 +37,10 @@ class BootserverService:
         work = lab.workdir
         self.catalog_dir = work / "catalog"
         known = [(s.name, s.mac, s.hostname, s.metadata) for s in lab.specs.values() if s.in_catalog]
+        if self.os_name != "flatcar":  # uefi-secureboot machines install the signed shim + GRUB disk
+            known = [(s.name, s.mac, s.hostname, s.metadata, lab_catalog.SECURE_BOOT_PROFILE
+                      if s.firmware == "uefi-secureboot" else lab_catalog.PROFILE, s.loader)
+                     for s in lab.specs.values() if s.in_catalog]
         if self.os_name == "flatcar":
             template = Path(__file__).resolve().parents[2] / "profiles" / "templates" / "flatcar-install.bu"
             if not template.exists():
@@ -46,12 +53,16 @@ class BootserverService:
                                       template.read_text(), template.name)
         else:
             defaults = lab_catalog.write_ignition_assets(lab.assets)
-            lab_catalog.write_catalog(self.catalog_dir, lab_catalog.test_os_profile(
-                lab.kernel_asset, lab.initrd_asset, defaults), known)
+            profiles = [lab_catalog.test_os_profile(lab.kernel_asset, lab.initrd_asset, defaults)]
+            if any(s.firmware == "uefi-secureboot" for s in lab.specs.values()):
+                profiles.append(lab_catalog.test_os_profile(
+                    lab.kernel_asset, lab.initrd_asset, defaults, lab_catalog.SECURE_BOOT_PROFILE,
+                    secureboot.install_into(lab.assets), loader="grub"))
+            lab_catalog.write_catalog(self.catalog_dir, profiles, known)
         (work / "state").mkdir(exist_ok=True)
         self.settings_file = lab_catalog.write_settings(
             work / "bootserver.yaml", self.catalog_dir, lab.assets, work / "state" / "bootserver.db",
-            lab.base_url, self.unknown_machines, self.uefi_loader)
+            lab.base_url, self.unknown_machines, self.uefi_loader, installed_dhcp=self.installed_dhcp)
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         env.pop("BOOTSERVER_CONFIG", None)
         self.service = Service("bootserver", lab.topology.server,

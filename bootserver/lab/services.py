@@ -59,9 +59,11 @@ def log_tail(path: Path, lines: int = 20) -> str:
         return "(no log)"
 
 
-def ordinary_dhcp(netns: str, workdir: Path, ipv6_ra: bool = True) -> Service:
+def ordinary_dhcp(netns: str, workdir: Path, ipv6_ra: bool = True, next_server: str | None = None) -> Service:
     """dnsmasq as the site's ordinary DHCP server: addresses (and IPv6 RAs) only, no boot options.
-    `--no-ping` avoids a 3 s delay before every first OFFER."""
+    `--no-ping` avoids a 3 s delay before every first OFFER. `next_server` sets the siaddr field
+    and nothing else (dnsmasq's option 255): Debian's GRUB reads its config from there, not from
+    the proxy's answer (docs/secure-boot.md)."""
     if shutil.which("dnsmasq") is None:
         raise ServiceError("dnsmasq not found: install dnsmasq-base")
     argv = ["dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--user=root", "--pid-file=",
@@ -69,6 +71,8 @@ def ordinary_dhcp(netns: str, workdir: Path, ipv6_ra: bool = True) -> Service:
             f"--dhcp-range={DHCP_RANGE[0]},{DHCP_RANGE[1]},255.255.255.0,10m", "--dhcp-authoritative",
             "--no-ping", f"--dhcp-leasefile={workdir / 'dhcp.leases'}", "--log-dhcp",
             f"--log-facility={workdir / 'dnsmasq-dhcp.log'}"]
+    if next_server:
+        argv.append(f"--dhcp-option=255,{next_server}")
     if ipv6_ra:
         argv += ["--enable-ra", f"--dhcp-range={IPV6_PREFIX},ra-only,64"]
     return Service("dnsmasq (ordinary DHCP)", netns, argv, workdir / "dnsmasq-dhcp.stderr.log")

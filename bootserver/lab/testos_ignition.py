@@ -82,7 +82,7 @@ def ignition_inputs() -> tuple[dict[str, bytes], set[str], dict[str, str]]:
         files[name] = (Path("/") / name).read_bytes()
     lab_files = resources.files("bootserver.lab") / "files" / "ignition"
     for item in lab_files.iterdir():
-        if item.name.endswith(".unit") or item.name.endswith(".target") or item.name.endswith(".service"):
+        if item.name.endswith((".target", ".service")):
             files[f"etc/systemd/system/{item.name}"] = item.read_bytes()
     for name in ("passwd", "group", "shadow", "gshadow", "selinux-config", "file_contexts"):
         files[f"usr/share/testos/baselayout/{name}"] = (lab_files / f"baselayout.{name}").read_bytes()

@@ -95,7 +95,9 @@ def parse_request(body: bytes) -> OmahaRequest:
 
 
 def _attr(element: ET.Element, name: str) -> str:
-    return (element.get(name) or "")[:MAX_ATTRIBUTE]
+    """The attribute, cut to MAX_ATTRIBUTE, with control characters (a `&#10;` would forge log lines)
+    replaced by '?'."""
+    return "".join(c if c.isprintable() else "?" for c in (element.get(name) or "")[:MAX_ATTRIBUTE])
 
 
 def _int(element: ET.Element, name: str, required: bool) -> int | None:
@@ -126,7 +128,7 @@ def _app(element: ET.Element) -> OmahaApp:
         oem=_attr(element, "oem"), ping=element.find("ping") is not None,
         update_check=element.find("updatecheck") is not None,
         events=tuple(OmahaEvent(_int(e, "eventtype", True), _int(e, "eventresult", True),
-                                _int(e, "errorcode", False), e.get("previousversion", "")[:MAX_ATTRIBUTE] or None)
+                                _int(e, "errorcode", False), _attr(e, "previousversion") or None)
                      for e in events))
 
 

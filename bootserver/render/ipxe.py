@@ -58,16 +58,24 @@ def boot_script(name: str, profile: Profile, context: dict, base: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def local_disk_script(name: str, firmware: str | None) -> str:
-    """Boot from the local disk: sanboot the first disk on BIOS; `exit` on UEFI so the firmware
-    moves on to its next boot entry. Unknown firmware decides at run time from ${platform}."""
+def local_disk_script(name: str, firmware: str | None, base: str = "", server_ip: str | None = None) -> str:
+    """Boot from the local disk. BIOS: sanboot the first disk. UEFI: chain Debian's netboot GRUB,
+    whose config (grub/grub.cfg, the local-disk answer) finds the disk's EFI loader; GRUB reads
+    it from the DHCP next-server, so that is set to this server first. If GRUB is missing or
+    finds nothing, `exit 1` hands back to the firmware's next boot entry.
+    Unknown firmware decides at run time from ${platform}."""
     head = ["#!ipxe", f"echo bootserver: {name} is installed, booting from local disk"]
+    uefi = ["exit 1"]
+    if base and server_ip:
+        grub = _checked(base.rstrip("/"), "advertise URL") + "/loaders/grubx64.efi"
+        uefi = [f"set netX/next-server {_checked(server_ip, 'server address')}",
+                f"chain --autofree {grub} || exit 1"]
     if firmware == "bios":
         body = ["sanboot --no-describe --drive 0x80"]
     elif firmware == "uefi":
-        body = ["exit"]
+        body = uefi
     else:
-        body = ["iseq ${platform} efi && exit || sanboot --no-describe --drive 0x80"]
+        body = ["iseq ${platform} efi || sanboot --no-describe --drive 0x80", *uefi]
     return "\n".join(head + body) + "\n"
 
 
@@ -80,13 +88,14 @@ def _checked_line(text: str) -> str:
     return "".join(c if c.isprintable() and c not in "$\\" else "?" for c in text)
 
 
-def script_for(decision: BootDecision, request: BootRequest, base: str, token: str | None) -> str:
+def script_for(decision: BootDecision, request: BootRequest, base: str, token: str | None,
+               server_ip: str | None = None) -> str:
     """The /ipxe script for a decision: the one place a decision becomes iPXE (HTTP and `bootserver
     render` both call it). Raises ArgError or ValueError when the profile cannot be rendered."""
     if decision.action == "ignore" or decision.match is None:
         return no_boot_script(decision.reason)
     name = decision.match.name
     if decision.action == "local-disk":
-        return local_disk_script(name, request.firmware)
+        return local_disk_script(name, request.firmware, base, server_ip)
     context = template_context(decision.match, request, base, token)
     return boot_script(name, decision.match.profile, context, base)

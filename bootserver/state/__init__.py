@@ -9,10 +9,10 @@
 
 from __future__ import annotations
 
-from bootserver.state.base import (Event, MachineRecord, SchemaTooNew, StateChanged, Store, StoreError,
+from bootserver.state.base import (AlreadyRecorded, Event, MachineRecord, SchemaTooNew, StateChanged, Store, StoreError,
                                    StoreUnavailable, UnknownMachine, redact)
 
-__all__ = ["Event", "MachineRecord", "SchemaTooNew", "StateChanged", "Store", "StoreError", "StoreUnavailable",
+__all__ = ["AlreadyRecorded", "Event", "MachineRecord", "SchemaTooNew", "StateChanged", "Store", "StoreError", "StoreUnavailable",
            "UnknownMachine", "connect_store", "open_store", "redact"]
 
 

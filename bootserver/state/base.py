@@ -41,6 +41,15 @@ class StateChanged(StoreError):
         self.mac, self.expected, self.current = mac, expected, current
 
 
+class AlreadyRecorded(StoreError):
+    """A transition's event carries an idempotency key the timeline already holds (a retried report,
+    maybe through another replica): the transition was rolled back, nothing was written."""
+
+    def __init__(self, mac: str, key: str) -> None:
+        super().__init__(f"machine {mac}: an event with idempotency key {key} is already recorded")
+        self.mac, self.key = mac, key
+
+
 def redact(url: str) -> str:
     """A state URL without its password, for logs and errors."""
     parts = urlsplit(url)
@@ -64,10 +73,13 @@ class Store(Protocol):
     async def ensure(self, mac: str, *, state: str, **facts: Any) -> MachineRecord:
         """Return the machine, creating it in `state` if new; updates facts and last_seen."""
 
-    async def set_state(self, mac: str, state: str, *, expected: str | None = None) -> MachineRecord:
+    async def set_state(self, mac: str, state: str, *, expected: str | None = None,
+                        event: Event | None = None) -> MachineRecord:
         """Move the machine to `state`; raises UnknownMachine if it does not exist. With `expected`,
         a compare-and-set (`UPDATE … WHERE state = expected`): raises StateChanged, writing
-        nothing, when the machine is no longer in `expected`."""
+        nothing, when the machine is no longer in `expected`. `event` is appended to the timeline
+        in the same transaction, so rival transitions (other replicas) appear in the order they won; if
+        its idempotency key is already recorded, raises AlreadyRecorded and nothing is written."""
 
     async def record(self, event: Event) -> bool:
         """Append to the timeline. Returns after the event is durable (True), or False if the
@@ -75,6 +87,9 @@ class Store(Protocol):
 
     # Optional: `def record_later(self, event: Event) -> None` queues an event without waiting for
     # its commit, keeping queue order (SQLite, memory). Without it, the runtime uses a task.
+
+    async def key_seen(self, mac: str, key: str) -> bool:
+        """True if the machine's timeline holds an event with this idempotency key."""
 
     async def events(self, mac: str, limit: int = 100, before: int | None = None) -> list[Event]:
         """The newest `limit` events with seq < `before` (all when None), oldest first."""
@@ -99,6 +114,7 @@ class Store(Protocol):
         slots taken; else save nothing and say which limit is full."""
 
     async def update_list(self) -> list[Any]: ...
+    async def update_unknown_count(self) -> int: ...
 
     async def mac_for_address(self, ip: str) -> str | None:
         """The machine last seen booting from `ip`, to tie a new machine-id to it."""

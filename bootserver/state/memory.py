@@ -10,7 +10,7 @@ from collections import deque
 from typing import Any
 
 from bootserver.state.updates_memory import MemoryUpdates
-from bootserver.state.base import Event, MachineRecord, StateChanged, UnknownMachine, check_facts
+from bootserver.state.base import AlreadyRecorded, Event, MachineRecord, StateChanged, UnknownMachine, check_facts
 
 
 class MemoryStore(MemoryUpdates):
@@ -46,14 +46,19 @@ class MemoryStore(MemoryUpdates):
         rec.last_seen = now
         return dataclasses.replace(rec)
 
-    async def set_state(self, mac: str, state: str, *, expected: str | None = None) -> MachineRecord:
+    async def set_state(self, mac: str, state: str, *, expected: str | None = None,
+                        event: Event | None = None) -> MachineRecord:
         rec = self._machines.get(mac)
         if rec is None:
             raise UnknownMachine(mac)
         if expected is not None and rec.state != expected:
             raise StateChanged(mac, expected, rec.state)
+        if event is not None and event.key is not None and self._key_seen(mac, event.key):
+            raise AlreadyRecorded(mac, event.key)
         rec.state = state
         rec.state_changed = time.time()
+        if event is not None:
+            self.record_later(event)
         return dataclasses.replace(rec)
 
     async def record(self, event: Event) -> bool:
@@ -61,8 +66,16 @@ class MemoryStore(MemoryUpdates):
         return True
 
     def record_later(self, event: Event) -> None:
+        if event.key is not None and self._key_seen(event.mac, event.key):
+            return
         event.seq = next(self._seq)  # the event is the caller's to give away, as with the SQL stores
         self._events.setdefault(event.mac, deque(maxlen=self._retention)).append(event)
+
+    def _key_seen(self, mac: str, key: str) -> bool:
+        return any(e.key == key for e in self._events.get(mac, ()))
+
+    async def key_seen(self, mac: str, key: str) -> bool:
+        return self._key_seen(mac, key)
 
     async def events(self, mac: str, limit: int = 100, before: int | None = None) -> list[Event]:
         found = [e for e in self._events.get(mac, ()) if before is None or e.seq < before]

@@ -19,13 +19,13 @@ from typing import Any, Awaitable, Callable
 
 import asyncpg
 
-from bootserver.state.base import (Event, MachineRecord, StateChanged, StoreError, StoreUnavailable, UnknownMachine,
+from bootserver.state.base import (AlreadyRecorded, Event, MachineRecord, StateChanged, StoreError, StoreUnavailable, UnknownMachine,
                                    check_facts, redact)
 from bootserver.state.metrics import (COMMIT_BATCH, COMMIT_SECONDS, EVENTS_BUFFERED, EVENTS_COMMITTED,
                                       EVENTS_DROPPED)
 from bootserver.state.updates_postgres import PostgresUpdates
-from bootserver.state.sql import (POSTGRES, Statements, detail_json, event_from_row, machine_from_row,
-                                  new_machine_row, pending_migrations)
+from bootserver.state.sql import (POSTGRES, Statements, event_from_row, event_row, machine_from_row, new_machine_row,
+                                  pending_migrations)
 
 log = logging.getLogger(__name__)
 
@@ -190,8 +190,7 @@ class PostgresStore(PostgresUpdates):
     async def _insert(self, events: list[Event]) -> None:
         started = time.perf_counter()
         async with self._pool.acquire() as conn, conn.transaction():
-            await conn.executemany(SQL.insert_event, [(e.mac, e.kind, e.source, detail_json(e.detail), e.at)
-                                                   for e in events])
+            await conn.executemany(SQL.insert_event, [event_row(e) for e in events])
             await conn.executemany(SQL.trim_events, [(m, self._retention) for m in {e.mac for e in events}])
         EVENTS_COMMITTED.labels("postgresql").inc(len(events))
         COMMIT_BATCH.labels("postgresql").observe(len(events))
@@ -231,14 +230,21 @@ class PostgresStore(PostgresUpdates):
         row = await self._run(lambda c: c.fetchrow(SQL.upsert_machine, *values))
         return self._seen(machine_from_row(row))
 
-    async def set_state(self, mac: str, state: str, *, expected: str | None = None) -> MachineRecord:
+    async def set_state(self, mac: str, state: str, *, expected: str | None = None,
+                        event: Event | None = None) -> MachineRecord:
         async def work(conn: asyncpg.Connection) -> tuple[Any, str | None]:
-            async with conn.transaction():
+            async with conn.transaction():  # the row lock orders rival transitions; their events follow suit
                 if expected is None:
                     row = await conn.fetchrow(SQL.set_state, state, time.time(), mac)
                 else:
                     row = await conn.fetchrow(SQL.set_state_if, state, time.time(), mac, expected)
-                return row, (None if row is not None else await conn.fetchval(SQL.state_of, mac))
+                if row is None:
+                    return row, await conn.fetchval(SQL.state_of, mac)
+                if event is not None:
+                    if await conn.fetchval(SQL.insert_event_seq, *event_row(event)) is None:
+                        raise AlreadyRecorded(mac, event.key)  # rolls the transition back
+                    await conn.execute(SQL.trim_events, mac, self._retention)
+                return row, None
         row, current = await self._run(work)
         if row is None:
             self._known.pop(mac, None)
@@ -246,6 +252,9 @@ class PostgresStore(PostgresUpdates):
                 raise UnknownMachine(mac)
             raise StateChanged(mac, expected, current)
         return self._seen(machine_from_row(row))
+
+    async def key_seen(self, mac: str, key: str) -> bool:
+        return await self._run(lambda c: c.fetchval(SQL.event_key_seen, mac, key)) is not None
 
     async def events(self, mac: str, limit: int = 100, before: int | None = None) -> list[Event]:
         rows = await self._run(lambda c: c.fetch(SQL.select_events, mac, before if before is not None else 2**62,

@@ -58,12 +58,19 @@ class Statements:
                 "CREATE INDEX events_mac_seq ON events (mac, seq)",
             ]),
             (2, update_migration(d.real)),
+            (3, [  # installer events carry an idempotency key: a retried POST is not a second event
+                "ALTER TABLE events ADD COLUMN event_key TEXT",
+                "CREATE UNIQUE INDEX events_mac_key ON events (mac, event_key) WHERE event_key IS NOT NULL",
+            ]),
         ]
-        self.insert_event = (f"INSERT INTO events (mac, kind, source, detail, at) "
-                             f"VALUES ({p(1)}, {p(2)}, {p(3)}, {p(4)}{d.json_in}, {p(5)})")
+        self.insert_event = (f"INSERT INTO events (mac, kind, source, detail, at, event_key) "
+                             f"VALUES ({p(1)}, {p(2)}, {p(3)}, {p(4)}{d.json_in}, {p(5)}, {p(6)}) "
+                             "ON CONFLICT (mac, event_key) WHERE event_key IS NOT NULL DO NOTHING")
+        self.insert_event_seq = self.insert_event + " RETURNING seq"  # no row: the key was already there
+        self.event_key_seen = f"SELECT 1 FROM events WHERE mac = {p(1)} AND event_key = {p(2)}"
         self.trim_events = (f"DELETE FROM events WHERE mac = {p(1)} AND seq <= "
                             f"(SELECT seq FROM events WHERE mac = {p(1)} ORDER BY seq DESC LIMIT 1 OFFSET {p(2)})")
-        self.select_events = (f"SELECT seq, mac, kind, source, {d.json_out}, at FROM events "
+        self.select_events = (f"SELECT seq, mac, kind, source, {d.json_out}, at, event_key FROM events "
                               f"WHERE mac = {p(1)} AND seq < {p(2)} ORDER BY seq DESC LIMIT {p(3)}")
         self.upsert_machine = (
             f"INSERT INTO machines ({MACHINE_SELECT}) "
@@ -97,8 +104,14 @@ def machine_from_row(row: Sequence[Any]) -> MachineRecord:
 
 
 def event_from_row(row: Sequence[Any]) -> Event:
-    seq, mac, kind, source, detail, at = row
-    return Event(mac=mac, kind=kind, source=source, detail=json.loads(detail) if detail else {}, at=at, seq=seq)
+    seq, mac, kind, source, detail, at, key = row
+    return Event(mac=mac, kind=kind, source=source, detail=json.loads(detail) if detail else {}, at=at, seq=seq,
+                 key=key)
+
+
+def event_row(event: Event) -> tuple:
+    """The parameters of `insert_event`."""
+    return event.mac, event.kind, event.source, detail_json(event.detail), event.at, event.key
 
 
 def detail_json(detail: dict[str, Any]) -> str:

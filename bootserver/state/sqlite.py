@@ -20,11 +20,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
-from bootserver.state.base import (Event, MachineRecord, StateChanged, StoreError, StoreUnavailable,
+from bootserver.state.base import (AlreadyRecorded, Event, MachineRecord, StateChanged, StoreError, StoreUnavailable,
                                    UnknownMachine, check_facts)
 from bootserver.state.metrics import COMMIT_BATCH, COMMIT_SECONDS, EVENTS_COMMITTED
 from bootserver.state.updates_sqlite import SqliteUpdates
-from bootserver.state.sql import (SQLITE, Statements, detail_json, event_from_row, machine_from_row,
+from bootserver.state.sql import (SQLITE, Statements, event_from_row, event_row, machine_from_row,
                                   new_machine_row, pending_migrations)
 
 log = logging.getLogger(__name__)
@@ -125,7 +125,7 @@ class _GroupCommitWriter(threading.Thread):
             conn.execute("BEGIN IMMEDIATE")
             for op, fut in work:
                 if isinstance(op, Event):
-                    events.append((op.mac, op.kind, op.source, detail_json(op.detail), op.at))
+                    events.append(event_row(op))
                     event_futs.append(fut)
                     macs.add(op.mac)
                     committed += 1
@@ -268,8 +268,12 @@ class SqliteStore(SqliteUpdates):
         row = new_machine_row(mac, state, secrets.token_urlsafe(24), time.time(), facts)
         return await self._write(lambda conn: machine_from_row(conn.execute(SQL.upsert_machine, row).fetchone()))
 
-    async def set_state(self, mac: str, state: str, *, expected: str | None = None) -> MachineRecord:
+    async def set_state(self, mac: str, state: str, *, expected: str | None = None,
+                        event: Event | None = None) -> MachineRecord:
         def op(conn: sqlite3.Connection) -> MachineRecord:  # one transaction: the check cannot go stale
+            if event is not None and event.key is not None and conn.execute(SQL.event_key_seen,
+                                                                             (mac, event.key)).fetchone():
+                raise AlreadyRecorded(mac, event.key)
             if expected is None:
                 found = conn.execute(SQL.set_state, (state, time.time(), mac)).fetchone()
             else:
@@ -279,6 +283,8 @@ class SqliteStore(SqliteUpdates):
                 if current is None:
                     raise UnknownMachine(mac)
                 raise StateChanged(mac, expected, current[0])
+            if event is not None:  # the transition and its timeline entry commit together
+                conn.execute(SQL.insert_event, event_row(event))
             return machine_from_row(found)
         return await self._write(op)
 
@@ -290,6 +296,9 @@ class SqliteStore(SqliteUpdates):
         if self._writer is None:
             raise StoreError("the state store is not open")
         self._writer.submit(event).add_done_callback(_log_failed_event)
+
+    async def key_seen(self, mac: str, key: str) -> bool:
+        return bool(await self._read(SQL.event_key_seen, (mac, key)))
 
     async def events(self, mac: str, limit: int = 100, before: int | None = None) -> list[Event]:
         rows = await self._read(SQL.select_events, (mac, before if before is not None else 2**62, limit))

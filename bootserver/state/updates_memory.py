@@ -41,6 +41,9 @@ class MemoryUpdates:
         return sorted((dataclasses.replace(r) for r in self._updates.values()),
                       key=lambda r: (r.rollout or "", r.machine_id))
 
+    async def update_unknown_count(self) -> int:
+        return sum(r.mac is None for r in self._updates.values())
+
     async def mac_for_address(self, ip: str) -> str | None:
         found = [m for m in self._machines.values() if m.client_ip == ip]
         return max(found, key=lambda m: m.last_seen).mac if found else None

@@ -43,6 +43,9 @@ class PostgresUpdates:
     async def update_list(self) -> list[UpdateRecord]:
         return [update_from_row(r) for r in await self._run(lambda c: c.fetch(SQL.all))]
 
+    async def update_unknown_count(self) -> int:
+        return await self._run(lambda c: c.fetchval(SQL.unknown))
+
     async def mac_for_address(self, ip: str) -> str | None:
         return await self._run(lambda c: c.fetchval(SQL.mac_for_address, ip))
 

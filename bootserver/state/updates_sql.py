@@ -45,6 +45,7 @@ class UpdateStatements:
                        f"AND offered_at > {p(3)}")
         self.mac_for_address = (f"SELECT mac FROM machines WHERE client_ip = {p(1)} "
                                 "ORDER BY last_seen DESC LIMIT 1")
+        self.unknown = "SELECT COUNT(*) FROM updates WHERE mac IS NULL"
         self.pauses = "SELECT rollout FROM update_pauses"
         self.pause = (f"INSERT INTO update_pauses (rollout, paused_at) VALUES ({p(1)}, {p(2)}) "
                       "ON CONFLICT (rollout) DO NOTHING")

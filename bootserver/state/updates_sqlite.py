@@ -42,6 +42,9 @@ class SqliteUpdates:
     async def update_list(self) -> list[UpdateRecord]:
         return [update_from_row(r) for r in await self._read(SQL.all)]
 
+    async def update_unknown_count(self) -> int:
+        return (await self._read(SQL.unknown))[0][0]
+
     async def mac_for_address(self, ip: str) -> str | None:
         rows = await self._read(SQL.mac_for_address, (ip,))
         return rows[0][0] if rows else None

@@ -90,6 +90,7 @@ class TFTPServer:
         self.runtime = runtime
         self.settings = settings
         self.dynamic: dict[str, Generator] = dict(dynamic or {})
+        self.folders: dict[str, Root] = {}  # name prefix -> folder served under it (see serve_folder)
         self.retransmit_timeout = retransmit_timeout
         self.retries = retries
         self.max_sessions = max_sessions  # each holds a socket: keep the process's descriptors for HTTP
@@ -110,6 +111,21 @@ class TFTPServer:
 
     def register(self, name: str, generator: Generator) -> None:
         self.dynamic[name] = generator
+
+    def serve_folder(self, prefix: str, folder: str) -> None:
+        """Serve `folder` under the names `prefix…` (also asked with a leading slash, as GRUB does);
+        hidden names (a part starting with a dot) are refused there."""
+        self.folders[prefix] = Root(folder)
+
+    def _resolve(self, filename: str) -> str | None:
+        name = filename.lstrip("/")
+        for prefix, root in self.folders.items():
+            if name.startswith(prefix):
+                rest = name[len(prefix):]
+                if any(part.startswith(".") for part in rest.split("/")):
+                    raise PathRefused("hidden path")
+                return resolve(rest, [root])
+        return resolve(filename, self.roots)
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -191,7 +207,7 @@ class TFTPServer:
             self._spawn(self._serve_generated(generator, request, peer, local_ip, ifindex))
             return
         try:
-            path = resolve(request.filename, self.roots)
+            path = self._resolve(request.filename)
         except PathRefused as exc:
             log.warning("tftp: refused %r from %s:%d: %s", request.filename, *peer, exc)
             self._refuse(peer, local_ip, "access_violation", ERR_ACCESS, "access violation", None)

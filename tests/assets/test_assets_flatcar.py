@@ -278,7 +278,10 @@ def test_update_payload_and_oem_package_are_mirrored_with_omaha_hashes(cli, serv
     server.log.clear()
     assert fetch(cli, server, signing_key, "--update-payload") == 0  # already there: nothing downloaded again
     assert not server.requests(f"/amd64-usr/4116.0.0/{UPDATE}")
+    capsys.readouterr()
     assert cli("list", "--check") == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("flatcar/amd64/4116.0.0"))
+    assert "signature" in row and row.endswith("update payload + flatcar-docker.gz + oem-azure.gz")
 
 
 def test_tampered_update_payload_is_refused_and_not_placed(cli, server, signing_key, assets, capsys):

@@ -65,6 +65,21 @@ def test_render_ipxe_matches_the_server(serve, catalog_dir):
     assert out.returncode == 0 and strip(out.stdout) == strip(served)
 
 
+def test_render_grub_matches_the_server(serve, catalog_dir):
+    server = serve("--catalog", str(catalog_dir), "--state", "memory://")
+    out = run("render", "grub", "--mac", "52-54-00-00-00-01", "--catalog", str(catalog_dir), "--state", "memory://",
+              "--base-url", server.url)
+    import re
+    import urllib.request
+    served = urllib.request.urlopen(server.url + "/grub.cfg?mac=52:54:00:00:00:01").read().decode()
+    token = re.compile(r"token=\S+'")  # the token differs per store
+    assert out.returncode == 0 and token.sub("", out.stdout) == token.sub("", served)
+    assert "linux '(tftp,127.0.0.1)/assets/os/vmlinuz'" in out.stdout
+    named = run("render", "grub", "--mac", "52:54:00:00:00:01", "--catalog", str(catalog_dir),
+                "--state", "memory://", "--base-url", "http://boot.example:8080")
+    assert named.returncode == 1 and "GRUB fetches from bootserver's IPv4 address" in named.stderr
+
+
 def test_render_match_and_metadata(catalog_dir):
     out = run("render", "match", "--mac", "52:54:00:00:00:42", "--catalog", str(catalog_dir), "--state", "memory://")
     assert "Group lab" in out.stdout and "profile: live" in out.stdout

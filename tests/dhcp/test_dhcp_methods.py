@@ -48,10 +48,10 @@ def test_unknown_architecture_and_ignored_machines_are_silent():
     assert isinstance(silence, Silence) and "unknown MAC" in silence.reason and not silence.notice
 
 
-@pytest.mark.parametrize("setting, bios, uefi", [("auto", True, False), ("answer", True, True),
+@pytest.mark.parametrize("setting, bios, uefi", [("auto", True, True), ("answer", True, True),
                                                  ("silent", False, False)])
 def test_installed_machines(setting, bios, uefi):
-    assert installed_answers(setting, "bios") is bios and installed_answers(setting, "uefi") is uefi
+    assert installed_answers(setting) is bios is uefi
     settings = Settings(installed_dhcp=setting)
     assert isinstance(choose(0, Stage.PXE, "PXEClient", "local-disk", "installed", settings, URL), Answer) is bios
     assert isinstance(choose(7, Stage.PXE, "PXEClient", "local-disk", "installed", settings, URL), Answer) is uefi
@@ -95,3 +95,16 @@ def test_limiter_memory_is_bounded():
     assert [limiter.allow("02:00:00:04:93:df")[0] for _ in range(2)] == [True, False]
     assert [limiter.allow("02:00:00:00:00:00")[0] for _ in range(2)] == [True, True]
     assert len(limiter) == 1000
+
+
+def test_grub_loader_gives_uefi_firmware_the_signed_shim():
+    settings = Settings()
+    pxe = choose(7, Stage.PXE, "PXEClient:Arch:00007:UNDI:003000", "boot", "m", settings, URL, "grub")
+    assert isinstance(pxe, Answer) and pxe.boot_file == "shimx64.efi" and pxe.vendor_class == "PXEClient"
+    http = choose(16, Stage.HTTPBOOT, "HTTPClient:Arch:00016", "local-disk", "m", settings, URL, "grub")
+    assert http.boot_file == URL + "/loaders/shimx64.efi" and http.vendor_class == "HTTPClient"
+    # BIOS and iPXE clients are not affected by the loader choice
+    assert choose(0, Stage.PXE, "PXEClient", "boot", "m", settings, URL, "grub").boot_file == "undionly.kpxe"
+    assert choose(7, Stage.IPXE, "PXEClient", "boot", "m", settings, URL, "grub").boot_file == URL + "/boot.ipxe"
+    ignored = choose(7, Stage.PXE, "PXEClient", "ignore", "unknown MAC", settings, URL, "grub")
+    assert isinstance(ignored, Silence)

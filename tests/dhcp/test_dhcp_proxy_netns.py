@@ -183,7 +183,7 @@ async def test_request_on_67_for_the_proxy_is_acked_unless_it_asks_for_a_lease(r
 
 
 @pytest.mark.parametrize("mode, bios_answered, uefi_answered", [
-    ("auto", True, False), ("answer", True, True), ("silent", False, False)])
+    ("auto", True, True), ("answer", True, True), ("silent", False, False)])
 async def test_installed_machines(reactor, link, mode, bios_answered, uefi_answered):
     bios = first_discover("bios-virtio-chain", ipxe=True)
     uefi = first_discover("uefi-virtio", ipxe=False)

@@ -35,7 +35,7 @@ async def test_kernel_fetch_by_known_machine_is_observed_and_starts_install(serv
         assert resp.status == 206
     assert await events_of(runtime, KNOWN_MAC, 2) == [
         ("http.kernel", {"path": "flatcar/current/vmlinuz", "file": "flatcar/4081.2.0/vmlinuz", "status": 200,
-                         "bytes": 11000, "method": "GET"}),
+                         "bytes": 11000, "method": "GET", "transition": "ready->installing"}),
         ("http.asset", {"path": "big.img", "file": "big.img", "status": 206, "bytes": 100, "method": "GET"}),
     ]
     assert (await runtime.store.get(KNOWN_MAC)).state == "installing"

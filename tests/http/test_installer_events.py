@@ -35,9 +35,11 @@ async def test_install_once_then_local_disk(server):
         efi = await script(s, f"{server.url}/ipxe?mac={mac}&arch=x86_64&platform=efi")
         bios = await script(s, f"{server.url}/ipxe?mac={mac}&arch=i386&platform=pcbios")
         unknown = await script(s, f"{server.url}/ipxe?mac={mac}")
-    assert efi.splitlines()[-1] == "exit" and "kernel" not in efi
+    grub = f"chain --autofree {server.url}/loaders/grubx64.efi || exit 1"
+    assert efi.splitlines()[-1] == grub and "kernel" not in efi
     assert bios.splitlines()[-1] == "sanboot --no-describe --drive 0x80"
-    assert unknown.splitlines()[-1] == "iseq ${platform} efi && exit || sanboot --no-describe --drive 0x80"
+    assert unknown.splitlines()[-3:] == ["iseq ${platform} efi || sanboot --no-describe --drive 0x80",
+                                         "set netX/next-server 127.0.0.1", grub]
     log = server.log()
     assert re.search(rf"refused installer event for {mac} .*: wrong token", log)
     assert re.search(rf"refused installer event for {mac} .*: missing token", log)

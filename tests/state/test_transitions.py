@@ -56,7 +56,7 @@ async def test_reinstall_decides_from_the_state_it_writes_over(sql_url, catalog_
         previous, record = await a.reinstall(NODE1, "test")
         assert (previous, record.state) == ("installed", "ready")  # what it moved is what was there
         reinstall = [e for e in await stores[1].events(NODE1) if e.kind == "reinstall"]
-        assert [e.detail for e in reinstall] == [{"from": "installed"}]
+        assert [e.detail for e in reinstall] == [{"from": "installed", "transition": "installed->ready"}]
     finally:
         for store in stores:
             await store.close()

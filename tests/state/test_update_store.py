@@ -100,10 +100,18 @@ async def test_version_1_database_is_upgraded_in_place(sql_url, monkeypatch):
         assert (await store.update_get("m1")).mac == MAC
     finally:
         await store.close()
-    assert [v for (v,) in await sql(sql_url, "SELECT version FROM schema_version ORDER BY version")] == [1, 2]
+    assert [v for (v,) in await sql(sql_url, "SELECT version FROM schema_version ORDER BY version")] == \
+        [v for v, _ in full]
 
 
 @pytest.mark.parametrize("limit", [1, 7])
 async def test_claim_with_no_limits_always_succeeds(store, limit):
     for i in range(limit):
         assert await store.update_claim(offer(f"x{i}"), None, None) is None
+
+
+async def test_unknown_count_counts_records_without_a_machine(store):
+    await store.update_put(UpdateRecord("u1", status=WAITING, last_check=1, updated=1))
+    await store.update_put(UpdateRecord("u2", status=WAITING, last_check=1, updated=1))
+    await store.update_put(UpdateRecord("k1", mac=MAC, status=WAITING, last_check=1, updated=1))
+    assert await store.update_unknown_count() == 2

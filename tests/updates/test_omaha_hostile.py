@@ -60,6 +60,12 @@ def test_long_attributes_are_cut():
     assert len(app.track) == 256
 
 
+def test_control_characters_never_reach_logs():
+    forged = GOOD.replace('machineid="' + "e" * 32 + '"', 'machineid="m&#10;2026-01-01 INFO forged&#13;&#9;x"')
+    app = parse_request(forged.encode()).apps[0]
+    assert app.machine_id == "m?2026-01-01 INFO forged??x"
+
+
 async def test_server_answers_400_and_records_nothing(serve, catalog, mirror):
     assets, _ = mirror
     server = serve("--catalog", str(catalog()), "--assets", str(assets), "--state", "memory://")

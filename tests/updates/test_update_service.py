@@ -60,3 +60,33 @@ async def test_asking_again_mid_update_keeps_the_same_offer_and_slot(tmp_path, m
     status = await runtime.updates_status()
     await runtime.close()
     assert status["rollouts"][0]["updating"] == 1
+
+
+async def test_unknown_machine_ids_are_recorded_up_to_a_bound(tmp_path, mirror, monkeypatch):
+    assets, _ = mirror
+    monkeypatch.setattr(up, "MAX_UNKNOWN", 3)
+    runtime = await runtime_with(tmp_path, assets, max_updating=1)
+    for i in range(5):  # nobody booted from 10.9.9.9: five machine-ids nobody knows
+        assert (await check(runtime, Node(f"{i:032x}"), "10.9.9.9")).release is None
+    records = await runtime.store.update_list()
+    await runtime.close()
+    assert [r.machine_id for r in records] == [f"{i:032x}" for i in range(3)]
+    assert all(r.mac is None and r.status == up.WAITING for r in records)
+
+
+async def test_unknown_event_types_keep_metric_labels_bounded(tmp_path, mirror):
+    from bootserver.metrics import REGISTRY
+
+    assets, _ = mirror
+    runtime = await runtime_with(tmp_path, assets, max_updating=1)
+    await runtime.decide(BootRequest(mac="02:00:00:00:00:54", arch="x86_64-efi", client_ip="10.0.0.54"))
+    node = Node("8" * 32)
+    for kind in (777, 778, 779):
+        app = parse_request(request_xml(node, (kind, 5, 1))).apps[0]
+        await runtime.update_check(app, "10.0.0.54", "http://boot.example:8080")
+    timeline = await runtime.timeline("02:00:00:00:00:54")
+    await runtime.close()
+    assert [e.detail["event"] for e in timeline if e.kind == "omaha.event"] == ["type-777", "type-778", "type-779"]
+    labels = {(s.labels["event"], s.labels["result"]) for metric in REGISTRY.collect()
+              if metric.name == "bootserver_update_events" for s in metric.samples if s.name.endswith("_total")}
+    assert not any(event.startswith("type-") for event, _ in labels) and ("other", "other") in labels
