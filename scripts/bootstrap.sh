@@ -7,8 +7,9 @@
 #
 # serve installs the Debian packages in scripts/apt-serve.txt and a virtualenv in .venv with the
 # package alone; test and install add scripts/apt-packages.txt (QEMU, OVMF, PostgreSQL, Chromium,
-# ...) and the test dependencies. Safe to run again: it only installs what is missing.
-# BOOTSTRAP_PLAN=1 prints what an action would install (apt packages, pip spec) and stops.
+# ...) and the test dependencies. All three unpack the arm64 packages in scripts/arm64-packages.txt
+# into /opt/bootserver-arm64 (the arm64 GRUB loader is served). Safe to run again: it only
+# installs what is missing. BOOTSTRAP_PLAN=1 prints what an action would install and stops.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 action=${1:-install}
@@ -39,6 +40,31 @@ install_apt() {
   fi
 }
 
+# arm64 machines: Debian's arm64 GRUB (and the lab's arm64 test OS) come from arm64 packages that
+# an amd64 host cannot install, so they are downloaded and unpacked into ARM64_ROOT.
+ARM64_ROOT=/opt/bootserver-arm64
+install_arm64() {
+  mapfile -t pkgs < <(sed -e 's/#.*//' -e 's/\s//g' scripts/arm64-packages.txt | grep -v '^$')
+  if [ -n "${BOOTSTRAP_PLAN:-}" ]; then echo "arm64: ${pkgs[*]}"; return; fi
+  if [ "$(cat "$ARM64_ROOT/.packages" 2>/dev/null)" = "${pkgs[*]}" ]; then return; fi
+  if ! dpkg --print-foreign-architectures | grep -qx arm64 || ! apt-cache show grub-efi-arm64-signed:arm64 >/dev/null 2>&1; then
+    echo "bootstrap: adding the arm64 architecture to apt (for apt-get download only)" >&2
+    dpkg --add-architecture arm64
+    apt-get update -q
+  fi
+  local tmp; tmp=$(mktemp -d); chmod 755 "$tmp"; chown _apt "$tmp" 2>/dev/null || true  # apt downloads as _apt
+  local wanted=("${pkgs[@]/%/:arm64}")
+  for p in "${pkgs[@]}"; do  # a metapackage's versioned dependency (linux-image-arm64 -> linux-image-6.1...)
+    wanted+=($(apt-cache depends "$p:arm64" 2>/dev/null | sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*\).*/\1/p'))
+  done
+  echo "bootstrap: downloading arm64 packages: ${wanted[*]}" >&2
+  (cd "$tmp" && apt-get download -q "${wanted[@]}")
+  rm -rf "$ARM64_ROOT.new" && mkdir -p "$ARM64_ROOT.new"
+  for deb in "$tmp"/*.deb; do dpkg-deb -x "$deb" "$ARM64_ROOT.new"; done
+  echo "${pkgs[*]}" > "$ARM64_ROOT.new/.packages"
+  rm -rf "$ARM64_ROOT" && mv "$ARM64_ROOT.new" "$ARM64_ROOT" && rm -rf "$tmp"
+}
+
 install_venv() {  # $1: the pip spec ('.' to serve, '.[test]' to test)
   if [ -n "${BOOTSTRAP_PLAN:-}" ]; then echo "pip: $1"; return; fi
   if [ ! -x .venv/bin/python ]; then
@@ -52,13 +78,13 @@ ALL="scripts/apt-serve.txt scripts/apt-packages.txt"
 
 case "$action" in
   install)
-    need_root; install_apt $ALL; install_venv '.[test]' ;;
+    need_root; install_apt $ALL; install_arm64; install_venv '.[test]' ;;
   serve)
-    need_root; install_apt $SERVE; install_venv '.'
+    need_root; install_apt $SERVE; install_arm64; install_venv '.'
     [ -n "${BOOTSTRAP_PLAN:-}" ] && exit 0
     exec .venv/bin/bootserver serve "$@" ;;
   test)
-    need_root; install_apt $ALL; install_venv '.[test]'
+    need_root; install_apt $ALL; install_arm64; install_venv '.[test]'
     [ -n "${BOOTSTRAP_PLAN:-}" ] && exit 0
     if [ -x scripts/start-postgres.sh ]; then
       BOOTSERVER_TEST_PG_URL=$(scripts/start-postgres.sh)

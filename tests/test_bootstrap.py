@@ -12,10 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from bootserver.config import Settings
+
 ROOT = Path(__file__).resolve().parents[1]
 #: what `bootserver serve` and `bootserver assets fetch` use outside Python
 SERVE_NEEDS = ("/usr/lib/ipxe/ipxe.efi", "/usr/lib/ipxe/undionly.kpxe", "gpgv", "gpg", "/usr/bin/python3",
-               "/usr/sbin/update-ca-certificates")
+               "/usr/sbin/update-ca-certificates", str(Settings.grub_efi), str(Settings.shim_efi))
 TEST_ONLY = {"qemu-system-x86", "ovmf", "postgresql", "vagrant", "linux-image-amd64", "chromium",
              "chromium-driver", "tcpdump", "dnsmasq-base", "tftpd-hpa"}
 
@@ -27,7 +29,7 @@ def plan(action: str) -> dict[str, list[str]]:
                          text=True, env={**os.environ, "BOOTSTRAP_PLAN": "1"}, timeout=60)
     assert run.returncode == 0, run.stderr
     lines = dict(line.split(": ", 1) for line in run.stdout.splitlines())
-    return {"apt": lines["apt"].split(), "pip": [lines["pip"]]}
+    return {"apt": lines["apt"].split(), "pip": [lines["pip"]], "arm64": lines.get("arm64", "").split()}
 
 
 def package_of(path: str) -> str:

@@ -9,14 +9,13 @@ from typing import Any
 
 import jinja2
 import netaddr
-import yaml
 
-from bootserver.catalog import schema
+from bootserver.catalog import kernel_arch, schema
 from bootserver.catalog.mac import MacError, normalize_mac, normalize_mac_prefix
 from bootserver.catalog.model import (ARCHES, BootSpec, Catalog, Group, IgnitionSpec, Machine, Problem, Profile,
                                       Selector, Source)
 from bootserver.catalog.updates import parse_updates
-from bootserver.catalog.yamlpos import Broken, Document, load_documents
+from bootserver.catalog.yamlpos import MAX_FILE_BYTES, Broken, Document, load_documents
 
 #: a kernel argument with no `=` that starts with a digit: what is left of `console=ttyS0,115200n8`
 #: after a YAML flow list split it at the comma (real flags are words: quiet, ro, nomodeset)
@@ -89,13 +88,16 @@ def load_catalog(root: Path | str, assets_dir: Path | str | None = None, generat
     docs: list[tuple[Path, Document, str]] = []
     for file in files:
         try:
+            if file.stat().st_size > MAX_FILE_BYTES:  # not even read: a catalog file is hand-sized
+                out.add(file, None, "file", (), f"larger than {MAX_FILE_BYTES} bytes", line=1)
+                continue
             text = file.read_text()
         except (OSError, UnicodeDecodeError) as exc:
             out.add(file, None, "file", (), f"cannot read: {exc}", line=1)
             continue
         for doc in load_documents(text):
             if isinstance(doc, Broken):
-                out.add(file, None, "file", (), f"YAML syntax error: {doc.message}", line=doc.line, column=doc.column)
+                out.add(file, None, "file", (), doc.message, line=doc.line, column=doc.column)
                 continue
             label = f"document {doc.index + 1}"
             for dup in doc.duplicates:
@@ -154,7 +156,7 @@ def load_catalog(root: Path | str, assets_dir: Path | str | None = None, generat
                 out.add(file, doc, label, ("spec", "mac"), str(exc))
                 continue
             machine = Machine(name, mac, spec["profile"], source, _freeze(spec.get("metadata", {})),
-                              spec.get("loader"))
+                              spec.get("loader"), spec.get("arch"))
             if name in machines:
                 out.add(file, doc, label, ("metadata", "name"),
                         f"duplicate Machine name {name!r} (also at {machines[name].source})")
@@ -195,11 +197,35 @@ def load_catalog(root: Path | str, assets_dir: Path | str | None = None, generat
                     f"ties with Group {a.name} at {a.source}: a request can match both with "
                     f"{a.selector.size} key(s); add a key to one selector or make them disjoint"))
 
+    _check_kernel_arches(profiles, machines, groups, assets_dir, out)
+
     if any(p.severity == "error" for p in out.problems):
         raise CatalogError(out.problems)
     return Catalog(root=root, profiles=MappingProxyType(profiles), machines=MappingProxyType(machines),
                    groups=tuple(groups), by_mac=MappingProxyType(by_mac), generation=generation,
                    warnings=tuple(out.problems))
+
+
+def _check_kernel_arches(profiles, machines, groups, assets_dir, out) -> None:
+    """An arm64 machine (a Group's `arch` selector, a Machine's `arch`) pointed at an amd64 kernel, or
+    the reverse: an error when the kernel's header says so, a warning when only its path does."""
+    users = [(g.source, f"Group {g.name}", "spec.selector.arch", g.selector.arch, g.profile) for g in groups]
+    users += [(m.source, f"Machine {m.name}", "spec.arch", m.arch, m.profile) for m in machines.values()]
+    for source, label, where, arch, profile_name in users:
+        profile = profiles.get(profile_name)
+        if arch is None or profile is None or _is_url(profile.boot.kernel):
+            continue
+        want = kernel_arch.FAMILY[arch]
+        kernel = profile.boot.kernel
+        header = kernel_arch.from_file(Path(assets_dir) / kernel) if assets_dir is not None else None
+        found = header or kernel_arch.from_name(kernel)
+        if found is None or found == want:
+            continue
+        how = "its header says" if header else "its path says"
+        out.problems.append(Problem(
+            source.file, source.line, None, label, where,
+            f"{arch} machines get profile {profile.name}, whose kernel {kernel!r} is {found} ({how}); "
+            f"point them at an {want} kernel (e.g. flatcar/{want}/current/...)", "error" if header else "warning"))
 
 
 def _profile(name, spec, source, root, assets_dir, out, file, doc, label) -> Profile | None:

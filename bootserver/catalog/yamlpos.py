@@ -1,7 +1,13 @@
-"""YAML documents with source positions, so every catalog error can name its file, line and column."""
+"""YAML documents with source positions, so every catalog error can name its file, line and column.
+
+Bounded: a file is read only up to MAX_FILE_BYTES, nesting deeper than MAX_DEPTH is refused before
+PyYAML's recursive composer sees it, and aliases may not expand a document past MAX_VALUES values
+(the "billion laughs" file is 555 bytes).
+"""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
@@ -10,12 +16,21 @@ import yaml
 Path_ = tuple  # a field path such as ("spec", "boot", "initrd", 0)
 
 
-import re
-
 DOCUMENT_START = re.compile(r"^---(?=\s|$)", re.MULTILINE)
 #: contexts whose mark is where an unclosed thing was opened (the brace, bracket or quote to fix)
 OPENED = ("while parsing a flow", "while scanning a quoted scalar", "while scanning a double-quoted",
           "while scanning a single-quoted")
+MAX_FILE_BYTES = 1 << 20
+MAX_DEPTH = 64
+MAX_VALUES = 100_000
+
+
+class LimitExceeded(Exception):
+    """The file is too large, too deep, or its aliases expand too far; names the line and column."""
+
+    def __init__(self, message: str, line: int = 1, column: int | None = None) -> None:
+        super().__init__(message)
+        self.message, self.line, self.column = message, line, column
 
 
 class DuplicateKey(Exception):
@@ -26,7 +41,8 @@ class DuplicateKey(Exception):
 
 @dataclass
 class Broken:
-    """A document that is not valid YAML: where to look and why (the rest of the file still loads)."""
+    """A document that is not valid YAML (or too big, too deep): where to look and why; the rest of
+    its file still loads."""
 
     line: int
     column: int | None
@@ -50,7 +66,23 @@ class Document:
         return self.positions.get((), (self.line, 1))
 
 
-def _convert(loader: yaml.SafeLoader, node: yaml.Node, path: tuple, positions: dict, dups: list) -> Any:
+class _Budget:
+    """Values left to build for one document: an alias counts every time it is expanded."""
+
+    def __init__(self) -> None:
+        self.left = MAX_VALUES
+
+    def spend(self, node: yaml.Node) -> None:
+        self.left -= 1
+        if self.left < 0:
+            raise LimitExceeded(f"the document expands to more than {MAX_VALUES} values "
+                                "(YAML aliases repeating aliases?)", node.start_mark.line + 1,
+                                node.start_mark.column + 1)
+
+
+def _convert(loader: yaml.SafeLoader, node: yaml.Node, path: tuple, positions: dict, budget: _Budget,
+             dups: list) -> Any:
+    budget.spend(node)
     positions[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
@@ -62,15 +94,28 @@ def _convert(loader: yaml.SafeLoader, node: yaml.Node, path: tuple, positions: d
             if key in seen:
                 dups.append(DuplicateKey(key, key_node.start_mark.line + 1, key_node.start_mark.column + 1, seen[key]))
             seen[key] = key_node.start_mark.line + 1
-            out[key] = _convert(loader, value_node, path + (key,), positions, dups)
+            out[key] = _convert(loader, value_node, path + (key,), positions, budget, dups)
             positions[path + (key,)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_convert(loader, item, path + (i,), positions, dups) for i, item in enumerate(node.value)]
+        return [_convert(loader, item, path + (i,), positions, budget, dups) for i, item in enumerate(node.value)]
     value = loader.construct_object(node, deep=True)
     if isinstance(value, (int, float)) and not isinstance(value, bool) and ":" in str(node.value):
         return node.value  # YAML 1.1 reads 52:54:00:00:00:01 as a base-60 number; keep the text
     return value
+
+
+def check_depth(text: str) -> None:
+    """Refuse nesting deeper than MAX_DEPTH, using PyYAML's event parser (which does not recurse)."""
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > MAX_DEPTH:
+                mark = event.start_mark
+                raise LimitExceeded(f"nested more than {MAX_DEPTH} levels deep", mark.line + 1, mark.column + 1)
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
 
 
 def syntax_problem(exc: yaml.MarkedYAMLError, offset: int) -> Broken:
@@ -80,10 +125,11 @@ def syntax_problem(exc: yaml.MarkedYAMLError, offset: int) -> Broken:
     if opened is not None and context.startswith(OPENED):
         where = f" (found {exc.problem} at line {found.line + 1 + offset})" if found is not None else ""
         what = re.sub(r"^while (parsing|scanning) an? ", "", context)
-        return Broken(opened.line + 1 + offset, opened.column + 1, f"{what} opened here is not closed{where}")
+        return Broken(opened.line + 1 + offset, opened.column + 1,
+                      f"YAML syntax error: {what} opened here is not closed{where}")
     mark = found or opened
     return Broken(mark.line + 1 + offset if mark else 1 + offset, mark.column + 1 if mark else None,
-                  str(exc.problem or exc.context))
+                  f"YAML syntax error: {exc.problem or exc.context}")
 
 
 def _chunks(text: str) -> Iterator[tuple[int, str]]:
@@ -94,31 +140,44 @@ def _chunks(text: str) -> Iterator[tuple[int, str]]:
         yield text.count("\n", 0, begin), text[begin:end]
 
 
+def _shift(doc: Document, offset: int) -> Document:
+    doc.line += offset
+    doc.positions = {path: (line + offset, col) for path, (line, col) in doc.positions.items()}
+    for dup in doc.duplicates:
+        dup.line += offset
+        dup.first_line += offset
+    return doc
+
+
 def load_documents(text: str) -> Iterator[Document | Broken]:
-    """Yield each YAML document with positions, or a Broken entry for a document that does not parse.
+    """Yield each YAML document with positions, or a Broken entry for a document that does not parse
+    or breaks a limit (the file as a whole: when it is over MAX_FILE_BYTES).
 
     One loader per document, composing and constructing: nothing is shared between loads (reloads
     run in threads), and what a document constructed is dropped before the next one.
     """
+    if len(text) > MAX_FILE_BYTES:
+        yield Broken(1, None, f"larger than {MAX_FILE_BYTES} bytes")
+        return
     index = 0
     for offset, chunk in _chunks(text):
-        loader = yaml.SafeLoader(chunk)
+        loader = None
         try:
+            check_depth(chunk)
+            loader = yaml.SafeLoader(chunk)
             while loader.check_node():
                 node = loader.get_node()
                 if node is not None:
                     positions: dict[tuple, tuple[int, int]] = {}
                     dups: list[DuplicateKey] = []
-                    data = _convert(loader, node, (), positions, dups)
+                    data = _convert(loader, node, (), positions, _Budget(), dups)
                     loader.constructed_objects.clear()
                     loader.recursive_objects.clear()
-                    shifted = {path: (line + offset, col) for path, (line, col) in positions.items()}
-                    for dup in dups:
-                        dup.line += offset
-                        dup.first_line += offset
-                    yield Document(index=index, line=node.start_mark.line + 1 + offset, data=data,
-                                   positions=shifted, duplicates=dups)
+                    yield _shift(Document(index, node.start_mark.line + 1, data, positions, dups), offset)
                 index += 1
+        except LimitExceeded as exc:
+            yield Broken(exc.line + offset, exc.column, exc.message)
+            index += 1
         except yaml.MarkedYAMLError as exc:
             yield syntax_problem(exc, offset)
             index += 1
@@ -126,4 +185,5 @@ def load_documents(text: str) -> Iterator[Document | Broken]:
             yield Broken(offset + 1, None, f"YAML error: {exc}")
             index += 1
         finally:
-            loader.dispose()
+            if loader is not None:
+                loader.dispose()

@@ -102,6 +102,11 @@ def _serve_options(p: argparse.ArgumentParser) -> None:
                         "are set; otherwise off)")
     g.add_argument("--tftp-root", metavar="DIR", action="append",
                    help="extra folder served over TFTP beside the iPXE binaries (repeatable; default: none)")
+    g.add_argument("--https", metavar="HOST:PORT",
+                   help="also serve HTTPS here (admin API, board), with --tls-cert and --tls-key; firmware keeps "
+                        "HTTP (default: no HTTPS)")
+    g.add_argument("--tls-cert", metavar="FILE", help="PEM certificate chain for --https (default: none)")
+    g.add_argument("--tls-key", metavar="FILE", help="PEM private key for --https (default: none)")
     g.add_argument("--dhcp", metavar="IFACE[,IFACE...]|off",
                    help="interfaces for proxyDHCP, ports 67 and 4011 (default: none, proxyDHCP off)")
     g.add_argument("--advertise-url", metavar="URL",
@@ -114,7 +119,8 @@ def _serve_options(p: argparse.ArgumentParser) -> None:
 
 
 def _serve_flags(args: argparse.Namespace) -> dict:
-    return {"http": args.http, "tftp": args.tftp, "tftp_root": args.tftp_root, "dhcp": args.dhcp,
+    return {"http": args.http, "https": args.https, "tls_cert": args.tls_cert, "tls_key": args.tls_key,
+            "tftp": args.tftp, "tftp_root": args.tftp_root, "dhcp": args.dhcp,
             "advertise_url": args.advertise_url, "floating_address": args.floating_address,
             "log_format": args.log_format, "log_level": args.log_level}
 
