@@ -103,7 +103,8 @@ async def test_without_an_admin_token_actions_answer_loopback(serve, catalog, tm
 
 async def test_fleet_filters_searches_and_pages(serve, catalog, tmp_path):
     server = serve("--catalog", str(catalog), "--state", f"sqlite:///{tmp_path / 's.db'}",
-                   env={"BOOTSERVER_UNKNOWN_MACHINES": "discover"})
+                   env={"BOOTSERVER_UNKNOWN_MACHINES": "discover", "BOOTSERVER_HTTP_REQUESTS_PER_CLIENT": "0",
+                        "BOOTSERVER_NEW_MACHINES_PER_SECOND": "1000"})
     async with aiohttp.ClientSession() as s:
         for n in range(230):
             await text(s, f"{server.url}/ipxe?mac=02:00:00:00:{n // 256:02x}:{n % 256:02x}")
