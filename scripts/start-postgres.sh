@@ -52,6 +52,8 @@ BEGIN
   END IF;
 END
 \$\$;
+-- the tests drop each test database WITH (FORCE), which signals whatever backends are still on it
+GRANT pg_signal_backend TO "$ROLE";
 SQL
 if [ -z "$(psql_admin -tA -c "SELECT 1 FROM pg_database WHERE datname = '$DATABASE'")" ]; then
     psql_admin -c "CREATE DATABASE \"$DATABASE\" OWNER \"$ROLE\"" >&2
