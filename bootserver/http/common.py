@@ -68,3 +68,16 @@ def boot_request(request: web.Request, stage: Stage) -> BootRequest:
     uuid = query.get("uuid") or None
     return BootRequest(mac=mac, arch=arch, stage=stage, uuid=uuid, client_ip=request.remote,
                        labels=MappingProxyType(labels))
+
+
+async def read_bounded(request: web.Request, limit: int) -> bytes:
+    """The body, or its first limit + 1 bytes: one read() may return only part of a chunked body,
+    so keep reading until the end or past the limit."""
+    parts, size = [], 0
+    while size <= limit:
+        part = await request.content.read(limit + 1 - size)
+        if not part:
+            break
+        parts.append(part)
+        size += len(part)
+    return b"".join(parts)

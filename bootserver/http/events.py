@@ -12,7 +12,7 @@ import re
 
 from aiohttp import web
 
-from bootserver.http.common import MACHINE, request_mac, runtime_of
+from bootserver.http.common import MACHINE, read_bounded, request_mac, runtime_of
 from bootserver.runtime import INSTALLER_EVENTS, StoreUnavailable, WrongToken
 
 log = logging.getLogger("bootserver.http")
@@ -36,7 +36,7 @@ def idempotency_key(request: web.Request, body: object) -> str | None:
 async def post_event(request: web.Request) -> web.Response:
     mac = request_mac(request, request.match_info["mac"], "MAC in the path")
     token = request.query.get("token") or request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-    raw = await request.content.read(MAX_BODY + 1)
+    raw = await read_bounded(request, MAX_BODY)
     if len(raw) > MAX_BODY:
         raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY, actual_size=len(raw))
     try:

@@ -11,7 +11,7 @@ import logging
 from aiohttp import web
 from prometheus_client import Counter
 
-from bootserver.http.common import base_url, runtime_of
+from bootserver.http.common import base_url, read_bounded, runtime_of
 from bootserver.metrics import REGISTRY
 from bootserver.omaha.codec import MalformedRequest, build_response, parse_request
 from bootserver.runtime import StoreUnavailable
@@ -29,7 +29,7 @@ async def post_update(request: web.Request) -> web.Response:
     if request.content_length is not None and request.content_length > MAX_BODY:
         REJECTED.labels("too-big").inc()
         raise web.HTTPBadRequest(text=f"Omaha request body over {MAX_BODY} bytes\n")
-    body = await _read_bounded(request)
+    body = await read_bounded(request, MAX_BODY)
     if len(body) > MAX_BODY:
         REJECTED.labels("too-big").inc()
         raise web.HTTPBadRequest(text=f"Omaha request body over {MAX_BODY} bytes\n")
@@ -45,18 +45,6 @@ async def post_update(request: web.Request) -> web.Response:
         log.error("Omaha request from %s: state store unavailable: %s", request.remote, exc)
         raise web.HTTPServiceUnavailable(text="state store unavailable; retry\n", headers={"Retry-After": "60"})
     return web.Response(body=build_response(answers), content_type="text/xml", charset="utf-8")
-
-
-async def _read_bounded(request: web.Request) -> bytes:
-    """The body, or its first MAX_BODY + 1 bytes (a chunked body arrives in pieces)."""
-    parts, size = [], 0
-    while size <= MAX_BODY:
-        part = await request.content.read(MAX_BODY + 1 - size)
-        if not part:
-            break
-        parts.append(part)
-        size += len(part)
-    return b"".join(parts)
 
 
 def add_routes(app: web.Application) -> None:

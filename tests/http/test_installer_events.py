@@ -1,5 +1,6 @@
 """The installer's events endpoint: per-machine token, lifecycle transition, local-disk afterwards."""
 
+import asyncio
 import re
 
 import aiohttp
@@ -44,3 +45,22 @@ async def test_install_once_then_local_disk(server):
     assert re.search(rf"refused installer event for {mac} .*: wrong token", log)
     assert re.search(rf"refused installer event for {mac} .*: missing token", log)
     assert re.search(rf"node1 \({mac}\) reports installed: flatcar-install ok; state is now installed", log)
+
+
+async def test_a_report_sent_in_chunks_is_read_whole(server):
+    """An installer (curl with a pipe, say) may send its JSON chunked, and the pieces arrive apart:
+    the handler must read to the end of the body, not take the first piece for all of it."""
+    mac = "52:54:00:00:00:01"
+    body = b'{"event": "installed", "detail": "sent in three pieces"}'
+
+    async def pieces():
+        for part in (body[:10], body[10:30], body[30:]):
+            yield part
+            await asyncio.sleep(0.2)  # each piece reaches the server on its own
+
+    async with aiohttp.ClientSession() as s:
+        text = await script(s, f"{server.url}/ipxe?mac={mac}&arch=x86_64-efi")
+        events_url = re.search(r"bootserver\.events=(\S+)", text).group(1)
+        async with s.post(events_url, data=pieces(), headers={"Content-Type": "application/json"}) as r:
+            assert r.status == 200, await r.text()
+            assert (await r.json())["state"] == "installed"
