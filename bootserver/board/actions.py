@@ -41,7 +41,11 @@ def _equal(given: str, wanted: str) -> bool:
 
 
 async def _check(request: web.Request, board: Board) -> None:
-    """Raise 403/401 unless the form is ours and the client may act."""
+    """Raise 403/401 unless the form is ours and the client may act (the admin API's rules)."""
+    if board.https and not request.secure and not _loopback(request.remote):
+        log.warning("board: refused %s %s from %s: plain HTTP while HTTPS is configured (no token is read)",
+                    request.method, request.path, request.remote)
+        raise web.HTTPForbidden(text="refused: board actions from afar go over HTTPS (the https setting)\n")
     if request.content_length is not None and request.content_length > MAX_FORM:
         raise web.HTTPRequestEntityTooLarge(max_size=MAX_FORM, actual_size=request.content_length)
     form = await request.post()

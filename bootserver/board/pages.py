@@ -54,6 +54,7 @@ class Board:
     def __init__(self, runtime, settings) -> None:
         self.runtime = runtime
         self.admin_token: str | None = settings.admin_token
+        self.https = bool(settings.https)  # then actions from afar must come over it, as the admin API's
         # one form token per process: a cross-site page cannot read it, so it cannot forge a POST
         self.csrf = secrets.token_urlsafe(24)
         self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),

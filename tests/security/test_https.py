@@ -88,6 +88,15 @@ def test_admin_token_only_over_https_from_afar(netns, tmp_path, catalog_dir):
         assert curl(ns, *auth, "http://127.0.0.1:8080/api/v1/machines") == 200  # loopback may use HTTP
         assert curl(ns, f"http://{address}:8080/boot.ipxe") == 200  # firmware keeps plain HTTP
         assert curl(ns, "--cacert", str(tmp_path / "ca.pem"), f"https://{address}:8443/api/v1/machines") == 401
+        # the board's actions follow the same rule; a machine to act on must exist first
+        assert curl(ns, f"http://{address}:8080/ipxe?mac=52:54:00:00:00:01&arch=x86_64-efi") == 200
+        page = sh("ip", "netns", "exec", ns, "curl", "-s", "--max-time", "10", "--cacert", str(tmp_path / "ca.pem"),
+                  f"https://{address}:8443/ui/machines/52:54:00:00:00:01").stdout
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+        form = ["-X", "POST", "--data", f"csrf={csrf}&admin_token={TOKEN}"]
+        reinstall = "/ui/machines/52:54:00:00:00:01/reinstall"
+        assert curl(ns, *form, f"http://{address}:8080{reinstall}") == 403  # plain HTTP from afar
+        assert curl(ns, *form, "--cacert", str(tmp_path / "ca.pem"), f"https://{address}:8443{reinstall}") == 303
     finally:
         stop(proc)
     log = log_path.read_text(errors="replace")
