@@ -1,6 +1,6 @@
 """Composes the components on one asyncio loop (with Twisted's asyncio reactor) and runs them.
 
-Start order: store, catalog, HTTP, TFTP, proxyDHCP, catalog watcher; stop in reverse.
+Start order: store, catalog, HTTP, TFTP, proxyDHCP, catalog watcher, loop-lag probe; stop in reverse.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from aiohttp import web
 from bootserver.catalog.loader import CatalogError, load_catalog
 from bootserver.config import Settings, split_hostport
 from bootserver.http.server import make_app
+from bootserver.loop_lag import LoopLagProbe
 from bootserver.reload import CatalogWatcher
 from bootserver.render.ipxe import chain_script
 from bootserver.runtime import Runtime
@@ -78,6 +79,7 @@ class Server:
         self.runtime: Runtime | None = None
         self.components: list[tuple[str, Any]] = []
         self.watcher: CatalogWatcher | None = None
+        self.probe = LoopLagProbe()
 
     async def start(self) -> None:
         s = self.settings
@@ -120,6 +122,7 @@ class Server:
         self.watcher = CatalogWatcher(s.catalog, s.assets, catalog.generation, self.runtime.catalog_loaded,
                                       self.runtime.catalog_rejected)
         await self.watcher.start()
+        await self.probe.start()
 
     async def _tftp_boot_ipxe(self, request) -> bytes:
         """The same chain script as GET /boot.ipxe, for iPXE builds told to fetch it over TFTP."""
@@ -129,6 +132,7 @@ class Server:
         return await self.watcher.reload(why) if self.watcher else False
 
     async def stop(self) -> None:
+        await self.probe.stop()
         if self.watcher:
             await self.watcher.stop()
         for name, component in reversed(self.components):

@@ -10,3 +10,5 @@ RENDER_SECONDS = Histogram("bootserver_ignition_render_seconds", "Time to render
                            buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0), registry=REGISTRY)
 CACHE = Counter("bootserver_ignition_cache_total", "Rendered-config cache lookups by result (hit, miss)",
                 ["result"], registry=REGISTRY)
+ANSWERS = Counter("bootserver_answer_cache_total", "Cached matches, /ipxe scripts and Ignition answers by result "
+                  "(hit, miss)", ["result"], registry=REGISTRY)
