@@ -16,18 +16,15 @@ from typing import Any
 from bootserver.boot import lifecycle, methods
 from bootserver.boot.loaders import loader_for
 from bootserver.boot.machine import DISCOVERED, Event, MachineRecord, token_matches
-from bootserver.boot.matching import Match, match_for
+from bootserver.boot.matching import Match
 from bootserver.boot.request import BootRequest
 from bootserver.boot.updates import UpdateRecord
 from bootserver.catalog.model import Catalog, Profile
 from bootserver.config import Settings
 from bootserver.omaha.codec import AppAnswer, OmahaApp
-from bootserver.render import grub, served_ignition
-from bootserver.render.answer_cache import MISSING, AnswerCache, request_key
-from bootserver.render.ipxe import script_for
-from bootserver.render.metrics import ANSWERS, CACHE
-from bootserver.render.context import template_context
+from bootserver.render import grub
 from bootserver import discovery
+from bootserver.answers import Answers
 from bootserver.state.base import AlreadyRecorded, StateChanged, Store, StoreError, StoreUnavailable, UnknownMachine
 from bootserver.update_service import UpdateService
 
@@ -68,8 +65,7 @@ class Runtime:
         self._ip_to_mac: OrderedDict[str, str] = OrderedDict()
         self._pending: set[asyncio.Task] = set()  # timeline writes nobody waits for (see observe)
         self._updates = UpdateService(self)
-        self._answers = AnswerCache(ANSWERS)  # matches and /ipxe scripts of the current catalog
-        self._ignition = AnswerCache(CACHE, count_misses=False)  # in front of served_ignition's render cache
+        self._answers = Answers(settings)
 
     # -- the app's side: what changed in the process --------------------------------------------
 
@@ -102,11 +98,7 @@ class Runtime:
     # -- boot requests ------------------------------------------------------------------------
 
     def match(self, request: BootRequest) -> Match | None:
-        catalog, key = self.catalog, ("match", request_key(request))
-        found = self._answers.get(catalog, key)
-        if found is MISSING:
-            found = self._answers.put(catalog, key, match_for(catalog, request, self.settings))
-        return found
+        return self._answers.match(self.catalog, request)
 
     async def decide(self, request: BootRequest) -> lifecycle.BootDecision:
         """Match, bring the machine's record up to date, and decide what it gets."""
@@ -155,37 +147,15 @@ class Runtime:
 
     def ipxe_script(self, decision: lifecycle.BootDecision, request: BootRequest, base: str,
                     server_ip: str | None) -> str:
-        """The /ipxe script for a decision (render.ipxe.script_for), kept per catalog, request, decision,
-        token and address: a machine asking again gets the same text without rendering it again.
-        Raises ArgError or ValueError when the profile cannot be rendered (never cached)."""
-        token = decision.record.token if decision.record else None
-        catalog = self.catalog
-        key = ("ipxe", request_key(request), decision.action, decision.reason, token, base, server_ip)
-        script = self._answers.get(catalog, key)
-        if script is MISSING:
-            script = self._answers.put(catalog, key, script_for(decision, request, base, token, server_ip))
-        return script
+        """The /ipxe script for a decision (kept, see answers); ArgError or ValueError if it cannot be rendered."""
+        return self._answers.ipxe_script(self.catalog, decision, request, base, server_ip)
 
     async def ignition(self, found: Match, request: BootRequest, stage: str, base: str,
                        token: str | None) -> tuple[Profile, bytes]:
         """The Ignition config a matched machine is served (`stage="final"`: what its installer writes).
-
         Without the machine's `token` (store unreachable) the config has no events URL. Raises
-        LookupError (no such config), ValueError (bad stage) or render.errors.RenderError.
-        """
-        catalog = self.catalog
-        key = ("ignition", request_key(request), found.profile.name, stage, base, token)
-        answer = self._ignition.get(catalog, key)
-        if answer is not MISSING:
-            return answer
-        profile = served_ignition.profile_for_stage(found.profile, stage, catalog)
-        if profile.ignition is None:
-            raise LookupError(f"profile {profile.name} has no ignition config")
-        context = template_context(found, request, base, token)
-        body = served_ignition.cached_config(profile, context, catalog)
-        if body is None:  # a cold render reads files and runs Butane: never on the loop DHCP and TFTP share
-            body = await asyncio.to_thread(served_ignition.config_bytes, profile, context, catalog)
-        return self._ignition.put(catalog, key, (profile, body))
+        LookupError (no such config), ValueError (bad stage) or render.errors.RenderError."""
+        return await self._answers.ignition(self.catalog, found, request, stage, base, token)
 
     async def _remember(self, request: BootRequest, found: Match | None,
                         record: MachineRecord | None) -> MachineRecord:
