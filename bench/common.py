@@ -188,7 +188,8 @@ class Bootserver:
     def __init__(self, ns: Netns, workdir: Path, *args: str, timeout: float = 30) -> None:
         self.log_path = workdir / "bootserver.log"
         self.proc = ns.popen([sys.executable, "-m", "bootserver", "serve", *args], log=self.log_path,
-                             cwd=workdir, env={**os.environ, "PYTHONPATH": str(REPO)})
+                             cwd=workdir, env={"BOOTSERVER_HTTP_REQUESTS_PER_CLIENT": "0",  # one client, many machines
+                                               **os.environ, "PYTHONPATH": str(REPO)})
         wait_for(lambda: "bootserver ready" in self.log() or self.proc.poll() is not None, timeout,
                  "bootserver to start")
         if self.proc.poll() is not None:

@@ -6,18 +6,23 @@ Start order: store, catalog, HTTP, TFTP, proxyDHCP, catalog watcher, loop-lag pr
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import signal
+import ssl
 from typing import Any
 
 from aiohttp import web
 
+from bootserver.boot.loaders import arm64_loader_status
 from bootserver.catalog.loader import CatalogError, load_catalog
 from bootserver.config import Settings, split_hostport
+from bootserver.http.connections import ConnectionCap
 from bootserver.http.server import make_app
 from bootserver.loop_lag import LoopLagProbe
 from bootserver.reload import CatalogWatcher
 from bootserver.render.ipxe import chain_script
+from bootserver.resources import Budget, quiet_out_of_files, raise_open_file_limit
 from bootserver.runtime import Runtime
 from bootserver.state import StoreError, open_store, redact
 from bootserver.tftp.grub import register_grub_files
@@ -37,22 +42,31 @@ def install_reactor(loop: asyncio.AbstractEventLoop | None = None) -> None:
 
 
 class HTTPComponent:
-    def __init__(self, runtime: Runtime, settings: Settings) -> None:
+    def __init__(self, runtime: Runtime, settings: Settings, max_connections: int = 1024) -> None:
         self.runtime = runtime
         self.settings = settings
+        self.max_connections = max_connections
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
 
     async def start(self) -> None:
         host, port = split_hostport(self.settings.http)
         self._runner = web.AppRunner(make_app(self.runtime, self.settings), access_log=None, handle_signals=False,
-                                     shutdown_timeout=2.0)
+                                     shutdown_timeout=2.0, keepalive_timeout=self.settings.http_idle_timeout)
         await self._runner.setup()
+        ConnectionCap(self._runner.server, self.max_connections)
         site = web.TCPSite(self._runner, host or None, port, reuse_address=True)
         await site.start()
         self.port = self._runner.addresses[0][1]
         self.runtime.http_listening(self.port)
         log.info("HTTP listening on %s:%d", host, self.port)
+        if self.settings.https:  # the same app for people; the admin API refuses plain HTTP from afar then
+            tls_host, tls_port = split_hostport(self.settings.https)
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(self.settings.tls_cert, self.settings.tls_key)
+            tls = web.TCPSite(self._runner, tls_host or None, tls_port, ssl_context=context, reuse_address=True)
+            await tls.start()
+            log.info("HTTPS listening on %s:%d", tls_host, self._runner.addresses[-1][1])
 
     async def stop(self) -> None:
         if self._runner:
@@ -83,16 +97,24 @@ class Server:
 
     async def start(self) -> None:
         s = self.settings
+        arm64_answered, arm64_line = arm64_loader_status(s)
+        log.info("%s", arm64_line)
+        if s.arm64_loader and not arm64_answered:  # stay silent rather than offer a file TFTP cannot serve
+            s = self.settings = dataclasses.replace(s, arm64_loader=None)
         catalog = load_catalog(s.catalog, s.assets)  # raises CatalogError: refuse to start broken
         for warning in catalog.warnings:
             log.warning("%s", warning)
         store = open_store(s.state, s.event_retention)
         await store.open()  # migrates; refuses a newer schema; retries an unreachable PostgreSQL
         self.runtime = Runtime(s, catalog, store)
+        quiet_out_of_files(asyncio.get_running_loop())
+        budget = Budget.for_limit(raise_open_file_limit())
         log.info("role: %s", replica_role(s))
         log.info("catalog %s: %d profiles, %d machines, %d groups; state %s", s.catalog, len(catalog.profiles),
                  len(catalog.machines), len(catalog.groups), redact(s.state))
-        wanted: list[tuple[str, Any]] = [("http", HTTPComponent(self.runtime, s))]
+        log.info("open files: up to %d HTTP connections and %d TFTP transfers at once", budget.http_connections,
+                 budget.tftp_sessions)
+        wanted: list[tuple[str, Any]] = [("http", HTTPComponent(self.runtime, s, budget.http_connections))]
         if s.tftp == "off":
             log.info("TFTP off (tftp: off)")
         elif s.tftp == "auto" and not s.dhcp:
@@ -100,7 +122,8 @@ class Server:
         else:
             from bootserver.tftp import TFTPServer
 
-            tftp = TFTPServer(self.runtime, s)
+            tftp = TFTPServer(self.runtime, s, max_sessions=budget.tftp_sessions,
+                              per_client=s.tftp_sessions_per_client)
             tftp.register("boot.ipxe", self._tftp_boot_ipxe)
             register_grub_files(tftp, self.runtime, s)
             wanted.append(("tftp", tftp))
@@ -120,7 +143,8 @@ class Server:
             self.components.append((name, component))
             self.runtime.component_running(name, True)
         self.watcher = CatalogWatcher(s.catalog, s.assets, catalog.generation, self.runtime.catalog_loaded,
-                                      self.runtime.catalog_rejected)
+                                      self.runtime.catalog_rejected,
+                                      on_running=lambda up: self.runtime.component_running("catalog-watcher", up))
         await self.watcher.start()
         await self.probe.start()
 

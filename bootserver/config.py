@@ -20,12 +20,19 @@ class SettingsError(ValueError):
     pass
 
 
+#: where scripts/bootstrap.sh unpacks Debian's arm64 packages (an amd64 host cannot install them)
+ARM64_ROOT = Path("/opt/bootserver-arm64")
+
+
 @dataclass(frozen=True)
 class Settings:
     catalog: Path = Path("profiles")
     assets: Path = Path("assets")
     state: str = "sqlite:///state/bootserver.db"  # sqlite:///PATH, postgresql://…, or memory://
     http: str = "0.0.0.0:8080"
+    https: str | None = None  # HOST:PORT of an HTTPS listener for people (admin API, board); needs tls_cert/key
+    tls_cert: Path | None = None  # PEM certificate (chain) for https
+    tls_key: Path | None = None  # PEM private key for https
     advertise_url: str | None = None  # base URL machines use to reach HTTP; derived when unset
     floating_address: str | None = None  # keepalived's address: next-server and URL host of every replica
     tftp: str = "auto"  # HOST:PORT, off, or auto (on 0.0.0.0:69 when DHCP interfaces are set)
@@ -33,10 +40,11 @@ class Settings:
     ipxe_dir: Path = Path("/usr/lib/ipxe")
     grub_efi: Path = Path("/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed")  # served as grubx64.efi
     shim_efi: Path = Path("/usr/lib/shim/shimx64.efi.signed")  # served as shimx64.efi (Secure Boot)
+    grub_arm64_efi: Path = ARM64_ROOT / "usr/lib/grub/arm64-efi-signed/grubnetaa64.efi.signed"  # as grubaa64.efi
     tftp_blksize_max: int = 0  # 0: what fits the interface MTU
     dhcp: tuple[str, ...] = ()  # interfaces for proxyDHCP; empty = off
     uefi_loader: str = "ipxe.efi"  # or snponly.efi
-    arm64_loader: str | None = None  # e.g. ipxe-arm64.efi; unset = ARM64 UEFI clients are not answered
+    arm64_loader: str | None = None  # grubaa64.efi (Debian's arm64 GRUB) or a file; unset = not answered
     installed_dhcp: str = "auto"  # auto/answer (local-disk answer: sanboot, or GRUB on UEFI) | silent; docs/dhcp.md
     unknown_machines: str = "ignore"  # ignore | discover
     unknown_profile: str | None = None  # with discover: profile served to unknown MACs (none = record only)
@@ -45,6 +53,11 @@ class Settings:
     log_format: str = "human"  # human | json
     log_level: str = "info"
     access_log: bool = True
+    http_idle_timeout: int = 15  # seconds an HTTP connection may sit without a request (or unfinished headers)
+    tftp_sessions_per_client: int = 8  # transfers one client address may run at once
+    new_machines_per_second: int = 20  # new records for MACs the catalog does not name (burst: 10 s worth)
+    strict_machine_address: bool = False  # /ignition only to the address the machine booted from (docs/security.md)
+    http_requests_per_client: int = 20  # per second on /ipxe, /ignition, /metadata (burst: 2 s worth); 0 = off
     sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def effective_advertise_url(self, host_ip: str | None = None, port: int | None = None) -> str:
@@ -95,7 +108,7 @@ def _coerce(name: str, value: Any) -> Any:
         if not isinstance(value, (list, tuple)):
             raise SettingsError(f"{name}: expected a list, got {value!r}")
         return tuple(Path(v) if "Path" in kind else str(v) for v in value)
-    if kind == "Path":
+    if kind.startswith("Path"):  # Path, or Path | None
         return Path(str(value))
     if kind == "int":
         try:
@@ -152,6 +165,10 @@ def load_settings(config_file: str | Path | None = None, flags: dict[str, Any] |
     if values.get("tftp") not in (None, "auto", "off"):
         split_hostport(values["tftp"])
     split_hostport(values.get("http", Settings.http))
+    if values.get("https"):
+        split_hostport(values["https"])
+        if not values.get("tls_cert") or not values.get("tls_key"):
+            raise SettingsError("https: needs tls_cert and tls_key (PEM files)")
     if values.get("floating_address") is not None:
         try:
             values["floating_address"] = str(ipaddress.IPv4Address(values["floating_address"]))

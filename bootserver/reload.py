@@ -1,8 +1,10 @@
 """Reload the catalog when a file under it changes (polled; no inotify dependency) or on demand.
 
-A reload that fails validation keeps the last good catalog and logs every problem. The watcher
-only loads and reports: `on_reload(catalog)` hands a good catalog over, `on_error(message)` says
-why one was refused (the app wires both to Runtime).
+A reload that fails validation keeps the last good catalog and logs every problem. So does a reload
+that fails any other way (a bug, a file system error): the watcher keeps watching; it never dies
+silently. The watcher only loads and reports: `on_reload(catalog)` hands a good catalog over,
+`on_error(message)` says why one was refused, `on_running(bool)` whether it is watching (the app
+wires them to Runtime, so all three show on /healthz).
 """
 
 from __future__ import annotations
@@ -38,12 +40,14 @@ def fingerprint(root: Path) -> tuple:
 
 class CatalogWatcher:
     def __init__(self, root: Path, assets: Path, generation: int, on_reload: Callable[[Catalog], None],
-                 on_error: Callable[[str], None], interval: float = 0.5) -> None:
+                 on_error: Callable[[str], None], interval: float = 0.5,
+                 on_running: Callable[[bool], None] = lambda running: None) -> None:
         self.root = root
         self.assets = assets
         self.generation = generation  # of the catalog being served
         self.on_reload = on_reload
         self.on_error = on_error
+        self.on_running = on_running
         self.interval = interval
         self._task: asyncio.Task | None = None
         self._seen: tuple | None = None
@@ -62,12 +66,26 @@ class CatalogWatcher:
                 pass
 
     async def _poll(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            current = await asyncio.to_thread(fingerprint, self.root)
-            if current != self._seen:
-                self._seen = current
-                await self.reload("file change")
+        self.on_running(True)
+        try:
+            while True:
+                await asyncio.sleep(self.interval)
+                try:
+                    current = await asyncio.to_thread(fingerprint, self.root)
+                except Exception as exc:  # the folder vanished, a permission changed: try again later
+                    self._failed("watching", exc)
+                    continue
+                if current != self._seen:
+                    self._seen = current
+                    await self.reload("file change")
+        finally:  # cancelled at stop; anything else shows in /healthz as a stopped component
+            self.on_running(False)
+
+    def _failed(self, why: str, exc: BaseException) -> None:
+        self.on_error(f"{why}: {type(exc).__name__}: {exc}")
+        RELOADS.labels("failed").inc()
+        log.error("catalog reload (%s) failed: %s: %s; still serving generation %d", why, type(exc).__name__,
+                  exc, self.generation)
 
     async def reload(self, why: str) -> bool:
         async with self._lock:
@@ -82,6 +100,9 @@ class CatalogWatcher:
                           why, len(errors), self.generation)
                 for problem in errors:
                     log.error("  %s", problem)
+                return False
+            except Exception as exc:  # not a catalog problem bootserver knows to name: still keep the last good
+                self._failed(why, exc)
                 return False
             self.generation = generation
             self.on_reload(catalog)

@@ -15,8 +15,9 @@ from typing import Any
 
 from bootserver.boot import lifecycle, methods
 from bootserver.boot.loaders import loader_for
-from bootserver.boot.machine import DISCOVERED, Event, MachineRecord, token_matches
-from bootserver.boot.matching import Match
+from bootserver.boot.machine import (DISCOVERED, Event, MachineRecord, boot_address_from, ignition_access,
+                                     token_matches)
+from bootserver.boot.matching import Match, named_by_catalog
 from bootserver.boot.request import BootRequest
 from bootserver.boot.updates import UpdateRecord
 from bootserver.catalog.model import Catalog, Profile
@@ -25,6 +26,8 @@ from bootserver.omaha.codec import AppAnswer, OmahaApp
 from bootserver.render import grub
 from bootserver import discovery
 from bootserver.answers import Answers
+from bootserver.ratelimit import Buckets
+from bootserver.resources import OncePerSecond
 from bootserver.state.base import AlreadyRecorded, StateChanged, Store, StoreError, StoreUnavailable, UnknownMachine
 from bootserver.update_service import UpdateService
 
@@ -36,6 +39,7 @@ log = logging.getLogger("bootserver.boot")
 LAST_SEEN_RESOLUTION = 60.0  # seconds: a machine's last_seen is refreshed at most this often
 TRANSITION_ATTEMPTS = 5  # compare-and-set retries when other writers keep moving a machine
 INSTALLER_EVENTS = ("installed", "failed", "progress")
+FINAL_EVENTS = ("installed", "failed")  # each spends the install's token: a new one comes with the next install
 
 
 class WrongToken(PermissionError):
@@ -64,6 +68,9 @@ class Runtime:
         self.http_port: int | None = None  # the bound port, once HTTP is listening
         self._ip_to_mac: OrderedDict[str, str] = OrderedDict()
         self._pending: set[asyncio.Task] = set()  # timeline writes nobody waits for (see observe)
+        rate = max(1, settings.new_machines_per_second)
+        self._new_machines = Buckets(rate, 10 * rate, max_keys=1)  # one bucket: records for unnamed MACs
+        self._not_recorded = OncePerSecond(log)
         self._updates = UpdateService(self)
         self._answers = Answers(settings)
 
@@ -102,6 +109,8 @@ class Runtime:
 
     async def decide(self, request: BootRequest) -> lifecycle.BootDecision:
         """Match, bring the machine's record up to date, and decide what it gets."""
+        if request.arch is None:
+            request = await self._with_remembered_arch(request)
         found = self.match(request)
         if request.client_ip:
             self.remember_ip(request.client_ip, request.mac)
@@ -111,12 +120,26 @@ class Runtime:
         try:
             record = await self.store.get(request.mac)
             answered = True  # the store knows whether this machine is new
+            if record is None and not named_by_catalog(found) and not self._new_machines.allow():
+                self._not_recorded.warning("new machines arrive faster than %d/s: %s and others not recorded "
+                                           "or answered now (they will be when they ask again)",
+                                           self.settings.new_machines_per_second, request.mac)
+                return lifecycle.BootDecision("ignore", "too many new machines at once; ask again", None, None)
             record = await self._remember(request, found, record)
         except StoreUnavailable as exc:  # decide from the last known record, else the catalog alone
             log.warning("machine %s: %s; deciding from %s", request.mac, exc,
                         "its last known record" if record else "the catalog alone")
             return lifecycle.decide(found, record, self.settings, store_ok=answered)
         return lifecycle.decide(found, record, self.settings)
+
+    async def _with_remembered_arch(self, request: BootRequest) -> BootRequest:
+        """Requests that do not say their arch (Ignition, the installer) match as the firmware said over
+        DHCP, so a Group's `arch` selector gives an arm64 machine the same profile all the way."""
+        try:
+            record = await self.store.get(request.mac)
+        except StoreUnavailable:
+            return request
+        return dataclasses.replace(request, arch=record.arch) if record is not None and record.arch else request
 
     async def dhcp_answer(self, request: BootRequest, arch_code: int, vendor_class: str,
                           local_ip: str) -> methods.Answer | methods.Silence:
@@ -167,6 +190,8 @@ class Runtime:
             if not lifecycle.is_fallback(found):
                 names["name"] = found.name
         facts = discovery.facts_from(request)
+        if not boot_address_from(request, record):
+            facts["client_ip"] = None  # None keeps what is known: the address it booted from
         if record is not None and target is None and _unchanged(record, names, facts):
             return record  # nothing new to write: keep the hot path to one read
         updated = await self.store.ensure(request.mac, state=target or lifecycle.READY, **names, **facts)
@@ -263,14 +288,26 @@ class Runtime:
         """
         record = await self.store.get(mac)
         if not token_matches(record, token):
-            raise WrongToken("missing" if not token else "wrong")
+            if record is not None and key is not None and await self.store.key_seen(mac, key):
+                log.info("machine %s: %s with key %s is already recorded: a retry after its token was spent, "
+                         "not applied again", mac, event, key)  # the key, as secret as the token, says so
+                return record
+            raise WrongToken("missing token" if not token else "wrong token")
+        if record.client_ip and source != record.client_ip:
+            raise WrongToken(f"right token from another address (the machine booted from {record.client_ip})")
         if event not in INSTALLER_EVENTS:
             raise ValueError(f"unknown installer event {event!r}")
         if key is not None and await self.store.key_seen(mac, key):
             log.info("machine %s: %s with key %s is already recorded: a retry, not applied again", mac, event, key)
-        else:
-            await self.observe(mac, f"installer.{event}", {"detail": detail}, source=source, key=key)
+            return await self.store.get(mac) or record
+        if event in FINAL_EVENTS and await self.store.rotate_token(mac, expected=token) is None:
+            raise WrongToken("spent token (a final report was already made with it)")  # replayed, or a race lost
+        await self.observe(mac, f"installer.{event}", {"detail": detail}, source=source, key=key)
         return await self.store.get(mac) or record
+
+    def ignition_access(self, record: MachineRecord | None, request: BootRequest) -> tuple[bool, str, str | None]:
+        """(allowed, event kind to record, why it is not the machine's own request): boot.machine.ignition_access."""
+        return ignition_access(record, request, self.settings.strict_machine_address)
 
     async def asset_fetched(self, mac: str | None, client_ip: str | None, path: str,
                             detail: dict[str, Any]) -> MachineRecord | None:
@@ -327,6 +364,7 @@ class Runtime:
                          lost.current)
                 continue
             log.info("machine %s: %s -> %s after reinstall", mac, record.state, moved.state)
+            moved = await self.store.rotate_token(mac) or moved  # the next install gets a token of its own
             return record.state, moved
         raise StateChanged(mac, record.state, "still changing")  # the operator may simply ask again
 

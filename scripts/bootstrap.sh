@@ -5,7 +5,8 @@
 #   scripts/bootstrap.sh test  [PYTEST OPTIONS...]  install, start PostgreSQL, run the whole test suite
 #   scripts/bootstrap.sh install                    install only
 #
-# Installs the Debian packages in scripts/apt-packages.txt and a virtualenv in .venv with the
+# Installs the Debian packages in scripts/apt-packages.txt, unpacks the arm64 ones in
+# scripts/arm64-packages.txt into /opt/bootserver-arm64, and a virtualenv in .venv with the
 # package and its test dependencies. Safe to run again: it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,6 +33,30 @@ install_apt() {
   fi
 }
 
+# arm64 machines: Debian's arm64 GRUB (and the lab's arm64 test OS) come from arm64 packages that
+# an amd64 host cannot install, so they are downloaded and unpacked into ARM64_ROOT.
+ARM64_ROOT=/opt/bootserver-arm64
+install_arm64() {
+  mapfile -t pkgs < <(sed -e 's/#.*//' -e 's/\s//g' scripts/arm64-packages.txt | grep -v '^$')
+  if [ "$(cat "$ARM64_ROOT/.packages" 2>/dev/null)" = "${pkgs[*]}" ]; then return; fi
+  if ! dpkg --print-foreign-architectures | grep -qx arm64 || ! apt-cache show grub-efi-arm64-signed:arm64 >/dev/null 2>&1; then
+    echo "bootstrap: adding the arm64 architecture to apt (for apt-get download only)" >&2
+    dpkg --add-architecture arm64
+    apt-get update -q
+  fi
+  local tmp; tmp=$(mktemp -d); chmod 755 "$tmp"; chown _apt "$tmp" 2>/dev/null || true  # apt downloads as _apt
+  local wanted=("${pkgs[@]/%/:arm64}")
+  for p in "${pkgs[@]}"; do  # a metapackage's versioned dependency (linux-image-arm64 -> linux-image-6.1...)
+    wanted+=($(apt-cache depends "$p:arm64" 2>/dev/null | sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*\).*/\1/p'))
+  done
+  echo "bootstrap: downloading arm64 packages: ${wanted[*]}" >&2
+  (cd "$tmp" && apt-get download -q "${wanted[@]}")
+  rm -rf "$ARM64_ROOT.new" && mkdir -p "$ARM64_ROOT.new"
+  for deb in "$tmp"/*.deb; do dpkg-deb -x "$deb" "$ARM64_ROOT.new"; done
+  echo "${pkgs[*]}" > "$ARM64_ROOT.new/.packages"
+  rm -rf "$ARM64_ROOT" && mv "$ARM64_ROOT.new" "$ARM64_ROOT" && rm -rf "$tmp"
+}
+
 install_venv() {
   if [ ! -x .venv/bin/python ]; then
     /usr/bin/python3 -m venv .venv
@@ -41,12 +66,12 @@ install_venv() {
 
 case "$action" in
   install)
-    need_root; install_apt; install_venv ;;
+    need_root; install_apt; install_arm64; install_venv ;;
   serve)
-    need_root; install_apt; install_venv
+    need_root; install_apt; install_arm64; install_venv
     exec .venv/bin/bootserver serve "$@" ;;
   test)
-    need_root; install_apt; install_venv
+    need_root; install_apt; install_arm64; install_venv
     if [ -x scripts/start-postgres.sh ]; then
       BOOTSERVER_TEST_PG_URL=$(scripts/start-postgres.sh)
       export BOOTSERVER_TEST_PG_URL

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -96,12 +97,14 @@ def catalog_dir(tmp_path: Path) -> Path:
 class ServerProcess:
     """`bootserver serve` as a real subprocess on loopback, with its log captured."""
 
-    def __init__(self, args: list[str], cwd: Path, env: dict | None = None) -> None:
+    def __init__(self, args: list[str], cwd: Path, env: dict | None = None,
+                 nofile: tuple[int, int] | None = None) -> None:
         self.log_path = cwd / "server.log"
         self._log = open(self.log_path, "wb")
+        limit = None if nofile is None else (lambda: resource.setrlimit(resource.RLIMIT_NOFILE, nofile))
         self.proc = subprocess.Popen([sys.executable, "-m", "bootserver", "serve", *args], cwd=cwd,
                                      stdout=self._log, stderr=subprocess.STDOUT,
-                                     env={**os.environ, **(env or {})})
+                                     env={**os.environ, **(env or {})}, preexec_fn=limit)
         self.port = self._wait_port()
         self.url = f"http://127.0.0.1:{self.port}"
 
@@ -145,8 +148,8 @@ class ServerProcess:
 def serve(tmp_path: Path):
     started: list[ServerProcess] = []
 
-    def start(*args: str, env: dict | None = None) -> ServerProcess:
-        server = ServerProcess(["--http", "127.0.0.1:0", *args], tmp_path, env)
+    def start(*args: str, env: dict | None = None, nofile: tuple[int, int] | None = None) -> ServerProcess:
+        server = ServerProcess(["--http", "127.0.0.1:0", *args], tmp_path, env, nofile)
         started.append(server)
         return server
 

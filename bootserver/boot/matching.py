@@ -103,3 +103,8 @@ def match_for(catalog: Catalog, request: BootRequest, settings: Settings) -> Mat
     unknown MAC gets `unknown_profile` (when set); with `ignore`, nothing. The one place it is applied."""
     fallback = settings.unknown_profile if settings.unknown_machines == "discover" else None
     return match(catalog, request, fallback)
+
+
+def named_by_catalog(found: Match | None) -> bool:
+    """A Machine entry of the catalog: their number is the catalog's, so their records are never held back."""
+    return found is not None and found.machine is not None

@@ -11,12 +11,12 @@ import jinja2
 import netaddr
 import yaml
 
-from bootserver.catalog import schema
+from bootserver.catalog import kernel_arch, schema
 from bootserver.catalog.mac import MacError, normalize_mac, normalize_mac_prefix
 from bootserver.catalog.model import (ARCHES, BootSpec, Catalog, Group, IgnitionSpec, Machine, Problem, Profile,
                                       Selector, Source)
 from bootserver.catalog.updates import parse_updates
-from bootserver.catalog.yamlpos import Document, DuplicateKey, load_documents
+from bootserver.catalog.yamlpos import MAX_FILE_BYTES, Document, DuplicateKey, LimitExceeded, load_documents
 
 NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$")
 #: Only parses kernel-argument templates: syntax is the same in render.args' sandbox, which renders them.
@@ -84,6 +84,9 @@ def load_catalog(root: Path | str, assets_dir: Path | str | None = None, generat
     docs: list[tuple[Path, Document, str]] = []
     for file in files:
         try:
+            if file.stat().st_size > MAX_FILE_BYTES:  # not even read: a catalog file is hand-sized
+                out.add(file, None, "file", (), f"larger than {MAX_FILE_BYTES} bytes", line=1)
+                continue
             text = file.read_text()
         except (OSError, UnicodeDecodeError) as exc:
             out.add(file, None, "file", (), f"cannot read: {exc}", line=1)
@@ -91,6 +94,8 @@ def load_catalog(root: Path | str, assets_dir: Path | str | None = None, generat
         try:
             for doc in load_documents(text):
                 docs.append((file, doc, f"document {doc.index + 1}"))
+        except LimitExceeded as exc:
+            out.add(file, None, "file", (), exc.message, line=exc.line, column=exc.column)
         except DuplicateKey as exc:
             out.add(file, None, "file", (), f"duplicate key {exc.key!r} (first at line {exc.first_line})",
                     line=exc.line, column=exc.column)
@@ -145,7 +150,7 @@ def load_catalog(root: Path | str, assets_dir: Path | str | None = None, generat
                 out.add(file, doc, label, ("spec", "mac"), str(exc))
                 continue
             machine = Machine(name, mac, spec["profile"], source, _freeze(spec.get("metadata", {})),
-                              spec.get("loader"))
+                              spec.get("loader"), spec.get("arch"))
             refs.append((file, doc, label, ("spec", "profile"), spec["profile"]))
             if name in machines:
                 out.add(file, doc, label, ("metadata", "name"),
@@ -186,11 +191,35 @@ def load_catalog(root: Path | str, assets_dir: Path | str | None = None, generat
                     f"ties with Group {a.name} at {a.source}: a request can match both with "
                     f"{a.selector.size} key(s); add a key to one selector or make them disjoint"))
 
+    _check_kernel_arches(profiles, machines, groups, assets_dir, out)
+
     if any(p.severity == "error" for p in out.problems):
         raise CatalogError(out.problems)
     return Catalog(root=root, profiles=MappingProxyType(profiles), machines=MappingProxyType(machines),
                    groups=tuple(groups), by_mac=MappingProxyType(by_mac), generation=generation,
                    warnings=tuple(out.problems))
+
+
+def _check_kernel_arches(profiles, machines, groups, assets_dir, out) -> None:
+    """An arm64 machine (a Group's `arch` selector, a Machine's `arch`) pointed at an amd64 kernel, or
+    the reverse: an error when the kernel's header says so, a warning when only its path does."""
+    users = [(g.source, f"Group {g.name}", "spec.selector.arch", g.selector.arch, g.profile) for g in groups]
+    users += [(m.source, f"Machine {m.name}", "spec.arch", m.arch, m.profile) for m in machines.values()]
+    for source, label, where, arch, profile_name in users:
+        profile = profiles.get(profile_name)
+        if arch is None or profile is None or _is_url(profile.boot.kernel):
+            continue
+        want = kernel_arch.FAMILY[arch]
+        kernel = profile.boot.kernel
+        header = kernel_arch.from_file(Path(assets_dir) / kernel) if assets_dir is not None else None
+        found = header or kernel_arch.from_name(kernel)
+        if found is None or found == want:
+            continue
+        how = "its header says" if header else "its path says"
+        out.problems.append(Problem(
+            source.file, source.line, None, label, where,
+            f"{arch} machines get profile {profile.name}, whose kernel {kernel!r} is {found} ({how}); "
+            f"point them at an {want} kernel (e.g. flatcar/{want}/current/...)", "error" if header else "warning"))
 
 
 def _profile(name, spec, source, root, assets_dir, out, file, doc, label) -> Profile | None:

@@ -107,6 +107,7 @@ class Machine:
     source: Source
     metadata: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
     loader: str | None = None  # overrides the profile's boot.loader
+    arch: str | None = None  # what the machine is (ARCHES), declared so validation can check its kernel
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,8 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
+from bootserver.catalog.model import ARCHES
+
 
 @dataclass(frozen=True)
 class Str:
@@ -139,7 +141,8 @@ PROFILE_SPEC = Fields({
     "updates": UPDATES,
 }, required=("boot",))
 
-MACHINE_SPEC = Fields({"mac": Str(), "profile": Str(), "metadata": AnyMap(), "loader": Str(choices=LOADERS)},
+MACHINE_SPEC = Fields({"mac": Str(), "profile": Str(), "metadata": AnyMap(), "loader": Str(choices=LOADERS),
+                       "arch": Str(choices=ARCHES)},
                       required=("mac", "profile"))
 
 SELECTOR = Fields({"mac_prefix": Str(), "arch": Str(), "subnet": Str(), "uuid": Str(), "labels": MapOf(Scalar())})

@@ -1,4 +1,9 @@
-"""YAML documents with source positions, so every catalog error can name its file, line and column."""
+"""YAML documents with source positions, so every catalog error can name its file, line and column.
+
+Bounded: a file is read only up to MAX_FILE_BYTES, nesting deeper than MAX_DEPTH is refused before
+PyYAML's recursive composer sees it, and aliases may not expand a document past MAX_VALUES values
+(the "billion laughs" file is 555 bytes).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,19 @@ from typing import Any, Iterator
 import yaml
 
 Path_ = tuple  # a field path such as ("spec", "boot", "initrd", 0)
+
+
+MAX_FILE_BYTES = 1 << 20
+MAX_DEPTH = 64
+MAX_VALUES = 100_000
+
+
+class LimitExceeded(Exception):
+    """The file is too large, too deep, or its aliases expand too far; names the line and column."""
+
+    def __init__(self, message: str, line: int = 1, column: int | None = None) -> None:
+        super().__init__(message)
+        self.message, self.line, self.column = message, line, column
 
 
 class DuplicateKey(Exception):
@@ -32,7 +50,22 @@ class Document:
         return self.positions.get((), (self.line, 1))
 
 
-def _convert(loader: yaml.SafeLoader, node: yaml.Node, path: tuple, positions: dict) -> Any:
+class _Budget:
+    """Values left to build for one document: an alias counts every time it is expanded."""
+
+    def __init__(self) -> None:
+        self.left = MAX_VALUES
+
+    def spend(self, node: yaml.Node) -> None:
+        self.left -= 1
+        if self.left < 0:
+            raise LimitExceeded(f"the document expands to more than {MAX_VALUES} values "
+                                "(YAML aliases repeating aliases?)", node.start_mark.line + 1,
+                                node.start_mark.column + 1)
+
+
+def _convert(loader: yaml.SafeLoader, node: yaml.Node, path: tuple, positions: dict, budget: _Budget) -> Any:
+    budget.spend(node)
     positions[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
@@ -44,23 +77,39 @@ def _convert(loader: yaml.SafeLoader, node: yaml.Node, path: tuple, positions: d
             if key in seen:
                 raise DuplicateKey(key, key_node.start_mark.line + 1, key_node.start_mark.column + 1, seen[key])
             seen[key] = key_node.start_mark.line + 1
-            out[key] = _convert(loader, value_node, path + (key,), positions)
+            out[key] = _convert(loader, value_node, path + (key,), positions, budget)
             positions[path + (key,)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_convert(loader, item, path + (i,), positions) for i, item in enumerate(node.value)]
+        return [_convert(loader, item, path + (i,), positions, budget) for i, item in enumerate(node.value)]
     value = loader.construct_object(node, deep=True)
     if isinstance(value, (int, float)) and not isinstance(value, bool) and ":" in str(node.value):
         return node.value  # YAML 1.1 reads 52:54:00:00:00:01 as a base-60 number; keep the text
     return value
 
 
+def check_depth(text: str) -> None:
+    """Refuse nesting deeper than MAX_DEPTH, using PyYAML's event parser (which does not recurse)."""
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > MAX_DEPTH:
+                mark = event.start_mark
+                raise LimitExceeded(f"nested more than {MAX_DEPTH} levels deep", mark.line + 1, mark.column + 1)
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+
+
 def load_documents(text: str) -> Iterator[Document]:
-    """Yield each YAML document with positions. Raises yaml.YAMLError or DuplicateKey.
+    """Yield each YAML document with positions. Raises yaml.YAMLError, DuplicateKey or LimitExceeded.
 
     One loader per call, composing and constructing: nothing is shared between loads (reloads run
     in threads), and what a document constructed is dropped before the next one.
     """
+    if len(text) > MAX_FILE_BYTES:
+        raise LimitExceeded(f"larger than {MAX_FILE_BYTES} bytes")
+    check_depth(text)
     loader = yaml.SafeLoader(text)
     try:
         index = 0
@@ -68,7 +117,7 @@ def load_documents(text: str) -> Iterator[Document]:
             node = loader.get_node()
             if node is not None:
                 positions: dict[tuple, tuple[int, int]] = {}
-                data = _convert(loader, node, (), positions)
+                data = _convert(loader, node, (), positions, _Budget())
                 loader.constructed_objects.clear()
                 loader.recursive_objects.clear()
                 yield Document(index=index, line=node.start_mark.line + 1, data=data, positions=positions)

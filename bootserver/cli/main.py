@@ -74,6 +74,10 @@ def _add_serve(sub) -> None:
                    help="TFTP listen address; default: 0.0.0.0:69 when --dhcp interfaces are set")
     g.add_argument("--tftp-root", metavar="DIR", action="append",
                    help="extra folder served over TFTP beside the iPXE binaries (repeatable)")
+    g.add_argument("--https", metavar="HOST:PORT",
+                   help="also serve HTTPS here (admin API, board), with --tls-cert and --tls-key; firmware keeps HTTP")
+    g.add_argument("--tls-cert", metavar="FILE", help="PEM certificate chain for --https")
+    g.add_argument("--tls-key", metavar="FILE", help="PEM private key for --https")
     g.add_argument("--dhcp", metavar="IFACE[,IFACE...]|off", help="interfaces for proxyDHCP (ports 67, 4011)")
     g.add_argument("--advertise-url", metavar="URL",
                    help="base URL machines use to reach HTTP (default: the boot interface's address)")
@@ -87,7 +91,8 @@ def _add_serve(sub) -> None:
 def _run_serve(args: argparse.Namespace) -> int:
     from bootserver import app, logs
 
-    settings = _settings(args, http=args.http, tftp=args.tftp, tftp_root=args.tftp_root, dhcp=args.dhcp,
+    settings = _settings(args, http=args.http, https=args.https, tls_cert=args.tls_cert, tls_key=args.tls_key,
+                         tftp=args.tftp, tftp_root=args.tftp_root, dhcp=args.dhcp,
                          advertise_url=args.advertise_url, floating_address=args.floating_address,
                          log_format=args.log_format,
                          log_level=args.log_level)

@@ -223,9 +223,11 @@ def _check_lengths(options: dict[int, bytes]) -> None:
                                   f"expected at least {size * count} in steps of {size}")
     if OPT_MESSAGE_TYPE in options and not 1 <= options[OPT_MESSAGE_TYPE][0] <= 18:
         raise BadOptionValue(f"message type {options[OPT_MESSAGE_TYPE][0]} does not exist")
-    uuid_value = options.get(OPT_CLIENT_UUID)
-    if uuid_value is not None and uuid_value[0] == 0 and len(uuid_value) != 17:
-        raise BadOptionLength(f"option 97 type 0 has length {len(uuid_value)}, expected 17")
+    uuid_value = options.get(OPT_CLIENT_UUID)  # RFC 4578 2.3: type 0, then a 16-byte UUID; nothing else
+    if uuid_value is not None and len(uuid_value) != 17:
+        raise BadOptionLength(f"option 97 has length {len(uuid_value)}, expected 17")
+    if uuid_value is not None and uuid_value[0] != 0:
+        raise BadOptionValue(f"option 97 has type {uuid_value[0]}, expected 0")
 
 
 def decode(data: bytes) -> Packet:

@@ -114,7 +114,7 @@ def build_reply(request: Packet, answer: Answer, kind: int, server_ip: str) -> P
     options = {OPT_MESSAGE_TYPE: bytes((kind,)), OPT_SERVER_ID: server,
                OPT_VENDOR_CLASS: answer.vendor_class.encode()}
     uuid = request.options.get(OPT_CLIENT_UUID)
-    if uuid is not None:
+    if uuid is not None and len(uuid) == 17:  # decode() refused any other length (RFC 4578)
         options[OPT_CLIENT_UUID] = uuid
     if answer.pxe_discovery_control:
         options[OPT_VENDOR] = _BIOS_PXE_OPTIONS
@@ -301,7 +301,9 @@ class ProxyDHCP:
             self._drop("unsupported_arch", f"architecture type {arches[0]} has no boot method",
                        listener, source, packet)
             return
-        allowed, dropped = self.limiter.allow(mac)
+        # keyed by transaction too: anyone can send a victim's MAC, so a bucket per MAC alone would let a
+        # spoofer silence the victim; its own transactions (xid, relay) have buckets of their own
+        allowed, dropped = self.limiter.allow((mac, packet.xid, packet.giaddr))
         if not allowed:
             self._count(self._unanswered, UNANSWERED, "rate_limited")
             if dropped == 1:  # one line per run of drops, so a flooding client cannot flood the log

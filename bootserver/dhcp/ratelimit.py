@@ -1,4 +1,9 @@
-"""Per-MAC token buckets with a hard cap on how many MACs are remembered.
+"""Per-client token buckets with a hard cap on how many clients are remembered.
+
+The proxy keys a bucket by (MAC, transaction id, relay), not by MAC alone: a MAC is trivially spoofed,
+and a bucket per MAC would let anyone on the LAN drain a victim's answers. A client that retransmits
+one transaction is limited; a flood of new transactions is bounded like a flood of new MACs (the
+cap below and the proxy's limit on requests in flight).
 
 A misbehaving client (a boot loop, a flood with one MAC) must not fill the log and the store, and a
 flood of distinct MACs must not grow memory: the least recently seen MAC is forgotten once
@@ -9,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from typing import Callable
+from typing import Callable, Hashable
 
 
 class MacRateLimiter:
@@ -22,12 +27,12 @@ class MacRateLimiter:
         self.max_macs = max_macs
         self._clock = clock
         # mac -> (tokens left, time of last refill, packets dropped since the last one allowed)
-        self._buckets: OrderedDict[str, tuple[float, float, int]] = OrderedDict()
+        self._buckets: OrderedDict[Hashable, tuple[float, float, int]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._buckets)
 
-    def allow(self, mac: str) -> tuple[bool, int]:
+    def allow(self, mac: Hashable) -> tuple[bool, int]:
         """(allowed, drops so far in this run of drops). drops == 1 marks the first drop of a run."""
         now = self._clock()
         buckets = self._buckets

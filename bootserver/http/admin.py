@@ -1,6 +1,8 @@
 """The admin API: machines, their timelines, and reinstall.
 
 Bearer token from the `admin_token` setting; with no token set it answers loopback clients only.
+With an HTTPS listener configured, non-loopback clients must use it: over plain HTTP they get 403
+before any token is read (firmware endpoints stay on plain HTTP: Debian's iPXE has no HTTPS).
 A missing or wrong token gets 401, a non-loopback client without a configured token 403; both
 are logged with the client's address.
 """
@@ -28,7 +30,12 @@ def _is_loopback(remote: str | None) -> bool:
         return False
 
 
-def authorize(request: web.Request, token: str | None) -> None:
+def authorize(request: web.Request, token: str | None, https: bool = False) -> None:
+    if https and not request.secure and not _is_loopback(request.remote):
+        log.warning("admin API: refused %s %s from %s: plain HTTP while HTTPS is configured (no token is read)",
+                    request.method, request.path, request.remote)
+        raise web.HTTPForbidden(text="the admin API answers non-loopback clients over HTTPS only (the https "
+                                     "setting); a token sent over plain HTTP should be changed\n")
     if token is None:
         if not _is_loopback(request.remote):
             log.warning("admin API: refused %s %s from %s: not loopback and no admin_token is set",
@@ -67,11 +74,12 @@ def _int(request: web.Request, name: str, default: int | None, low: int, high: i
 
 def add_routes(app: web.Application, runtime, settings) -> None:
     admin_token = settings.admin_token
+    https = bool(settings.https)
 
     def guarded(handler):
         """Authorize, then turn store answers into HTTP statuses."""
         async def run(request: web.Request) -> web.Response:
-            authorize(request, admin_token)
+            authorize(request, admin_token, https)
             try:
                 return await handler(request)
             except UnknownMachine as exc:

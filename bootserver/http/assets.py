@@ -123,7 +123,13 @@ class Unsatisfiable(Exception):
     pass
 
 
-_RANGE = re.compile(r"bytes=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
+_RANGE = re.compile(r"bytes=[ \t]*([0-9]*)[ \t]*-[ \t]*([0-9]*)[ \t]*$", re.IGNORECASE)  # ASCII digits only
+_HUGE = 1 << 63  # larger than any file: what a position with more than 18 digits means
+
+
+def _position(digits: str) -> int:
+    """A byte position; thousands of digits (which int() refuses past 4,300) mean "past any end"."""
+    return int(digits) if len(digits) <= 18 else _HUGE
 
 
 def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -139,9 +145,9 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
         return None
     first, last = m.groups()
     if first:
-        start = int(first)
+        start = _position(first)
         if last:
-            end = int(last)
+            end = _position(last)
             if end < start:
                 return None
             end = min(end, size - 1)
@@ -152,7 +158,7 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
         return start, end + 1
     if not last:
         return None
-    suffix = int(last)
+    suffix = _position(last)
     if suffix == 0 or size == 0:
         raise Unsatisfiable
     return max(0, size - suffix), size
@@ -358,6 +364,8 @@ def _stat(real: str) -> os.stat_result:
         raise NotServable(404, "not found") from None
     except PermissionError:
         raise NotServable(403, "not readable") from None
+    except OSError as exc:  # a name too long for the file system, a symlink loop: no such file here
+        raise NotServable(404, f"not found ({exc.strerror})") from None
 
 
 def _open(real: str) -> tuple[int, os.stat_result]:
@@ -368,6 +376,8 @@ def _open(real: str) -> tuple[int, os.stat_result]:
         raise NotServable(404, "not found") from None
     except PermissionError:
         raise NotServable(403, "not readable") from None
+    except OSError as exc:  # a name too long for the file system, a symlink loop: no such file here
+        raise NotServable(404, f"not found ({exc.strerror})") from None
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode):
         os.close(fd)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from types import MappingProxyType
 
 from aiohttp import web
@@ -41,10 +42,19 @@ def request_mac(request: web.Request, raw: str | None, where: str) -> str:
     return mac
 
 
+#: a Host header that can be written into a URL, an iPXE script or a shell line as it is
+_HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(:[0-9]{1,5})?")
+
+
 def base_url(request: web.Request) -> str:
-    """Where this machine reached us: the advertise_url setting, else the Host it asked for."""
+    """Where this machine reached us: the advertise_url setting, else the Host it asked for.
+    A Host that is not a host name or address (with a port) is a 400."""
     advertised = settings_of(request).advertise_url
-    return advertised.rstrip("/") if advertised else f"{request.scheme}://{request.host}"
+    if advertised:
+        return advertised.rstrip("/")
+    if not _HOST.fullmatch(request.host):
+        raise web.HTTPBadRequest(text="bad Host header: expected a host name or address, with an optional port\n")
+    return f"{request.scheme}://{request.host}"
 
 
 def boot_request(request: web.Request, stage: Stage) -> BootRequest:

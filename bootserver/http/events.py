@@ -41,7 +41,7 @@ async def post_event(request: web.Request) -> web.Response:
         raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY, actual_size=len(raw))
     try:
         body = json.loads(raw or b"{}")
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, numbers of 4,300+ digits, nesting too deep
         body = None
     event = body.get("event") if isinstance(body, dict) else None
     detail = str(body.get("detail", ""))[:4096] if isinstance(body, dict) else ""
@@ -49,7 +49,7 @@ async def post_event(request: web.Request) -> web.Response:
     try:
         record = await runtime_of(request).report(mac, token, event, detail, request.remote, key)
     except WrongToken as exc:
-        log.warning("refused installer event for %s from %s: %s token", mac, request.remote, exc)
+        log.warning("refused installer event for %s from %s: %s", mac, request.remote, exc)
         raise web.HTTPForbidden(text="missing or wrong machine token\n") from None
     except StoreUnavailable as exc:
         log.error("%s reports %s but the store is unavailable (%s); asking it to retry", mac, event, exc)

@@ -11,8 +11,10 @@ from aiohttp import web
 from bootserver.boot.request import Stage
 from bootserver.http.common import MACHINE, base_url, boot_request, runtime_of
 from bootserver.render.errors import RenderError
+from bootserver.resources import OncePerSecond
 
 log = logging.getLogger("bootserver.http")
+said = OncePerSecond(log)  # a client probing MACs cannot flood the log
 
 
 def _json_error(status: type[web.HTTPException], message: str, **extra) -> web.HTTPException:
@@ -26,6 +28,12 @@ async def get_ignition(request: web.Request) -> web.Response:
     if decision.match is None:
         raise _json_error(web.HTTPNotFound, f"no profile matches MAC {boot.mac}: {decision.reason}")
     request[MACHINE] = decision.match.name
+    allowed, fetched, foreign = runtime.ignition_access(decision.record, boot)
+    if foreign:
+        said.warning("%s (%s): Ignition asked %s; %s", decision.match.name, boot.mac, foreign,
+                     "served, but the install does not start" if allowed else "refused (strict_machine_address)")
+    if not allowed:
+        raise _json_error(web.HTTPForbidden, "this config is served only to the address the machine booted from")
     try:
         profile, body = await runtime.ignition(decision.match, boot, request.query.get("stage", ""),
                                                base_url(request), decision.record.token if decision.record else None)
@@ -44,7 +52,7 @@ async def get_ignition(request: web.Request) -> web.Response:
         await runtime.observe(boot, "render.failed", {"what": "ignition", "error": str(exc)})
         raise _json_error(web.HTTPInternalServerError, f"render failed: {exc}") from None
     etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-    await runtime.observe(boot, "http.ignition", {"profile": profile.name, "bytes": len(body),
+    await runtime.observe(boot, fetched, {"profile": profile.name, "bytes": len(body),
                                                   **({"stage": "final"} if profile is not decision.match.profile
                                                      else {})})
     if etag in request.headers.get("If-None-Match", ""):

@@ -12,6 +12,7 @@ from bootserver.http import (admin, assets, boot, events, grub, health, ignition
                              updates_admin)
 from bootserver.config import Settings
 from bootserver.http.common import MAC, MACHINE, RUNTIME, SETTINGS
+from bootserver.http.throttle import per_client_limit
 from bootserver.metrics import REGISTRY
 from bootserver.runtime import Runtime
 
@@ -51,7 +52,8 @@ async def access_log(request: web.Request, handler) -> web.StreamResponse:
 
 
 def make_app(runtime: Runtime, settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[access_log], client_max_size=1024 * 1024)
+    throttle = per_client_limit(settings)
+    app = web.Application(middlewares=[access_log, *([throttle] if throttle else [])], client_max_size=1024 * 1024)
     app[RUNTIME] = runtime
     app[SETTINGS] = settings
     for module in (boot, grub, ignition, metadata, events, health, loaders, omaha):

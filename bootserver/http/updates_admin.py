@@ -20,7 +20,7 @@ def add_routes(app: web.Application, runtime, settings) -> None:
 
     def guarded(handler):
         async def run(request: web.Request) -> web.Response:
-            authorize(request, admin_token)
+            authorize(request, admin_token, bool(settings.https))
             try:
                 return await handler(request)
             except StoreUnavailable as exc:

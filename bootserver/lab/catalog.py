@@ -27,6 +27,7 @@ GREETING = "hello from the lab: 100% applied by Ignition\n"
 
 PROFILE = "lab-install"
 SECURE_BOOT_PROFILE = "lab-install-secureboot"  # through shim + GRUB, installs the shim disk
+ARM64_PROFILE = "lab-install-arm64"  # the arm64 test OS, through Debian's arm64 GRUB
 
 
 def write_ignition_assets(assets: Path) -> dict:
@@ -48,13 +49,13 @@ def lab_ssh_key(name: str) -> str:
 
 
 def test_os_profile(kernel: str, initrd: str, metadata: dict | None = None, name: str = PROFILE,
-                    extra_initrd: str | None = None, loader: str | None = None) -> dict:
+                    extra_initrd: str | None = None, loader: str | None = None, console: str = "ttyS0") -> dict:
     profile = {
         "apiVersion": "bootserver/v1", "kind": "Profile", "metadata": {"name": name},
         "spec": {
             "boot": {"kernel": kernel, "initrd": [initrd] + ([extra_initrd] if extra_initrd else []),
                      # initrd=<basename> (needed by UEFI) is added by bootserver for every initrd
-                     "args": ["console=ttyS0", "loglevel=4", "panic=-1",
+                     "args": [f"console={console}", "loglevel=4", "panic=-1",
                               "ignition.config.url={{ urls.ignition }}", "testos.events={{ urls.events }}",
                               "testos.hostname={{ metadata.hostname }}"]},
             "ignition": {"butane": "templates/lab.bu"},
@@ -107,11 +108,13 @@ def write_catalog(root: Path, profile: dict | list[dict], machines: list[tuple],
 
 def write_settings(path: Path, catalog: Path, assets: Path, state: Path, advertise_url: str,
                    unknown_machines: str = "ignore", uefi_loader: str = "ipxe.efi", interface: str = "eth0",
-                   installed_dhcp: str = "auto") -> Path:
+                   installed_dhcp: str = "auto", arm64_loader: str | None = None) -> Path:
     settings = {
         "catalog": str(catalog), "assets": str(assets), "state": f"sqlite:///{state}",
         "http": "0.0.0.0:8080", "advertise_url": advertise_url, "dhcp": [interface],
         "unknown_machines": unknown_machines, "uefi_loader": uefi_loader, "installed_dhcp": installed_dhcp,
     }
+    if arm64_loader:
+        settings["arm64_loader"] = arm64_loader
     path.write_text(yaml.safe_dump(settings, sort_keys=False))
     return path

@@ -61,10 +61,11 @@ def boot_sector(message: str = DISK_BOOT_MARKER) -> bytes:
     return sector.ljust(510, b"\0") + b"\x55\xaa"
 
 
-def disk_payload() -> bytes:
-    """What the test OS writes at the start of the disk: MBR (BIOS code + one ESP partition) and the ESP."""
-    app = efi_application(f"\r\n{DISK_BOOT_MARKER} firmware=uefi\r\n")
-    esp, esp_sectors = fat16_esp({"EFI/BOOT/BOOTX64.EFI": app}, ESP_START)
+def disk_payload(arch: str = "x64") -> bytes:
+    """What the test OS writes at the start of the disk: MBR (BIOS code + one ESP partition) and the ESP
+    with the removable-media loader for `arch` (x64: BOOTX64.EFI, aa64: BOOTAA64.EFI)."""
+    app = efi_application(f"\r\n{DISK_BOOT_MARKER} firmware=uefi\r\n", arch)
+    esp, esp_sectors = fat16_esp({f"EFI/BOOT/BOOT{arch.upper()}.EFI": app}, ESP_START)
     mbr = bytearray(boot_sector())
     # partition 1: type 0xEF (EFI system), CHS fields unused (0xFEFFFF), LBA start and length
     mbr[446:462] = struct.pack("<B3sB3sII", 0, b"\xfe\xff\xff", 0xEF, b"\xfe\xff\xff", ESP_START, esp_sectors)

@@ -3,8 +3,9 @@
 The application prints `DISK_BOOT_MARKER firmware=uefi` through the firmware's console (OVMF
 mirrors it to the serial port) and then idles. Both are built here as bytes, so the test OS can
 write them to its disk with dd and no tools: a PE32+ image (x86-64 code, one no-op base
-relocation so the loader may place it anywhere) and a FAT16 file system holding it as
-\\EFI\\BOOT\\BOOTX64.EFI, the path firmware boots from a disk without any boot variables.
+relocation so the loader may place it anywhere), in x86-64 or AArch64 code, and a FAT16 file system
+holding it as \\EFI\\BOOT\\BOOTX64.EFI (BOOTAA64.EFI on arm64), the path firmware boots from a
+disk without any boot variables.
 """
 
 from __future__ import annotations
@@ -16,22 +17,36 @@ FILE_ALIGN = 0x200
 SECTION_ALIGN = 0x1000
 
 
-def efi_application(message: str) -> bytes:
-    """PE32+ EFI application (subsystem 10): ConOut->OutputString(message), then hlt forever."""
+#: ConOut->OutputString(ConOut, message), then idle; the message follows the code.
+_X64_CODE = (b"\x48\x83\xec\x28"  # sub rsp, 0x28 (shadow space + alignment)
+             b"\x48\x8b\x4a\x40"  # mov rcx, [rdx+0x40]: SystemTable->ConOut
+             b"\x48\x8d\x15\x06\x00\x00\x00"  # lea rdx, [rip+6]: the message, right after this code
+             b"\xff\x51\x08"  # call [rcx+8]: ConOut->OutputString(ConOut, message)
+             b"\xf4\xeb\xfd")  # idle: hlt; jmp idle
+_AA64_CODE = struct.pack("<6I",
+                         0xF9402020,  # ldr x0, [x1, #0x40]: SystemTable->ConOut
+                         0xF9400402,  # ldr x2, [x0, #8]: ConOut->OutputString
+                         0x10000081,  # adr x1, .+16: the message, right after this code
+                         0xD63F0040,  # blr x2
+                         0xD503207F,  # idle: wfi
+                         0x17FFFFFF)  # b idle
+#: PE machine type and code per architecture
+MACHINES = {"x64": (0x8664, _X64_CODE), "aa64": (0xAA64, _AA64_CODE)}
+
+
+def efi_application(message: str, arch: str = "x64") -> bytes:
+    """PE32+ EFI application (subsystem 10): ConOut->OutputString(message), then idle forever.
+    `arch`: x64 or aa64."""
     text = message.encode("utf-16-le") + b"\0\0"
-    code = (b"\x48\x83\xec\x28"  # sub rsp, 0x28 (shadow space + alignment)
-            b"\x48\x8b\x4a\x40"  # mov rcx, [rdx+0x40]: SystemTable->ConOut
-            b"\x48\x8d\x15\x06\x00\x00\x00"  # lea rdx, [rip+6]: the message, right after this code
-            b"\xff\x51\x08"  # call [rcx+8]: ConOut->OutputString(ConOut, message)
-            b"\xf4\xeb\xfd")  # idle: hlt; jmp idle
-    assert code[11:15] == struct.pack("<i", len(code) - 15)  # rip after the lea (offset 15) + 6 = end of code
+    machine, code = MACHINES[arch]
+    assert code != _X64_CODE or code[11:15] == struct.pack("<i", len(code) - 15)  # lea lands on the message
     body = code + text
     if len(body) > FILE_ALIGN:
         raise ValueError("message too long for the lab EFI application")
     text_rva, reloc_rva = SECTION_ALIGN, 2 * SECTION_ALIGN
     reloc = struct.pack("<IIHH", text_rva, 12, 0, 0)  # one block, two IMAGE_REL_BASED_ABSOLUTE (no-op) entries
 
-    coff = struct.pack("<HHIIIHH", 0x8664, 2, 0, 0, 0, 240, 0x0022)  # x86-64, executable, large-address aware
+    coff = struct.pack("<HHIIIHH", machine, 2, 0, 0, 0, 240, 0x0022)  # executable, large-address aware
     optional = struct.pack("<HBBIIIII", 0x20B, 0, 0, FILE_ALIGN, FILE_ALIGN, 0, text_rva, text_rva)
     optional += struct.pack("<QII", 0x10000000, SECTION_ALIGN, FILE_ALIGN)
     optional += struct.pack("<HHHHHHI", 0, 0, 0, 0, 0, 0, 0)

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
 
-from bootserver.lab import testos
+from bootserver.config import ARM64_ROOT, Settings
+from bootserver.lab import testos, testos_arm64
 from bootserver.lab.disk import DISK_MB, create_disk
 from bootserver.lab.netns import SERVER_IP, Topology
 from bootserver.lab.qemu import FIRMWARES, Machine, QemuError, lab_mac
@@ -76,6 +77,7 @@ class Lab:
         self.machines: dict[str, Machine] = {}
         self.assets = assets or workdir / "assets"  # the test OS is put here too (under testos/)
         self.kernel_asset = self.initrd_asset = ""
+        self.arm64_kernel_asset = self.arm64_initrd_asset = ""  # set when the lab has arm64 machines
         self.keep_state = keep_state  # True: reuse the earlier run's state store AND its disks
 
     @property
@@ -95,8 +97,11 @@ class Lab:
             self.workdir.mkdir(parents=True, exist_ok=True)
             self._start_consistent()
             self.kernel_asset, self.initrd_asset = testos.install_into(self.assets)
+            if self.has_arm64:
+                self.arm64_kernel_asset, self.arm64_initrd_asset = testos_arm64.install_into(self.assets)
             self.topology.create(ipv6_ra=self.ipv6_ra)
-            grub_over_pxe = any(spec.firmware == "uefi-secureboot" for spec in self.specs.values())
+            # firmware-loaded GRUB (shim on x86 Secure Boot, arm64) finds its TFTP server by next-server
+            grub_over_pxe = self.has_arm64 or any(spec.firmware == "uefi-secureboot" for spec in self.specs.values())
             dhcp = ordinary_dhcp(self.topology.dhcp, self.workdir, ipv6_ra=self.ipv6_ra,
                                  next_server=SERVER_IP if grub_over_pxe else None)
             dhcp.start()
@@ -117,6 +122,10 @@ class Lab:
         except BaseException:
             self.down()
             raise
+
+    @property
+    def has_arm64(self) -> bool:
+        return any(spec.firmware.startswith("arm64") for spec in self.specs.values())
 
     def _start_consistent(self) -> None:
         """A run starts from one consistent state: the earlier run's store with its disks, or both
@@ -160,7 +169,8 @@ class Lab:
 def check_host() -> list[str]:
     """What is missing on this host to run the lab (empty when ready)."""
     problems = []
-    for tool, package in (("qemu-system-x86_64", "qemu-system-x86"), ("dnsmasq", "dnsmasq-base"),
+    for tool, package in (("qemu-system-x86_64", "qemu-system-x86"), ("qemu-system-aarch64", "qemu-system-arm"),
+                          ("dnsmasq", "dnsmasq-base"),
                           ("ip", "iproute2"), ("modinfo", "kmod"), ("ss", "iproute2"),
                           ("sgdisk", "gdisk"), ("debugfs", "e2fsprogs"), ("setfiles", "policycoreutils")):
         if shutil.which(tool) is None:
@@ -169,7 +179,10 @@ def check_host() -> list[str]:
                           (Path("/usr/lib/ipxe/ipxe.efi"), "ipxe"), (Path("/dev/net/tun"), "(the tun device)"),
                           (Path("/usr/lib/dracut/modules.d/30ignition/ignition"), "ignition"),
                           (Path("/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed"), "grub-efi-amd64-signed"),
-                          (Path("/usr/lib/shim/shimx64.efi.signed"), "shim-signed")):
+                          (Path("/usr/lib/shim/shimx64.efi.signed"), "shim-signed"),
+                          (Path("/usr/share/AAVMF/AAVMF_CODE.fd"), "qemu-efi-aarch64"),
+                          (Settings().grub_arm64_efi, "grub-efi-arm64-signed:arm64, unpacked by scripts/bootstrap.sh"),
+                          (ARM64_ROOT / "bin/busybox", "busybox-static:arm64, unpacked by scripts/bootstrap.sh")):
         if not path.exists():
             problems.append(f"{path} not found ({package})")
     return problems

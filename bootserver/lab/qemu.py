@@ -26,13 +26,19 @@ from pathlib import Path
 from bootserver.lab.netns import in_netns
 from bootserver.lab.stall import StallWatch
 
-FIRMWARES = ("bios", "uefi", "uefi-snponly", "uefi-ipxerom", "uefi-secureboot", "uefi-http")
+FIRMWARES = ("bios", "uefi", "uefi-snponly", "uefi-ipxerom", "uefi-secureboot", "uefi-http",
+             "arm64-uefi")
 OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
 OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
 #: Secure Boot enforcing: Microsoft's keys enrolled (so shim, signed by Microsoft's UEFI CA, runs)
 OVMF_CODE_SB = Path("/usr/share/OVMF/OVMF_CODE_4M.ms.fd")
 OVMF_VARS_SB = Path("/usr/share/OVMF/OVMF_VARS_4M.ms.fd")
 QEMU = "qemu-system-x86_64"
+#: arm64: QEMU's `virt` machine with AAVMF (qemu-efi-aarch64), TCG with a Cortex-A57 (cheaper to
+#: emulate than `max`), virtio NIC and disk on PCI, console on the PL011 (ttyAMA0)
+QEMU_ARM64 = "qemu-system-aarch64"
+AAVMF_CODE = Path("/usr/share/AAVMF/AAVMF_CODE.fd")
+AAVMF_VARS = Path("/usr/share/AAVMF/AAVMF_VARS.fd")
 MAC_RE = re.compile(r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$")
 
 
@@ -43,7 +49,7 @@ class QemuError(RuntimeError):
 def lab_mac(index: int, firmware: str) -> str:
     """Stable MACs: 52:54:00:77:<firmware>:<index> (QEMU's locally administered OUI)."""
     code = {"bios": 0x01, "uefi": 0x02, "uefi-snponly": 0x03, "uefi-ipxerom": 0x04, "uefi-secureboot": 0x05,
-            "uefi-http": 0x06}[firmware]
+            "uefi-http": 0x06, "arm64-uefi": 0x07}[firmware]
     return f"52:54:00:77:{code:02x}:{index:02x}"
 
 
@@ -81,15 +87,22 @@ class Machine:
         nic = f"virtio-net-pci,netdev=n0,mac={self.mac},bootindex=1"
         if self.firmware not in ("bios", "uefi-ipxerom"):  # uefi-ipxerom keeps QEMU's iPXE EFI ROM
             nic += ",romfile="
+        arm64 = self.firmware.startswith("arm64")
         argv = [
-            QEMU, "-name", self.name, "-nodefaults", "-no-user-config", "-accel", "tcg",
+            QEMU_ARM64 if arm64 else QEMU, "-name", self.name, "-nodefaults", "-no-user-config", "-accel", "tcg",
             "-uuid", self.uuid, "-m", str(self.memory_mb), "-smp", "1",
             "-display", "none", "-monitor", "none",
             "-chardev", f"file,id=serial0,path={self.serial_log},append=on", "-serial", "chardev:serial0",
             "-netdev", f"tap,id=n0,ifname={self.tap},script=no,downscript=no", "-device", nic,
             "-drive", f"if=none,id=d0,format=raw,file={self.disk}", "-device", "virtio-blk-pci,drive=d0,bootindex=2",
         ]
-        if self.firmware == "bios":
+        if arm64:
+            argv += ["-machine", "virt", "-cpu", "cortex-a57",
+                     "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={AAVMF_CODE}",
+                     "-drive", f"if=pflash,format=raw,unit=1,file={self.vars_file}",
+                     "-fw_cfg", "name=opt/org.tianocore/IPv6Support,string=no",
+                     "-fw_cfg", "name=opt/org.tianocore/IPv6PXESupport,string=no"]
+        elif self.firmware == "bios":
             argv += ["-machine", "pc,graphics=off"]
         elif self.firmware == "uefi-secureboot":  # SMM keeps the variable store out of the OS's reach
             argv += ["-machine", "q35,smm=on", "-global", "driver=cfi.pflash01,property=secure,value=on",
@@ -113,13 +126,16 @@ class Machine:
 
     def start(self, netns: str) -> None:
         """Power on. The UEFI variable store persists across power cycles of the same machine."""
-        if shutil.which(QEMU) is None:
-            raise QemuError(f"{QEMU} not found: install qemu-system-x86")
+        arm64 = self.firmware.startswith("arm64")
+        qemu, package = (QEMU_ARM64, "qemu-system-arm") if arm64 else (QEMU, "qemu-system-x86")
+        if shutil.which(qemu) is None:
+            raise QemuError(f"{qemu} not found: install {package}")
         if self.firmware != "bios":
-            code, vars_ = (OVMF_CODE_SB, OVMF_VARS_SB) if self.firmware == "uefi-secureboot" else (OVMF_CODE, OVMF_VARS)
+            code, vars_ = {"uefi-secureboot": (OVMF_CODE_SB, OVMF_VARS_SB),
+                           "arm64-uefi": (AAVMF_CODE, AAVMF_VARS)}.get(self.firmware, (OVMF_CODE, OVMF_VARS))
             for f in (code, vars_):
                 if not f.exists():
-                    raise QemuError(f"{f} not found: install ovmf")
+                    raise QemuError(f"{f} not found: install {'qemu-efi-aarch64' if code == AAVMF_CODE else 'ovmf'}")
             if not self.vars_file.exists():
                 shutil.copyfile(vars_, self.vars_file)
         self.workdir.mkdir(parents=True, exist_ok=True)

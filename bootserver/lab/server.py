@@ -14,12 +14,21 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bootserver.boot.loaders import GRUB_ARM64
 from bootserver.lab import catalog as lab_catalog
 from bootserver.lab import secureboot
 from bootserver.lab.services import Service, ServiceError, wait_for_port
 
 if TYPE_CHECKING:
     from bootserver.lab.lab import Lab
+
+
+def _profile_for(firmware: str) -> str:
+    if firmware == "uefi-secureboot":  # installs the signed shim + GRUB disk
+        return lab_catalog.SECURE_BOOT_PROFILE
+    if firmware.startswith("arm64"):
+        return lab_catalog.ARM64_PROFILE
+    return lab_catalog.PROFILE
 
 
 class BootserverService:
@@ -38,8 +47,7 @@ class BootserverService:
         self.catalog_dir = work / "catalog"
         known = [(s.name, s.mac, s.hostname, s.metadata) for s in lab.specs.values() if s.in_catalog]
         if self.os_name != "flatcar":  # uefi-secureboot machines install the signed shim + GRUB disk
-            known = [(s.name, s.mac, s.hostname, s.metadata, lab_catalog.SECURE_BOOT_PROFILE
-                      if s.firmware == "uefi-secureboot" else lab_catalog.PROFILE, s.loader)
+            known = [(s.name, s.mac, s.hostname, s.metadata, _profile_for(s.firmware), s.loader)
                      for s in lab.specs.values() if s.in_catalog]
         if self.os_name == "flatcar":
             template = Path(__file__).resolve().parents[2] / "profiles" / "templates" / "flatcar-install.bu"
@@ -58,11 +66,16 @@ class BootserverService:
                 profiles.append(lab_catalog.test_os_profile(
                     lab.kernel_asset, lab.initrd_asset, defaults, lab_catalog.SECURE_BOOT_PROFILE,
                     secureboot.install_into(lab.assets), loader="grub"))
+            if lab.has_arm64:
+                profiles.append(lab_catalog.test_os_profile(
+                    lab.arm64_kernel_asset, lab.arm64_initrd_asset, defaults, lab_catalog.ARM64_PROFILE,
+                    console="ttyAMA0"))
             lab_catalog.write_catalog(self.catalog_dir, profiles, known)
         (work / "state").mkdir(exist_ok=True)
         self.settings_file = lab_catalog.write_settings(
             work / "bootserver.yaml", self.catalog_dir, lab.assets, work / "state" / "bootserver.db",
-            lab.base_url, self.unknown_machines, self.uefi_loader, installed_dhcp=self.installed_dhcp)
+            lab.base_url, self.unknown_machines, self.uefi_loader, installed_dhcp=self.installed_dhcp,
+            arm64_loader=GRUB_ARM64 if lab.has_arm64 else None)
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         env.pop("BOOTSERVER_CONFIG", None)
         self.service = Service("bootserver", lab.topology.server,

@@ -2,7 +2,7 @@
 
 The template text is trusted (it is the profile). Every interpolated value is checked: anything
 that could split the iPXE `kernel` line or expand inside iPXE (whitespace, quotes, `$`, braces,
-backslashes, `;`, `|`, `&&`) is refused with a clear error instead of reaching the script.
+backslashes, `;`, `|`, `&&`, and `#`, which starts a comment when a word begins with it) is refused with a clear error instead of reaching the script.
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ import re
 from typing import Any
 
 import jinja2
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-UNSAFE = re.compile(r"[\s\"'`$\\{};|<>]|&&|[\x00-\x1f\x7f]")
+from bootserver.render.limits import BoundedSandbox, LimitExceeded, bounded
+
+UNSAFE = re.compile(r"[\s\"'`$\\{};|<>#]|&&|[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 class ArgError(ValueError):
@@ -29,7 +30,7 @@ def _finalize(value: Any) -> str:
     return text
 
 
-_ENV = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, finalize=_finalize, autoescape=False)
+_ENV = BoundedSandbox(undefined=jinja2.StrictUndefined, finalize=_finalize, autoescape=False)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -43,14 +44,21 @@ def render_args(templates: tuple[str, ...], context: dict[str, Any]) -> list[str
     out = []
     for i, template in enumerate(templates):
         try:
-            text = _template(template).render(context)
+            compiled = _template(template)
+            text = bounded(compiled.generate(context), seconds=1.0, max_output=4096)
+        except LimitExceeded as exc:
+            raise ArgError(f"args[{i}] {template!r}: {exc}") from None
         except jinja2.UndefinedError as exc:
             raise ArgError(f"args[{i}] {template!r}: {exc.message}") from None
         except ArgError as exc:
             raise ArgError(f"args[{i}] {template!r}: {exc}") from None
         except jinja2.TemplateError as exc:
             raise ArgError(f"args[{i}] {template!r}: {exc}") from None
-        if "\n" in text or "\r" in text:
+        if len(text.splitlines()) > 1:  # \n, \r and every other line separator Python knows
             raise ArgError(f"args[{i}] {template!r}: renders to more than one line")
-        out.extend(text.split())
+        words = text.split()
+        if any(word.startswith("#") for word in words):
+            raise ArgError(f"args[{i}] {template!r}: a word starting with '#' would comment out the rest "
+                           "of the iPXE kernel line")
+        out.extend(words)
     return out

@@ -25,6 +25,9 @@ ASSETS_ON_TFTP = "assets/"  # the TFTP name prefix under which the assets folder
 #: can write (and Flatcar uses), then the usual per-distribution shim locations.
 DISK_LOADERS = ("/EFI/BOOT/BOOTX64.EFI", "/EFI/debian/shimx64.efi", "/EFI/ubuntu/shimx64.efi",
                 "/EFI/fedora/shimx64.efi", "/EFI/redhat/shimx64.efi", "/EFI/centos/shimx64.efi")
+#: the same on arm64 (GRUB says which it is in $grub_cpu, so one config serves both)
+DISK_LOADERS_ARM64 = ("/EFI/BOOT/BOOTAA64.EFI", "/EFI/debian/shimaa64.efi", "/EFI/ubuntu/shimaa64.efi",
+                      "/EFI/fedora/shimaa64.efi", "/EFI/redhat/shimaa64.efi", "/EFI/centos/shimaa64.efi")
 
 
 class GrubRenderError(ValueError):
@@ -69,16 +72,22 @@ def boot_config(name: str, profile: Profile, context: dict, server_ip: str) -> s
 
 def local_disk_config(name: str) -> str:
     """Find an EFI loader on the local disks and start it; back to the firmware if there is none."""
-    loaders = " ".join(DISK_LOADERS)
+    def try_loaders(loaders: tuple[str, ...]) -> list[str]:
+        return [f"  for loader in {' '.join(loaders)}; do",
+                "    if search --no-floppy --file --set=root $loader; then",
+                "      echo \"bootserver: starting ($root)$loader\"",
+                "      chainloader $loader",
+                "      boot",
+                "    fi",
+                "  done"]
+
     return "\n".join([
         _echo(f"bootserver: {name} is installed, booting from local disk"),
-        f"for loader in {loaders}; do",
-        "  if search --no-floppy --file --set=root $loader; then",
-        "    echo \"bootserver: starting ($root)$loader\"",
-        "    chainloader $loader",
-        "    boot",
-        "  fi",
-        "done",
+        'if [ "$grub_cpu" = "arm64" ]; then',
+        *try_loaders(DISK_LOADERS_ARM64),
+        "else",
+        *try_loaders(DISK_LOADERS),
+        "fi",
         _echo("bootserver: no EFI boot loader found on any local disk"),
         "sleep 3",
         "exit 1",

@@ -7,7 +7,9 @@ data) are not. So:
 * a value written without a quoting filter may not contain a line break or control character, nor be
   a list or mapping: such a value could add YAML keys or shell lines. Quote it with `tojson` (YAML),
   `shell_quote` (shell) or write a list with `tojson`;
-* every error names the template file and line.
+* every error names the template file and line;
+* a render is bounded in time and output size (render/limits.py), and `{% include %}` cannot follow
+  a symlink out of the template folder.
 """
 
 from __future__ import annotations
@@ -21,9 +23,12 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import jinja2
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+import jinja2.meta
 
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+from bootserver.render.limits import BoundedSandbox, LimitExceeded, bounded
+
+#: line breaks of every kind (YAML and Unicode also break lines at U+0085, U+2028, U+2029) and controls
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 class TemplateError(Exception):
@@ -98,13 +103,24 @@ FILTERS = {"tojson": tojson, "yaml_quote": yaml_quote, "shell_quote": shell_quot
 _ENVIRONMENTS: dict[str, jinja2.Environment] = {}
 
 
+class ConfinedLoader(jinja2.FileSystemLoader):
+    """Templates from one folder, where a symlink may not lead outside it (as Butane's `local:`)."""
+
+    def get_source(self, environment: jinja2.Environment, template: str):
+        source, filename, uptodate = super().get_source(environment, template)
+        root = os.path.realpath(self.searchpath[0])
+        if os.path.commonpath([root, os.path.realpath(filename)]) != root:
+            raise jinja2.exceptions.SecurityError(f"{template!r} is a symlink that leads outside {root}")
+        return source, filename, uptodate
+
+
 def environment(search_dir: str | Path) -> jinja2.Environment:
     """One sandboxed environment per template folder; compiled templates are cached (reloaded on change)."""
     key = os.path.abspath(search_dir)
     env = _ENVIRONMENTS.get(key)
     if env is None:
-        env = ImmutableSandboxedEnvironment(
-            loader=jinja2.FileSystemLoader(key),
+        env = BoundedSandbox(
+            loader=ConfinedLoader(key),
             undefined=jinja2.StrictUndefined,
             finalize=_finalize,
             autoescape=False,
@@ -116,12 +132,42 @@ def environment(search_dir: str | Path) -> jinja2.Environment:
     return env
 
 
+def used_names(path: str | Path) -> frozenset[str] | None:
+    """The context variables a template (with the templates it includes) can read; None when an
+    include is computed at run time, so anything may be read. Keys the render cache."""
+    path = Path(path)
+    env = environment(path.parent)
+    names: set[str] = set()
+    seen: set[str] = set()
+    pending = [path.name]
+    try:
+        while pending:
+            name = pending.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            source, _filename, _uptodate = env.loader.get_source(env, name)
+            tree = env.parse(source)
+            names |= jinja2.meta.find_undeclared_variables(tree)
+            for included in jinja2.meta.find_referenced_templates(tree):
+                if included is None:
+                    return None
+                pending.append(included)
+    except jinja2.TemplateError:
+        return None  # the render itself will report it
+    return frozenset(names)
+
+
 def render_file(path: str | Path, context: dict[str, Any]) -> str:
     """Render the template file at `path`; includes are looked up beside it. Raises TemplateError."""
     path = Path(path)
     env = environment(path.parent)
     try:
-        return env.get_template(path.name).render(context)
+        template = env.get_template(path.name)
+        return bounded(template.generate(context))
+    except LimitExceeded as exc:
+        file, line = _template_frame(exc, path)
+        raise TemplateError(file, line, f"render limit: {exc}") from None
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateError(exc.filename or path, exc.lineno, f"template syntax error: {exc.message}") from None
     except jinja2.TemplateNotFound as exc:

@@ -1,6 +1,6 @@
 """Prometheus metrics of Ignition rendering (on the shared registry, served at /metrics)."""
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from bootserver.metrics import REGISTRY
 
@@ -10,5 +10,7 @@ RENDER_SECONDS = Histogram("bootserver_ignition_render_seconds", "Time to render
                            buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0), registry=REGISTRY)
 CACHE = Counter("bootserver_ignition_cache_total", "Rendered-config cache lookups by result (hit, miss)",
                 ["result"], registry=REGISTRY)
-ANSWERS = Counter("bootserver_answer_cache_total", "Cached matches, /ipxe scripts and Ignition answers by result "
-                  "(hit, miss)", ["result"], registry=REGISTRY)
+CACHE_BYTES = Gauge("bootserver_ignition_cache_bytes", "Bytes of rendered configs held in the cache",
+                    registry=REGISTRY)
+ANSWERS = Counter("bootserver_answer_cache_total", "Cached matches and /ipxe scripts by result (hit, miss)",
+                  ["result"], registry=REGISTRY)

@@ -7,13 +7,14 @@ structural check of the Ignition spec (`ignition_check`) before it is served.
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
 from pathlib import Path
 
 from bootserver.catalog.model import Catalog, Profile
-from bootserver.render import butane, ignition_check
+from bootserver.render import butane, ignition_check, jinja
 from bootserver.render.butane_template import render_ignition
 from bootserver.render.errors import RenderError
 from bootserver.render.render_cache import RenderCache
@@ -22,7 +23,8 @@ CACHE = RenderCache(size=4096)
 
 
 def _key(profile: Profile, context: dict[str, Any], catalog: Catalog) -> tuple:
-    return CACHE.key(context.get("machine", {}).get("mac", ""), catalog.generation, context, extra=profile.name)
+    return CACHE.key(context.get("machine", {}).get("mac", ""), catalog.generation,
+                     deciding(profile, context, catalog.generation), extra=profile.name)
 
 
 def cached_config(profile: Profile, context: dict[str, Any], catalog: Catalog) -> bytes | None:
@@ -34,6 +36,22 @@ def config_bytes(profile: Profile, context: dict[str, Any], catalog: Catalog) ->
     """The compact JSON the machine is served; raises RenderError naming the file (and line) at fault.
     A cold render reads files and runs Butane: callers on the event loop run it in a thread."""
     return CACHE.get_or_render(_key(profile, context, catalog), lambda: _render(profile, context, catalog))
+
+
+def deciding(profile: Profile, context: dict[str, Any], generation: Any) -> dict[str, Any]:
+    """The part of the context that decides the config: none for a ready JSON file, else the
+    variables the template reads (query labels and the Host matter only if it reads them)."""
+    spec = profile.ignition
+    if spec.config is not None:
+        return {}
+    names = _used_names(str(spec.butane), generation)
+    return context if names is None else {k: v for k, v in context.items() if k in names}
+
+
+@functools.lru_cache(maxsize=256)
+def _used_names(template: str, generation: Any) -> frozenset[str] | None:
+    """Parsed once per catalog generation (any edit under the catalog makes a new one)."""
+    return jinja.used_names(template)
 
 
 def _render(profile: Profile, context: dict[str, Any], catalog: Catalog) -> bytes:

@@ -102,6 +102,10 @@ class Store(Protocol):
 
     async def by_token(self, token: str) -> MachineRecord | None: ...
 
+    async def rotate_token(self, mac: str, expected: str | None = None) -> MachineRecord | None:
+        """Give the machine a new installer token. With `expected`, only while that is still its
+        token (None when it was already replaced: a token is spent once). UnknownMachine if none."""
+
     async def forget(self, mac: str) -> bool:
         """Delete the machine and its timeline; False if it was not there."""
 

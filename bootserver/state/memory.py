@@ -88,6 +88,15 @@ class MemoryStore(MemoryUpdates):
     async def discovered(self) -> list[MachineRecord]:
         return await self.machines("discovered")
 
+    async def rotate_token(self, mac: str, expected: str | None = None) -> MachineRecord | None:
+        rec = self._machines.get(mac)
+        if rec is None:
+            raise UnknownMachine(mac)
+        if expected is not None and rec.token != expected:
+            return None
+        rec.token = secrets.token_urlsafe(24)
+        return dataclasses.replace(rec)
+
     async def by_token(self, token: str) -> MachineRecord | None:
         for rec in self._machines.values():
             if rec.token == token:

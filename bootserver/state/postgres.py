@@ -271,6 +271,18 @@ class PostgresStore(PostgresUpdates):
     async def discovered(self) -> list[MachineRecord]:
         return await self.machines("discovered")
 
+    async def rotate_token(self, mac: str, expected: str | None = None) -> MachineRecord | None:
+        new = secrets.token_urlsafe(24)
+        if expected is None:
+            row = await self._run(lambda c: c.fetchrow(SQL.rotate_token, new, mac))
+        else:
+            row = await self._run(lambda c: c.fetchrow(SQL.rotate_token_if, new, mac, expected))
+        if row is None:
+            if await self.get(mac) is None:
+                raise UnknownMachine(mac)
+            return None
+        return self._seen(machine_from_row(row))
+
     async def by_token(self, token: str) -> MachineRecord | None:
         row = await self._run(lambda c: c.fetchrow(SQL.machine_by_token, token))
         return self._seen(machine_from_row(row)) if row else None

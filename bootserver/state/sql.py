@@ -88,6 +88,10 @@ class Statements:
         self.set_state_if = (f"UPDATE machines SET state = {p(1)}, state_changed = {p(2)} "
                              f"WHERE mac = {p(3)} AND state = {p(4)} RETURNING {MACHINE_SELECT}")
         self.state_of = f"SELECT state FROM machines WHERE mac = {p(1)}"
+        #: a new installer token; with the old one given, only if it is still the machine's (used once)
+        self.rotate_token = (f"UPDATE machines SET token = {p(1)} WHERE mac = {p(2)} RETURNING {MACHINE_SELECT}")
+        self.rotate_token_if = (f"UPDATE machines SET token = {p(1)} WHERE mac = {p(2)} AND token = {p(3)} "
+                                f"RETURNING {MACHINE_SELECT}")
         self.delete_events = f"DELETE FROM events WHERE mac = {p(1)}"
         self.delete_machine = f"DELETE FROM machines WHERE mac = {p(1)}"
 

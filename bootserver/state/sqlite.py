@@ -314,6 +314,16 @@ class SqliteStore(SqliteUpdates):
     async def discovered(self) -> list[MachineRecord]:
         return await self.machines("discovered")
 
+    async def rotate_token(self, mac: str, expected: str | None = None) -> MachineRecord | None:
+        def op(conn: sqlite3.Connection) -> MachineRecord | None:
+            new = secrets.token_urlsafe(24)
+            found = (conn.execute(SQL.rotate_token, (new, mac)) if expected is None
+                     else conn.execute(SQL.rotate_token_if, (new, mac, expected))).fetchone()
+            if found is None and conn.execute(SQL.machine_by_mac, (mac,)).fetchone() is None:
+                raise UnknownMachine(mac)
+            return machine_from_row(found) if found else None
+        return await self._write(op)
+
     async def by_token(self, token: str) -> MachineRecord | None:
         rows = await self._read(SQL.machine_by_token, (token,))
         return machine_from_row(rows[0]) if rows else None

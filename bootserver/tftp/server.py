@@ -21,8 +21,10 @@ from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Mapping
 
 from bootserver.config import split_hostport
+from bootserver.resources import OncePerSecond
 from bootserver.tftp import metrics
-from bootserver.tftp.files import Lease, MappedFiles, PathRefused, Root, resolve
+from bootserver.boot_files import PathRefused, Root, resolve
+from bootserver.tftp.files import Lease, MappedFiles
 from bootserver.tftp.packets import (
     ERR_ACCESS,
     ERR_NOT_FOUND,
@@ -86,7 +88,8 @@ class TFTPServer:
     """
 
     def __init__(self, runtime: Any, settings: Any, dynamic: Mapping[str, Generator] | None = None, *,
-                 retransmit_timeout: float = 1.0, retries: int = 5, max_sessions: int = 1000) -> None:
+                 retransmit_timeout: float = 1.0, retries: int = 5, max_sessions: int = 1000,
+                 per_client: int = 8) -> None:
         self.runtime = runtime
         self.settings = settings
         self.dynamic: dict[str, Generator] = dict(dynamic or {})
@@ -94,6 +97,9 @@ class TFTPServer:
         self.retransmit_timeout = retransmit_timeout
         self.retries = retries
         self.max_sessions = max_sessions  # each holds a socket: keep the process's descriptors for HTTP
+        self.per_client = per_client  # one host cannot hold every session (and renew them forever)
+        self._per_ip: dict[str, int] = {}  # client address -> transfers running or being prepared
+        self._no_socket = OncePerSecond(log)
         self.sessions: dict[tuple[str, int], ReadSession] = {}
         self.files = MappedFiles()
         self.address: tuple[str, int] | None = None
@@ -185,9 +191,14 @@ class TFTPServer:
             return  # a retransmitted request: the transfer already running answers it
         if self._preparing.get(peer) == data:
             return
-        if len(self.sessions) + len(self._preparing) >= self.max_sessions and running is None:
-            self._refuse(peer, local_ip, "busy", ERR_UNDEFINED, "too many transfers, try again", None)
-            return
+        if running is None and self._preparing.get(peer) is None:
+            if len(self.sessions) + len(self._preparing) >= self.max_sessions:
+                self._refuse(peer, local_ip, "busy", ERR_UNDEFINED, "too many transfers, try again", None)
+                return
+            if self._per_ip.get(peer[0], 0) >= self.per_client:
+                self._refuse(peer, local_ip, "client_busy", ERR_UNDEFINED,
+                             "too many transfers from your address, try again", None)
+                return
         self._handle(request, peer, local_ip, ifindex)
 
     def _handle(self, request: Request, peer: tuple[str, int], local_ip: str, ifindex: int) -> None:
@@ -202,6 +213,7 @@ class TFTPServer:
         generator = self.dynamic.get(request.filename)
         if generator is not None:
             self._preparing[peer] = request.datagram
+            self._count_ip(peer[0], +1)
             self._spawn(self._serve_generated(generator, request, peer, local_ip, ifindex))
             return
         try:
@@ -241,6 +253,7 @@ class TFTPServer:
         finally:
             if self._preparing.get(peer) == request.datagram:
                 del self._preparing[peer]
+                self._count_ip(peer[0], -1)
 
     def _open(self, request: Request, peer: tuple[str, int], local_ip: str, ifindex: int,
               lease: Lease) -> None:
@@ -254,7 +267,7 @@ class TFTPServer:
         except OSError as exc:
             lease.release()
             metrics.ERRORS.labels("socket").inc()
-            log.error("tftp: no socket for %s:%d (%s): %s", *peer, request.filename, exc)
+            self._no_socket.warning("tftp: no socket for %s:%d (%s): %s", *peer, request.filename, exc)
             return
         running = self.sessions.get(peer)
         if running is not None:
@@ -265,6 +278,7 @@ class TFTPServer:
                               agreed.windowsize, timeout,
                               oack_packet(agreed.oack) if agreed.oack else None, self._finished)
         self.sessions[peer] = session
+        self._count_ip(peer[0], +1)
         metrics.SESSIONS.inc()
         session.start()
         if self._sweeper is None and peer in self.sessions:
@@ -300,6 +314,13 @@ class TFTPServer:
         except OSError as exc:
             log.debug("tftp: could not send an error to %s:%d: %s", *peer, exc)
 
+    def _count_ip(self, ip: str, delta: int) -> None:
+        count = self._per_ip.get(ip, 0) + delta
+        if count > 0:
+            self._per_ip[ip] = count
+        else:
+            self._per_ip.pop(ip, None)
+
     # -- timers and the end of transfers ----------------------------------------------------
 
     def _sweep(self) -> None:
@@ -320,6 +341,7 @@ class TFTPServer:
     def _close(self, session: ReadSession) -> None:
         if self.sessions.get(session.peer) is session:
             del self.sessions[session.peer]
+            self._count_ip(session.peer[0], -1)
             metrics.SESSIONS.dec()
             session.close()
 

@@ -246,10 +246,15 @@ def test_the_shipped_profiles_find_their_flatcar_assets_in_the_mirror(cli, serve
     from bootserver.catalog.loader import load_catalog
 
     profiles = Path(__file__).resolve().parents[2] / "profiles"
-    missing = [w for w in load_catalog(profiles, assets).warnings if "flatcar/amd64/current" in str(w)]
-    assert missing  # before the fetch, the catalog says what is not there yet
+    for arch in ("amd64", "arm64"):  # the amd64 profiles and the arm64 ones beside them
+        missing = [w for w in load_catalog(profiles, assets).warnings if f"flatcar/{arch}/current" in str(w)]
+        assert missing  # before the fetch, the catalog says what is not there yet
     publish(server, signing_key, "4081.2.0")
     assert fetch(cli, server, signing_key) == 0
+    assert [w for w in load_catalog(profiles, assets).warnings if "flatcar/amd64" in str(w)] == []
+    publish(server, signing_key, "4081.2.0", board="arm64-usr")
+    assert cli("fetch", "flatcar", "--arch", "arm64", "--base-url", f"{server.url}/arm64-usr",
+               "--keyring", str(signing_key.armored)) == 0
     assert [w for w in load_catalog(profiles, assets).warnings if "flatcar/" in str(w)] == []
 
 

@@ -159,8 +159,10 @@ def test_firmware_boots_through_the_proxy(tmp_path, firmware, mac):
 @pytest.mark.parametrize("firmware, mac, expect", [
     # BIOS: answered; iPXE runs the local-disk script, `sanboot --drive 0x80` boots the disk's MBR
     ("bios", "52:54:00:77:00:01", DISK_MARKER.decode()),
-    # UEFI: silent; edk2's PXE gets no boot offer and the boot manager moves on to its next entry
-    ("uefi", "52:54:00:77:00:11", "BdsDxe: failed to load Boot0001"),
+    # UEFI: answered too (the firmware is told to load iPXE, whose local-disk script chains GRUB to
+    # find the disk's EFI loader: that chain runs in tests/e2e/test_lab.py; here the in-process
+    # TFTP's per-transfer sockets would open outside the test's namespace)
+    ("uefi", "52:54:00:77:00:11", "NBP filename is ipxe.efi"),
 ])
 async def test_installed_machine_leaves_the_network_boot(reactor, tmp_path, caplog, firmware, mac, expect):
     _need("qemu-system-x86_64", "dnsmasq")
@@ -194,9 +196,7 @@ async def test_installed_machine_leaves_the_network_boot(reactor, tmp_path, capl
         await server.stop()
         subprocess.run(["ip", "netns", "del", ns], capture_output=True)
     kinds = [e.kind for e in await server.runtime.store.events(mac)]
+    assert "dhcp.offer" in kinds
     if firmware == "bios":
-        assert "dhcp.offer" in kinds and "http.ipxe" in kinds
+        assert "http.ipxe" in kinds
         assert "is installed, booting from local disk" in serial.read_text(errors="replace")
-    else:
-        assert not [k for k in kinds if k.startswith("dhcp.")], kinds
-        assert "installed_dhcp=auto keeps UEFI firmware silent" in caplog.text

@@ -19,6 +19,8 @@ URL = "http://10.0.0.2:8080"
      Answer("pxe-uefi-x64", "snponly.efi", "PXEClient", False)),
     (11, "PXEClient:Arch:00011:UNDI:003000", (), {"arm64_loader": "ipxe-arm64.efi"},
      Answer("pxe-uefi-arm64", "ipxe-arm64.efi", "PXEClient", False)),
+    (11, "PXEClient:Arch:00011:UNDI:003000", (), {"arm64_loader": "grubaa64.efi"},
+     Answer("pxe-uefi-arm64", "grubaa64.efi", "PXEClient", False)),
     (16, "HTTPClient:Arch:00016:UNDI:003000", (), {},
      Answer("http-uefi-x64", URL + "/loaders/ipxe.efi", "HTTPClient", False)),
     (19, "HTTPClient:Arch:00019:UNDI:003000", (), {"arm64_loader": "ipxe-arm64.efi"},
@@ -40,6 +42,15 @@ def test_table(code, vendor, user_class, settings, expected):
 def test_missing_loaders_are_silence_with_a_notice(code, reason):
     result = choose(code, Stage.PXE, "PXEClient", "boot", "matched", Settings(), URL)
     assert isinstance(result, Silence) and result.notice and reason in result.reason
+
+
+def test_arm64_http_boot_is_not_offered_debians_arm64_grub():
+    """It starts from HTTP Boot but finds no network configuration; silence sends the firmware to PXE."""
+    settings = Settings(arm64_loader="grubaa64.efi")
+    result = choose(19, Stage.HTTPBOOT, "HTTPClient:Arch:00019:UNDI:003000", "boot", "m", settings, URL)
+    assert isinstance(result, Silence) and result.notice and "PXE entry (arch 11)" in result.reason
+    installed = choose(19, Stage.HTTPBOOT, "HTTPClient", "local-disk", "installed", settings, URL)
+    assert isinstance(installed, Silence)
 
 
 def test_unknown_architecture_and_ignored_machines_are_silent():

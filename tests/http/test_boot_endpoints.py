@@ -83,7 +83,7 @@ async def test_healthz_and_metrics(server):
     status, text, _ = await get(server.url + "/healthz")
     body = json.loads(text)
     assert status == 200 and body["catalog"]["generation"] == 1 and body["last_reload_error"] is None
-    assert body["components"] == {"http": True}
+    assert body["components"] == {"http": True, "catalog-watcher": True}
     await get(server.url + "/ipxe?mac=nope")
     status, text, _ = await get(server.url + "/metrics")
     assert 'bootserver_http_requests_total{endpoint="/ipxe",status="400"}' in text

@@ -58,6 +58,8 @@ async def test_grub_cfg_installs_then_boots_the_local_disk(server):
         grub_accepts(disk)
         assert "linux" not in disk and "search --no-floppy --file --set=root $loader" in disk
         assert "/EFI/BOOT/BOOTX64.EFI" in disk and disk.rstrip().endswith("exit 1")
+        arm64 = disk[disk.index('if [ "$grub_cpu" = "arm64" ]'):disk.index("else")]  # GRUB knows its CPU
+        assert "/EFI/BOOT/BOOTAA64.EFI" in arm64 and "X64" not in arm64
         status, body = await get(s, f"{server.url}/ipxe?mac={MAC}&arch=x86_64&platform=efi")
         ipxe = body.decode().splitlines()
         assert ipxe[-2:] == ["set netX/next-server 127.0.0.1",

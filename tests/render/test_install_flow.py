@@ -152,7 +152,7 @@ async def test_failed_install_reports_log_tail_and_does_not_reboot(server, tmp_p
     assert "install failed: flatcar-install exited with status 3" in proc.stderr
     assert not (stubs / "systemctl.args").exists()
     server.wait_log(r'reports failed: flatcar-install exited with status 3; log tail: no space left on "device" '
-                    r'\\ -d\ninstall failed: flatcar-install exited with status 3; state is now failed')
+                    r'\\ -d\\ninstall failed: flatcar-install exited with status 3; state is now failed')  # one line: the newline escaped
 
 
 async def test_stage_final_needs_a_final_profile(server):

@@ -134,3 +134,14 @@ async def test_concurrent_writers_all_land(store):
     for mac in macs[::37]:
         assert [e.kind for e in await store.events(mac)] == ["dhcp.offer", "dhcp.ack", "tftp.transfer",
                                                               "http.ipxe", "http.asset"]
+
+
+async def test_rotate_token_spends_a_token_once(store):
+    first = await store.ensure(MAC, state="installing")
+    rotated = await store.rotate_token(MAC, expected=first.token)
+    assert rotated is not None and rotated.token != first.token and (await store.get(MAC)).token == rotated.token
+    assert await store.rotate_token(MAC, expected=first.token) is None  # already spent
+    again = await store.rotate_token(MAC)  # unconditional (a reinstall)
+    assert again.token not in (first.token, rotated.token)
+    with pytest.raises(UnknownMachine):
+        await store.rotate_token(OTHER)

@@ -1,0 +1,46 @@
+"""End to end on arm64: AAVMF (QEMU `virt`, TCG, Cortex-A57) PXE-boots (arch 11) through bootserver
+with Debian's arm64 netboot GRUB, installs the arm64 test OS (Debian's arm64 kernel and busybox),
+reports, and on the next power-on GRUB's local-disk config starts the disk's \\EFI\\BOOT\\BOOTAA64.EFI.
+Times are printed (run with -s): power-on -> installed, -> disk boot.
+"""
+
+import re
+
+from bootserver.lab.disk import read_install_marker
+from bootserver.lab.lab import MachineSpec
+from bootserver.lab.server import BootserverService
+
+from test_lab import install_story, kinds, report
+
+
+def test_arm64_install_then_boot_from_disk(make_lab):
+    spec = MachineSpec.make(1, "arm64-uefi")
+    server = BootserverService()
+    lab = make_lab([spec], server)
+    results = {}
+    install_story(lab, server, spec, results)
+    report(spec, results[spec.name])
+    machine = lab.machines[spec.name]
+    assert read_install_marker(machine.disk) == f"BOOTSERVER-LAB-INSTALLED host={spec.hostname} mac={spec.mac}"
+    record = server.machine(spec.mac)
+    assert record["state"] == "installed" and record["arch"] == "arm64-efi"
+    timeline = server.timeline(spec.mac)
+    k = kinds(timeline)
+    installed_at = k.index("installer.installed")
+    first_boot, second_boot = timeline[:installed_at], timeline[installed_at + 1:]
+    offers = [e["detail"] for e in timeline if e["kind"] == "dhcp.offer"]
+    assert {(o["method"], o["file"]) for o in offers} == {("pxe-uefi-arm64", "grubaa64.efi")}
+    # GRUB rendered the boot config, then the local-disk one; nothing went through iPXE
+    assert [e["detail"]["action"] for e in timeline if e["kind"] == "grub.config"] == ["boot", "local-disk"]
+    assert "http.ipxe" not in k
+    fetched = [e["detail"]["file"] for e in first_boot
+               if e["kind"] == "tftp.transfer" and e["detail"]["outcome"] == "complete"]
+    assert fetched[:2] == ["grubaa64.efi", "/grub/grub.cfg"]
+    assert f"/assets/{lab.arm64_kernel_asset}" in fetched and f"/assets/{lab.arm64_initrd_asset}" in fetched
+    assert "http.ignition" in kinds(first_boot)
+    assert not [e for e in second_boot if e["kind"] == "tftp.transfer" and "/assets/" in e["detail"]["file"]]
+    console = machine.serial_text()
+    first, second = console[:console.index("TESTOS-POSTED")], console[console.index("TESTOS-POSTED"):]
+    assert "TESTOS: init started arch=aarch64" in first
+    assert console.count("TESTOS-INSTALLED") == 1, "the machine installed twice"
+    assert re.search(r"bootserver: starting \(hd0,(gpt|msdos)1\)/EFI/BOOT/BOOTAA64.EFI", second)
