@@ -13,8 +13,8 @@ def hold_loop(seconds: float, busy: bool) -> None:
     """Hold the loop for `seconds` of CPU time (busy) or of sleep."""
     if not busy:
         time.sleep(seconds)
-    end = time.process_time() + seconds
-    while busy and time.process_time() < end:
+    end = time.thread_time() + seconds
+    while busy and time.thread_time() < end:
         pass
 
 

@@ -188,8 +188,8 @@ def rows(shape: Shape, reps: int, how: str, ours: list[dict], peer: list[dict]) 
                                              "other processes (the load client shares the 2 cores)"),
         result(name, "longest event-loop block on the CPU during the storm", "ms",
                per(ours, lambda f: f["loop_busy_ms"]), "", [], False, None,
-               note="the same probe, counting only the CPU time bootserver spent within the late interval "
-                    "(bootserver_loop_block_busy_max_seconds): the part of a block that is its own work"),
+               note="the same probe, counting only the CPU time of the loop's thread within the late interval "
+                    "(bootserver_loop_block_busy_max_seconds): the part of a block that is bootserver's own work"),
         result(name, "slowest /healthz during the storm", "ms", [h["max_ms"] for h in healthz], "", [], False,
                {"max": 50}, note=f"polled every 20 ms from the machines' side; polls (failed) per storm: "
                                  + ", ".join(f"{h['count']} ({h['failures']})" for h in healthz)),
