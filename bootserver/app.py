@@ -7,14 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import errno
 import gc
 import logging
+import os
 import signal
+import socket
 import ssl
 from typing import Any
 
 from aiohttp import web
 
+from bootserver import board
 from bootserver.boot.loaders import arm64_loader_status
 from bootserver.catalog.loader import CatalogError, load_catalog
 from bootserver.config import Settings, split_hostport
@@ -52,7 +56,9 @@ class HTTPComponent:
 
     async def start(self) -> None:
         host, port = split_hostport(self.settings.http)
-        self._runner = web.AppRunner(make_app(self.runtime, self.settings), access_log=None, handle_signals=False,
+        app = make_app(self.runtime, self.settings)
+        board.add_routes(app, self.runtime, self.settings)  # the operator's board under /ui, same port
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
                                      shutdown_timeout=2.0, keepalive_timeout=self.settings.http_idle_timeout)
         await self._runner.setup()
         ConnectionCap(self._runner.server, self.max_connections)
@@ -72,6 +78,39 @@ class HTTPComponent:
     async def stop(self) -> None:
         if self._runner:
             await self._runner.cleanup()
+
+
+class StartError(OSError):
+    """A listener could not start; the message names the setting (flag) and its value."""
+
+
+def _listen_problem(name: str, settings: Settings, exc: BaseException) -> StartError:
+    """`--http 127.0.0.1:8080: address already in use` rather than a bare `[Errno 98]`."""
+    value = {"http": settings.http, "tftp": "0.0.0.0:69" if settings.tftp == "auto" else settings.tftp,
+             "dhcp": ",".join(settings.dhcp)}[name]
+    source = settings.sources.get(name, "default")
+    where = f"--{name} {value}" if source.startswith("flag") else f"{name} {value} ({source})"
+    if isinstance(exc, socket.gaierror):
+        reason = f"unknown host ({exc.strerror})"
+    elif isinstance(exc, OSError) and exc.errno:
+        reason = os.strerror(exc.errno).lower() + (" (ports below 1024 need root)" if exc.errno == errno.EACCES else "")
+    else:
+        reason = str(exc)
+    return StartError(f"cannot listen on {where}: {reason}")
+
+
+def check_interfaces(settings: Settings) -> None:
+    """Every proxyDHCP interface exists and has an IPv4 address, checked before anything binds."""
+    from bootserver.dhcp.proxy import interface_address
+
+    known = [name for _index, name in socket.if_nameindex()]
+    for name in settings.dhcp:
+        if name not in known:
+            raise StartError(f"--dhcp {name}: no such network interface (there are: {', '.join(known)})")
+        try:
+            interface_address(name)
+        except OSError:
+            raise StartError(f"--dhcp {name}: the interface has no IPv4 address (proxyDHCP answers on IPv4)") from None
 
 
 def replica_role(s: Settings) -> str:
@@ -98,6 +137,7 @@ class Server:
 
     async def start(self) -> None:
         s = self.settings
+        check_interfaces(s)  # before anything binds: a typo in --dhcp leaves nothing half-started
         arm64_answered, arm64_line = arm64_loader_status(s)
         log.info("%s", arm64_line)
         if s.arm64_loader and not arm64_answered:  # stay silent rather than offer a file TFTP cannot serve
@@ -138,13 +178,16 @@ class Server:
         for name, component in wanted:
             try:
                 await component.start()
+            except OSError as exc:
+                await self.stop()
+                raise _listen_problem(name, s, exc) from None
             except BaseException:
                 await self.stop()
                 raise
             self.components.append((name, component))
             self.runtime.component_running(name, True)
         self.watcher = CatalogWatcher(s.catalog, s.assets, catalog.generation, self.runtime.catalog_loaded,
-                                      self.runtime.catalog_rejected,
+                                      self.runtime.catalog_rejected, warned=catalog.warnings,
                                       on_running=lambda up: self.runtime.component_running("catalog-watcher", up))
         await self.watcher.start()
         await self.probe.start()

@@ -88,7 +88,28 @@ def split_hostport(value: str) -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
     if not sep or not port.isdigit():
         raise SettingsError(f"expected HOST:PORT, got {value!r}")
+    if not 0 <= int(port) <= 65535:
+        raise SettingsError(f"port {int(port)} in {value!r} is not a port (0-65535)")
     return host.strip("[]"), int(port)
+
+
+def _check_hostport(name: str, value: str, source: str) -> None:
+    try:
+        split_hostport(value)
+    except SettingsError as exc:
+        where = "--" + name.replace("_", "-") if source.startswith("flag") else f"{name} ({source})"
+        raise SettingsError(f"{where}: {exc}") from None
+
+
+STATE_SCHEMES = ("sqlite:///", "postgresql://", "postgres://", "memory:")
+
+
+def _check_state(url: str, source: str) -> None:
+    """A state URL bootserver can open (whether it opens is found out when it is used)."""
+    if not url.startswith(STATE_SCHEMES):
+        where = "--state" if source.startswith("flag") else f"state ({source})"
+        raise SettingsError(f"{where}: {url!r} is not a state URL: use sqlite:///PATH, postgresql://USER@HOST/DB "
+                            "or memory://")
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -163,10 +184,11 @@ def load_settings(config_file: str | Path | None = None, flags: dict[str, Any] |
             values[name] = _coerce(name, value)
             sources[name] = "flag --" + name.replace("_", "-")
     if values.get("tftp") not in (None, "auto", "off"):
-        split_hostport(values["tftp"])
-    split_hostport(values.get("http", Settings.http))
+        _check_hostport("tftp", values["tftp"], sources["tftp"])
+    _check_hostport("http", values.get("http", Settings.http), sources["http"])
+    _check_state(values.get("state", Settings.state), sources["state"])
     if values.get("https"):
-        split_hostport(values["https"])
+        _check_hostport("https", values["https"], sources["https"])
         if not values.get("tls_cert") or not values.get("tls_key"):
             raise SettingsError("https: needs tls_cert and tls_key (PEM files)")
     if values.get("floating_address") is not None:

@@ -40,8 +40,8 @@ def fingerprint(root: Path) -> tuple:
 
 class CatalogWatcher:
     def __init__(self, root: Path, assets: Path, generation: int, on_reload: Callable[[Catalog], None],
-                 on_error: Callable[[str], None], interval: float = 0.5,
-                 on_running: Callable[[bool], None] = lambda running: None) -> None:
+                 on_error: Callable[[str, tuple], None], interval: float = 0.5,
+                 on_running: Callable[[bool], None] = lambda running: None, warned: tuple = ()) -> None:
         self.root = root
         self.assets = assets
         self.generation = generation  # of the catalog being served
@@ -52,6 +52,7 @@ class CatalogWatcher:
         self._task: asyncio.Task | None = None
         self._seen: tuple | None = None
         self._lock = asyncio.Lock()
+        self._warned = set(map(str, warned))  # warnings already logged: a reload repeats only new ones
 
     async def start(self) -> None:
         self._seen = await asyncio.to_thread(fingerprint, self.root)
@@ -94,7 +95,7 @@ class CatalogWatcher:
                 catalog = await asyncio.to_thread(load_catalog, self.root, self.assets, generation)
             except CatalogError as exc:
                 errors = [p for p in exc.problems if p.severity == "error"]
-                self.on_error("; ".join(str(p) for p in errors))
+                self.on_error("; ".join(str(p) for p in errors), tuple(errors))
                 RELOADS.labels("failed").inc()
                 log.error("catalog reload (%s) failed with %d error(s); still serving generation %d",
                           why, len(errors), self.generation)
@@ -107,8 +108,11 @@ class CatalogWatcher:
             self.generation = generation
             self.on_reload(catalog)
             RELOADS.labels("ok").inc()
+            current = set(map(str, catalog.warnings))
             for warning in catalog.warnings:
-                log.warning("  %s", warning)
+                if str(warning) not in self._warned:
+                    log.warning("  %s", warning)
+            self._warned = current
             log.info("catalog reloaded (%s): generation %d, %d profiles, %d machines, %d groups", why,
                      generation, len(catalog.profiles), len(catalog.machines), len(catalog.groups))
             return True

@@ -21,7 +21,9 @@ from bootserver.boot.matching import Match, named_by_catalog
 from bootserver.boot.request import BootRequest
 from bootserver.boot.updates import UpdateRecord
 from bootserver.catalog.model import Catalog, Profile
+from bootserver.changes import TooManySubscribers
 from bootserver.config import Settings
+from bootserver.operator_reads import OperatorReads
 from bootserver.omaha.codec import AppAnswer, OmahaApp
 from bootserver.render import grub
 from bootserver import discovery
@@ -33,7 +35,7 @@ from bootserver.update_service import UpdateService
 
 #: What adapters may catch from the intent methods (the store's faults, as Runtime passes them on).
 __all__ = ["INSTALLER_EVENTS", "NotAdopted", "Runtime", "StateChanged", "StoreError", "StoreUnavailable",
-           "UnknownMachine", "WrongToken"]
+           "TooManySubscribers", "UnknownMachine", "WrongToken"]
 
 log = logging.getLogger("bootserver.boot")
 LAST_SEEN_RESOLUTION = 60.0  # seconds: a machine's last_seen is refreshed at most this often
@@ -58,12 +60,13 @@ def _unchanged(record: MachineRecord, names: dict[str, Any], facts: dict[str, An
     return all(getattr(record, key) == value for key, value in wanted.items())
 
 
-class Runtime:
+class Runtime(OperatorReads):
     def __init__(self, settings: Settings, catalog: Catalog, store: Store) -> None:
         self.settings = settings
         self.catalog = catalog
         self.store = store
         self.last_reload_error: str | None = None
+        self.start_live_views()  # also: loaded_at, rejected_at, reload_problems (the board's catalog health)
         self.components: dict[str, bool] = {}  # name -> running, for /healthz
         self.http_port: int | None = None  # the bound port, once HTTP is listening
         self._ip_to_mac: OrderedDict[str, str] = OrderedDict()
@@ -79,11 +82,11 @@ class Runtime:
     def catalog_loaded(self, catalog: Catalog) -> None:
         """A reload produced a valid catalog: serve it from the next request on."""
         self.catalog = catalog
-        self.last_reload_error = None
+        self.last_reload_error, self.reload_problems, self.loaded_at, self.rejected_at = None, (), time.time(), None
 
-    def catalog_rejected(self, error: str) -> None:
+    def catalog_rejected(self, error: str, problems: tuple = ()) -> None:
         """A reload failed validation: keep serving the last good catalog, say why on /healthz."""
-        self.last_reload_error = error
+        self.last_reload_error, self.reload_problems, self.rejected_at = error, tuple(problems), time.time()
 
     def component_running(self, name: str, running: bool) -> None:
         self.components[name] = running
@@ -187,14 +190,15 @@ class Runtime:
         names: dict[str, Any] = {}
         if found is not None:
             names["profile"] = found.profile.name
-            if not lifecycle.is_fallback(found):
-                names["name"] = found.name
+            if found.machine is not None:  # a group-matched machine has no name of its own: keep its MAC
+                names["name"] = found.machine.name
         facts = discovery.facts_from(request)
         if not boot_address_from(request, record):
             facts["client_ip"] = None  # None keeps what is known: the address it booted from
         if record is not None and target is None and _unchanged(record, names, facts):
             return record  # nothing new to write: keep the hot path to one read
         updated = await self.store.ensure(request.mac, state=target or lifecycle.READY, **names, **facts)
+        self._moved(request.mac)
         if record is None and target == DISCOVERED:
             log.info("discovered unknown machine %s arch=%s uuid=%s vendor=%s via %s", request.mac, request.arch,
                      request.uuid, updated.vendor, request.interface or request.client_ip)
@@ -208,6 +212,7 @@ class Runtime:
                 updated = await self.store.set_state(request.mac, target, expected=updated.state)
             except StateChanged:  # another request or replica moved it first: its state stands
                 return await self.store.get(request.mac) or updated
+            self._moved(request.mac)
             log.info("machine %s (%s): %s -> %s, matched %s", found.name, request.mac, record.state, target,
                      found.why)
         return updated
@@ -228,6 +233,7 @@ class Runtime:
         if source is None and isinstance(who, BootRequest):
             source = who.client_ip
         event = Event(mac, kind, source, detail or {}, key=key)
+        self._note_step(mac, kind, event.at)
         try:
             if not lifecycle.can_change_state(kind, detail):
                 self._record_later(event)
@@ -238,6 +244,7 @@ class Runtime:
                 log.info("machine %s: %s with key %s is already recorded: a retry, not applied again", mac, kind, key)
                 return
             if moved is not None:
+                self._moved(mac)
                 log.info("machine %s (%s): %s -> %s after %s", moved[1].name or "unknown", mac, moved[0],
                          moved[1].state, kind)
             elif kind in lifecycle.TRANSITIONS:  # a report that moves nothing is still kept before the answer
@@ -345,6 +352,8 @@ class Runtime:
     async def forget(self, mac: str) -> None:
         if not await self.store.forget(mac):
             raise UnknownMachine(mac)
+        self._last_step.pop(mac, None)
+        self._moved(mac)
 
     async def reinstall(self, mac: str, source: str | None = None) -> tuple[str, MachineRecord]:
         """Send the machine back to `ready` so its next boot installs again; (previous state, record)."""
@@ -365,6 +374,7 @@ class Runtime:
                 continue
             log.info("machine %s: %s -> %s after reinstall", mac, record.state, moved.state)
             moved = await self.store.rotate_token(mac) or moved  # the next install gets a token of its own
+            self._note_step(mac, "reinstall", time.time(), moved=True)
             return record.state, moved
         raise StateChanged(mac, record.state, "still changing")  # the operator may simply ask again
 

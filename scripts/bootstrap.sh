@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Set up bootserver on a fresh Debian 12 machine (as root), then serve or test.
 #
-#   scripts/bootstrap.sh serve [SERVE OPTIONS...]   install, then run the server on ./profiles
-#   scripts/bootstrap.sh test  [PYTEST OPTIONS...]  install, start PostgreSQL, run the whole test suite
-#   scripts/bootstrap.sh install                    install only
+#   scripts/bootstrap.sh serve [SERVE OPTIONS...]   install what serving needs, then serve ./profiles
+#   scripts/bootstrap.sh test  [PYTEST OPTIONS...]  install everything, start PostgreSQL, run the tests
+#   scripts/bootstrap.sh install                    install everything (serve + test), nothing else
 #
-# Installs the Debian packages in scripts/apt-packages.txt, unpacks the arm64 ones in
-# scripts/arm64-packages.txt into /opt/bootserver-arm64, and a virtualenv in .venv with the
-# package and its test dependencies. Safe to run again: it only installs what is missing.
+# serve installs the Debian packages in scripts/apt-serve.txt and a virtualenv in .venv with the
+# package alone; test and install add scripts/apt-packages.txt (QEMU, OVMF, PostgreSQL, Chromium,
+# ...) and the test dependencies. All three unpack the arm64 packages in scripts/arm64-packages.txt
+# into /opt/bootserver-arm64 (the arm64 GRUB loader is served). Safe to run again: it only
+# installs what is missing. BOOTSTRAP_PLAN=1 prints what an action would install and stops.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 action=${1:-install}
@@ -17,8 +19,13 @@ need_root() {
   if [ "$(id -u)" != 0 ]; then echo "bootstrap: run as root (apt packages, network namespaces)" >&2; exit 2; fi
 }
 
+apt_list() {  # the packages named in the given list files, without comments
+  cat "$@" | grep -v '^\s*#' | grep -v '^\s*$' | sort -u
+}
+
 install_apt() {
-  mapfile -t pkgs < <(grep -v '^\s*#' scripts/apt-packages.txt | grep -v '^\s*$')
+  mapfile -t pkgs < <(apt_list "$@")
+  if [ -n "${BOOTSTRAP_PLAN:-}" ]; then echo "apt: ${pkgs[*]}"; return; fi
   local missing=()
   for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -38,6 +45,7 @@ install_apt() {
 ARM64_ROOT=/opt/bootserver-arm64
 install_arm64() {
   mapfile -t pkgs < <(sed -e 's/#.*//' -e 's/\s//g' scripts/arm64-packages.txt | grep -v '^$')
+  if [ -n "${BOOTSTRAP_PLAN:-}" ]; then echo "arm64: ${pkgs[*]}"; return; fi
   if [ "$(cat "$ARM64_ROOT/.packages" 2>/dev/null)" = "${pkgs[*]}" ]; then return; fi
   if ! dpkg --print-foreign-architectures | grep -qx arm64 || ! apt-cache show grub-efi-arm64-signed:arm64 >/dev/null 2>&1; then
     echo "bootstrap: adding the arm64 architecture to apt (for apt-get download only)" >&2
@@ -57,21 +65,27 @@ install_arm64() {
   rm -rf "$ARM64_ROOT" && mv "$ARM64_ROOT.new" "$ARM64_ROOT" && rm -rf "$tmp"
 }
 
-install_venv() {
+install_venv() {  # $1: the pip spec ('.' to serve, '.[test]' to test)
+  if [ -n "${BOOTSTRAP_PLAN:-}" ]; then echo "pip: $1"; return; fi
   if [ ! -x .venv/bin/python ]; then
     /usr/bin/python3 -m venv .venv
   fi
-  .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
+  .venv/bin/pip install -q --disable-pip-version-check -e "$1"
 }
+
+SERVE=scripts/apt-serve.txt
+ALL="scripts/apt-serve.txt scripts/apt-packages.txt"
 
 case "$action" in
   install)
-    need_root; install_apt; install_arm64; install_venv ;;
+    need_root; install_apt $ALL; install_arm64; install_venv '.[test]' ;;
   serve)
-    need_root; install_apt; install_arm64; install_venv
+    need_root; install_apt $SERVE; install_arm64; install_venv '.'
+    [ -n "${BOOTSTRAP_PLAN:-}" ] && exit 0
     exec .venv/bin/bootserver serve "$@" ;;
   test)
-    need_root; install_apt; install_arm64; install_venv
+    need_root; install_apt $ALL; install_arm64; install_venv '.[test]'
+    [ -n "${BOOTSTRAP_PLAN:-}" ] && exit 0
     if [ -x scripts/start-postgres.sh ]; then
       BOOTSERVER_TEST_PG_URL=$(scripts/start-postgres.sh)
       export BOOTSERVER_TEST_PG_URL

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-ADAPTERS = ("dhcp", "tftp", "http")
+ADAPTERS = ("dhcp", "tftp", "http", "board")
 RUNTIME_FIELDS = {"store", "catalog", "settings", "components", "last_reload_error", "http_port"}
 
 

@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fetch.add_argument("--base-url", help="release server or mirror, the folder holding current/ and <version>/ "
                                           "(default https://<channel>.release.flatcar-linux.net/<arch>-usr)")
     fetch.add_argument("--keyring", type=Path, help="OpenPGP key file (armored or binary) to verify against "
-                                                    "instead of Flatcar's image signing key")
+                                                    "(default: Flatcar's image signing key, shipped with bootserver)")
     fetch.add_argument("--default", action="store_true",
                        help="make this channel the one flatcar/<arch>/current follows")
     fetch.add_argument("--update-payload", action="store_true",
@@ -44,8 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             "--update-payload)")
     fetch.add_argument("--sysext", action="append", default=[], metavar="NAME",
                        help="also mirror the flatcar-NAME.gz sysext package (repeatable; implies --update-payload)")
-    fetch.add_argument("--sha256", help="with a URL: the expected SHA-256 (required)")
-    fetch.add_argument("--to", help="with a URL: where to place it, relative to the assets folder")
+    fetch.add_argument("--sha256", help="with a URL: the expected SHA-256 (required with a URL; no default)")
+    fetch.add_argument("--to", help="with a URL: where to place it, relative to the assets folder (required with a URL; "
+                                     "no default)")
     lister = sub.add_parser("list", help="mirrored releases and files: sizes, pointers, verification")
     lister.add_argument("--check", action="store_true",
                         help="hash every file again against what was verified (slow on big images)")

@@ -9,15 +9,17 @@ from typing import Any
 
 import jinja2
 import netaddr
-import yaml
 
 from bootserver.catalog import kernel_arch, schema
 from bootserver.catalog.mac import MacError, normalize_mac, normalize_mac_prefix
 from bootserver.catalog.model import (ARCHES, BootSpec, Catalog, Group, IgnitionSpec, Machine, Problem, Profile,
                                       Selector, Source)
 from bootserver.catalog.updates import parse_updates
-from bootserver.catalog.yamlpos import MAX_FILE_BYTES, Document, DuplicateKey, LimitExceeded, load_documents
+from bootserver.catalog.yamlpos import MAX_FILE_BYTES, Broken, Document, load_documents
 
+#: a kernel argument with no `=` that starts with a digit: what is left of `console=ttyS0,115200n8`
+#: after a YAML flow list split it at the comma (real flags are words: quiet, ro, nomodeset)
+SPLIT_TAIL = re.compile(r"^\d[^=]*$")
 NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$")
 #: Only parses kernel-argument templates: syntax is the same in render.args' sandbox, which renders them.
 _SYNTAX = jinja2.Environment(autoescape=False)
@@ -79,7 +81,9 @@ def load_catalog(root: Path | str, assets_dir: Path | str | None = None, generat
     root = Path(root)
     out = _Collector()
     if not root.is_dir():
-        raise CatalogError([Problem(root, 1, None, "catalog", "", "catalog directory does not exist")])
+        why = ("is a file, not a directory: the catalog is a folder of YAML files (give its folder)"
+               if root.exists() else "catalog directory does not exist")
+        raise CatalogError([Problem(root, 1, None, "catalog", "", why)])
     files = sorted(p for p in root.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
     docs: list[tuple[Path, Document, str]] = []
     for file in files:
@@ -91,26 +95,22 @@ def load_catalog(root: Path | str, assets_dir: Path | str | None = None, generat
         except (OSError, UnicodeDecodeError) as exc:
             out.add(file, None, "file", (), f"cannot read: {exc}", line=1)
             continue
-        try:
-            for doc in load_documents(text):
-                docs.append((file, doc, f"document {doc.index + 1}"))
-        except LimitExceeded as exc:
-            out.add(file, None, "file", (), exc.message, line=exc.line, column=exc.column)
-        except DuplicateKey as exc:
-            out.add(file, None, "file", (), f"duplicate key {exc.key!r} (first at line {exc.first_line})",
-                    line=exc.line, column=exc.column)
-        except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            out.add(file, None, "file", (), f"YAML syntax error: {exc.problem or exc.context}",
-                    line=mark.line + 1 if mark else 1, column=mark.column + 1 if mark else None)
-        except yaml.YAMLError as exc:
-            out.add(file, None, "file", (), f"YAML error: {exc}", line=1)
+        for doc in load_documents(text):
+            if isinstance(doc, Broken):
+                out.add(file, None, "file", (), doc.message, line=doc.line, column=doc.column)
+                continue
+            label = f"document {doc.index + 1}"
+            for dup in doc.duplicates:
+                out.add(file, None, label, (), f"duplicate key {dup.key!r} (first at line {dup.first_line})",
+                        line=dup.line, column=dup.column)
+            docs.append((file, doc, label))
 
     profiles: dict[str, Profile] = {}
     machines: dict[str, Machine] = {}
     groups: list[Group] = []
     by_mac: dict[str, Machine] = {}
     refs: list[tuple[Path, Document, str, tuple, str]] = []  # profile references to check at the end
+    declared: set[str] = set()  # every Profile name seen, even one with errors (no "does not exist" for it)
 
     for file, doc, label in docs:
         data = doc.data
@@ -125,19 +125,25 @@ def load_catalog(root: Path | str, assets_dir: Path | str | None = None, generat
             problems += schema.check(data["spec"], schema.SPECS[kind], ("spec",))
         for path, message in problems:
             out.add(file, doc, label, path, message)
+        spec = data.get("spec") if isinstance(data, dict) else None
+        if kind == "Profile" and isinstance(name, str):
+            declared.add(name)
+            if isinstance(spec, dict) and isinstance(spec.get("final_profile"), str):
+                refs.append((file, doc, label, ("spec", "final_profile"), spec["final_profile"]))
+        elif kind in ("Machine", "Group") and isinstance(spec, dict) and isinstance(spec.get("profile"), str):
+            refs.append((file, doc, label, ("spec", "profile"), spec["profile"]))  # checked even if the rest is bad
         if problems:
+            selector = spec.get("selector") if kind == "Group" and isinstance(spec, dict) else None
+            if isinstance(selector, dict) and not any(path[:2] == ("spec", "selector") for path, _ in problems):
+                _selector(selector, out, file, doc, label)  # its values' errors too, in the same run
             continue
         if not NAME_RE.match(name):
             out.add(file, doc, label, ("metadata", "name"),
                     f"{name!r} is not a valid name (lower-case letters, digits, '.', '-', '_'; at most 63)")
-            continue
-        spec = data["spec"]
         source = Source(file, doc.line)
         before = out.errors()
         if kind == "Profile":
             profile = _profile(name, spec, source, root, assets_dir, out, file, doc, label)
-            if "final_profile" in spec:
-                refs.append((file, doc, label, ("spec", "final_profile"), spec["final_profile"]))
             if name in profiles:
                 out.add(file, doc, label, ("metadata", "name"),
                         f"duplicate Profile name {name!r} (also at {profiles[name].source})")
@@ -151,7 +157,6 @@ def load_catalog(root: Path | str, assets_dir: Path | str | None = None, generat
                 continue
             machine = Machine(name, mac, spec["profile"], source, _freeze(spec.get("metadata", {})),
                               spec.get("loader"), spec.get("arch"))
-            refs.append((file, doc, label, ("spec", "profile"), spec["profile"]))
             if name in machines:
                 out.add(file, doc, label, ("metadata", "name"),
                         f"duplicate Machine name {name!r} (also at {machines[name].source})")
@@ -163,7 +168,6 @@ def load_catalog(root: Path | str, assets_dir: Path | str | None = None, generat
                 by_mac[mac] = machine
         elif kind == "Group":
             selector = _selector(spec.get("selector", {}), out, file, doc, label)
-            refs.append((file, doc, label, ("spec", "profile"), spec["profile"]))
             updates = _updates(spec, out, file, doc, label)
             if selector is None or updates is False:
                 continue
@@ -176,6 +180,8 @@ def load_catalog(root: Path | str, assets_dir: Path | str | None = None, generat
                                 updates=updates, loader=spec.get("loader")))
 
     for file, doc, label, path, ref in refs:
+        if ref in declared and ref not in profiles:
+            continue  # the Profile exists but has errors of its own, reported where it is
         if ref not in profiles:
             close = [p for p in profiles if p.startswith(ref[:3])]
             hint = f" (did you mean {close[0]!r}?)" if close else ""
@@ -224,10 +230,15 @@ def _check_kernel_arches(profiles, machines, groups, assets_dir, out) -> None:
 
 def _profile(name, spec, source, root, assets_dir, out, file, doc, label) -> Profile | None:
     boot = spec["boot"]
-    for i, arg in enumerate(boot.get("args", [])):
+    args = boot.get("args", [])
+    for i, arg in enumerate(args):
         error = template_syntax_error(arg)
         if error:
             out.add(file, doc, label, ("spec", "boot", "args", i), error)
+        elif i > 0 and SPLIT_TAIL.match(arg) and "=" in args[i - 1]:
+            out.add(file, doc, label, ("spec", "boot", "args", i),
+                    f"{arg!r} looks like the tail of a split argument: in a YAML flow list a comma separates "
+                    f"items, so write \"{args[i - 1]},{arg}\" in quotes if it is one argument", severity="warning")
     refs = [(("spec", "boot", "kernel"), boot["kernel"])]
     refs += [(("spec", "boot", "initrd", i), r) for i, r in enumerate(boot.get("initrd", []))]
     for path, ref in refs:
@@ -300,6 +311,7 @@ def _selector(raw: dict, out, file, doc, label) -> Selector | None:
 def validate(root: Path | str, assets_dir: Path | str | None = None) -> list[Problem]:
     """Every problem (errors and warnings) of the catalog at `root`; empty when clean."""
     try:
-        return list(load_catalog(root, assets_dir).warnings)
+        problems = list(load_catalog(root, assets_dir).warnings)
     except CatalogError as exc:
-        return exc.problems
+        problems = exc.problems
+    return sorted(problems, key=lambda p: (str(p.file), p.line, p.column or 0))

@@ -7,7 +7,8 @@ PyYAML's recursive composer sees it, and aliases may not expand a document past 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 import yaml
@@ -15,6 +16,10 @@ import yaml
 Path_ = tuple  # a field path such as ("spec", "boot", "initrd", 0)
 
 
+DOCUMENT_START = re.compile(r"^---(?=\s|$)", re.MULTILINE)
+#: contexts whose mark is where an unclosed thing was opened (the brace, bracket or quote to fix)
+OPENED = ("while parsing a flow", "while scanning a quoted scalar", "while scanning a double-quoted",
+          "while scanning a single-quoted")
 MAX_FILE_BYTES = 1 << 20
 MAX_DEPTH = 64
 MAX_VALUES = 100_000
@@ -35,11 +40,22 @@ class DuplicateKey(Exception):
 
 
 @dataclass
+class Broken:
+    """A document that is not valid YAML (or too big, too deep): where to look and why; the rest of
+    its file still loads."""
+
+    line: int
+    column: int | None
+    message: str
+
+
+@dataclass
 class Document:
     index: int  # 0-based position in the file
     line: int  # 1-based
     data: Any
     positions: dict[tuple, tuple[int, int]]  # field path -> (line, column), both 1-based
+    duplicates: list[DuplicateKey] = field(default_factory=list)  # repeated keys (the last one wins)
 
     def where(self, path: tuple) -> tuple[int, int]:
         """The closest known position for `path` (walks up to the parent when a key is missing)."""
@@ -64,7 +80,8 @@ class _Budget:
                                 node.start_mark.column + 1)
 
 
-def _convert(loader: yaml.SafeLoader, node: yaml.Node, path: tuple, positions: dict, budget: _Budget) -> Any:
+def _convert(loader: yaml.SafeLoader, node: yaml.Node, path: tuple, positions: dict, budget: _Budget,
+             dups: list) -> Any:
     budget.spend(node)
     positions[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
     if isinstance(node, yaml.MappingNode):
@@ -75,13 +92,13 @@ def _convert(loader: yaml.SafeLoader, node: yaml.Node, path: tuple, positions: d
             if key is None:
                 raise yaml.MarkedYAMLError(problem="mapping keys must be plain strings", problem_mark=key_node.start_mark)
             if key in seen:
-                raise DuplicateKey(key, key_node.start_mark.line + 1, key_node.start_mark.column + 1, seen[key])
+                dups.append(DuplicateKey(key, key_node.start_mark.line + 1, key_node.start_mark.column + 1, seen[key]))
             seen[key] = key_node.start_mark.line + 1
-            out[key] = _convert(loader, value_node, path + (key,), positions, budget)
+            out[key] = _convert(loader, value_node, path + (key,), positions, budget, dups)
             positions[path + (key,)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_convert(loader, item, path + (i,), positions, budget) for i, item in enumerate(node.value)]
+        return [_convert(loader, item, path + (i,), positions, budget, dups) for i, item in enumerate(node.value)]
     value = loader.construct_object(node, deep=True)
     if isinstance(value, (int, float)) and not isinstance(value, bool) and ":" in str(node.value):
         return node.value  # YAML 1.1 reads 52:54:00:00:00:01 as a base-60 number; keep the text
@@ -101,26 +118,72 @@ def check_depth(text: str) -> None:
             depth -= 1
 
 
-def load_documents(text: str) -> Iterator[Document]:
-    """Yield each YAML document with positions. Raises yaml.YAMLError, DuplicateKey or LimitExceeded.
+def syntax_problem(exc: yaml.MarkedYAMLError, offset: int) -> Broken:
+    """Where a syntax error is fixed: the opening of an unclosed brace, bracket or quote, else the
+    place the parser stopped."""
+    context, opened, found = exc.context or "", exc.context_mark, exc.problem_mark
+    if opened is not None and context.startswith(OPENED):
+        where = f" (found {exc.problem} at line {found.line + 1 + offset})" if found is not None else ""
+        what = re.sub(r"^while (parsing|scanning) an? ", "", context)
+        return Broken(opened.line + 1 + offset, opened.column + 1,
+                      f"YAML syntax error: {what} opened here is not closed{where}")
+    mark = found or opened
+    return Broken(mark.line + 1 + offset if mark else 1 + offset, mark.column + 1 if mark else None,
+                  f"YAML syntax error: {exc.problem or exc.context}")
 
-    One loader per call, composing and constructing: nothing is shared between loads (reloads run
-    in threads), and what a document constructed is dropped before the next one.
+
+def _chunks(text: str) -> Iterator[tuple[int, str]]:
+    """The file cut at each `---` line, with the 0-based line each part starts on, so one broken
+    document does not hide the others."""
+    starts = [0] + [m.start() for m in DOCUMENT_START.finditer(text) if m.start() > 0]
+    for begin, end in zip(starts, starts[1:] + [len(text)]):
+        yield text.count("\n", 0, begin), text[begin:end]
+
+
+def _shift(doc: Document, offset: int) -> Document:
+    doc.line += offset
+    doc.positions = {path: (line + offset, col) for path, (line, col) in doc.positions.items()}
+    for dup in doc.duplicates:
+        dup.line += offset
+        dup.first_line += offset
+    return doc
+
+
+def load_documents(text: str) -> Iterator[Document | Broken]:
+    """Yield each YAML document with positions, or a Broken entry for a document that does not parse
+    or breaks a limit (the file as a whole: when it is over MAX_FILE_BYTES).
+
+    One loader per document, composing and constructing: nothing is shared between loads (reloads
+    run in threads), and what a document constructed is dropped before the next one.
     """
     if len(text) > MAX_FILE_BYTES:
-        raise LimitExceeded(f"larger than {MAX_FILE_BYTES} bytes")
-    check_depth(text)
-    loader = yaml.SafeLoader(text)
-    try:
-        index = 0
-        while loader.check_node():
-            node = loader.get_node()
-            if node is not None:
-                positions: dict[tuple, tuple[int, int]] = {}
-                data = _convert(loader, node, (), positions, _Budget())
-                loader.constructed_objects.clear()
-                loader.recursive_objects.clear()
-                yield Document(index=index, line=node.start_mark.line + 1, data=data, positions=positions)
+        yield Broken(1, None, f"larger than {MAX_FILE_BYTES} bytes")
+        return
+    index = 0
+    for offset, chunk in _chunks(text):
+        loader = None
+        try:
+            check_depth(chunk)
+            loader = yaml.SafeLoader(chunk)
+            while loader.check_node():
+                node = loader.get_node()
+                if node is not None:
+                    positions: dict[tuple, tuple[int, int]] = {}
+                    dups: list[DuplicateKey] = []
+                    data = _convert(loader, node, (), positions, _Budget(), dups)
+                    loader.constructed_objects.clear()
+                    loader.recursive_objects.clear()
+                    yield _shift(Document(index, node.start_mark.line + 1, data, positions, dups), offset)
+                index += 1
+        except LimitExceeded as exc:
+            yield Broken(exc.line + offset, exc.column, exc.message)
             index += 1
-    finally:
-        loader.dispose()
+        except yaml.MarkedYAMLError as exc:
+            yield syntax_problem(exc, offset)
+            index += 1
+        except yaml.YAMLError as exc:
+            yield Broken(offset + 1, None, f"YAML error: {exc}")
+            index += 1
+        finally:
+            if loader is not None:
+                loader.dispose()

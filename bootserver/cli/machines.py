@@ -5,10 +5,10 @@ or on a running server's admin API with --server URL (token: --token, else the a
 setting, e.g. BOOTSERVER_ADMIN_TOKEN). --json prints what scripts should parse.
 
   bootserver machines list [--in STATE]
-  bootserver machines show MAC
-  bootserver machines timeline MAC [--limit N] [--before SEQ]
-  bootserver machines reinstall MAC        the next boot installs the machine again
-  bootserver machines forget MAC           drop the machine and its timeline
+  bootserver machines show MAC|NAME
+  bootserver machines timeline MAC|NAME [--limit N] [--before SEQ]
+  bootserver machines reinstall MAC|NAME   the next boot installs the machine again
+  bootserver machines forget MAC|NAME      drop the machine and its timeline
   bootserver machines discovered           unknown MACs that PXE-booted
   bootserver machines adopt MAC --profile P [--name NAME]   print a Machine document for the catalog
 """
@@ -34,7 +34,7 @@ from bootserver.state import StoreError
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="print JSON for scripts")
-    common.add_argument("--server", metavar="URL", help="ask a running server's admin API instead of the store")
+    common.add_argument("--server", metavar="URL", help="ask a running server's admin API instead of the store (default: read the store directly)")
     common.add_argument("--token", metavar="TOKEN", help="admin token for --server (default: admin_token setting)")
     for flag, meta, text in (("--config", "FILE", "settings file (YAML)"), ("--catalog", "DIR", "catalog directory"),
                              ("--assets", "DIR", "assets folder"),
@@ -43,14 +43,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         common.add_argument(flag, metavar=meta, default=argparse.SUPPRESS, help=text)
     sub = parser.add_subparsers(dest="machines_command", metavar="ACTION", required=True)
     p = sub.add_parser("list", parents=[common], help="all machines with their state")
-    p.add_argument("--in", dest="only", choices=STATES, help="only machines in this lifecycle state")
-    sub.add_parser("show", parents=[common], help="one machine's record").add_argument("mac")
+    p.add_argument("--in", dest="only", choices=STATES, help="only machines in this lifecycle state (default: every state)")
+    sub.add_parser("show", parents=[common], help="one machine's record").add_argument("mac", metavar="MAC|NAME")
     p = sub.add_parser("timeline", parents=[common], help="what a machine got, and when")
-    p.add_argument("mac")
+    p.add_argument("mac", metavar="MAC|NAME")
     p.add_argument("--limit", type=int, default=50, help="newest events to show (default 50, at most 1000)")
-    p.add_argument("--before", type=int, metavar="SEQ", help="only events older than SEQ (paging)")
-    sub.add_parser("reinstall", parents=[common], help="install the machine again on its next boot").add_argument("mac")
-    sub.add_parser("forget", parents=[common], help="drop a machine and its timeline").add_argument("mac")
+    p.add_argument("--before", type=int, metavar="SEQ", help="only events older than SEQ (paging; default: the newest)")
+    sub.add_parser("reinstall", parents=[common], help="install the machine again on its next boot").add_argument(
+        "mac", metavar="MAC|NAME")
+    sub.add_parser("forget", parents=[common], help="drop a machine and its timeline").add_argument("mac", metavar="MAC|NAME")
     sub.add_parser("discovered", parents=[common], help="unknown MACs seen booting")
     p = sub.add_parser("adopt", parents=[common], help="print a Machine document for a discovered MAC")
     p.add_argument("mac")
@@ -60,9 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     try:
-        mac = normalize_mac(args.mac) if getattr(args, "mac", None) else None
         source = ApiSource(args.server, args.token or settings.admin_token) if args.server else StoreSource(settings)
-        out = asyncio.run(_dispatch(args, mac, source))
+        out = asyncio.run(_dispatch(args, source))
     except (CommandError, StoreError, MacError) as exc:
         print(f"bootserver machines: {exc}", file=sys.stderr)
         return 1
@@ -71,9 +71,24 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-async def _dispatch(args: argparse.Namespace, mac: str | None, source) -> str:
+async def _which(given: str, source) -> str:
+    """The MAC of `given`: a MAC in any spelling, else the name of a machine the store knows."""
+    try:
+        return normalize_mac(given)
+    except MacError:
+        pass
+    named = [m["mac"] for m in await source.machines(None) if m.get("name") == given]
+    if not named:
+        raise CommandError(f"{given!r} is neither a MAC address nor the name of a machine that has booted")
+    if len(named) > 1:
+        raise CommandError(f"{len(named)} machines are named {given!r}: {', '.join(named)}; give the MAC")
+    return named[0]
+
+
+async def _dispatch(args: argparse.Namespace, source) -> str:
     action = args.machines_command
     async with source:
+        mac = await _which(args.mac, source) if getattr(args, "mac", None) else None
         if action == "list":
             machines = await source.machines(args.only)
             return _dump({"machines": machines}) if args.json else machine_table(machines)

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from bootserver import __version__
-from bootserver.config import Settings, SettingsError, load_settings, show
+from bootserver.config import FIELDS, Settings, SettingsError, load_settings, show
 
 MAIN_HELP = """\
 bootserver answers network-booting machines: a proxyDHCP beside your ordinary DHCP server,
@@ -37,8 +37,30 @@ docs: docs/ in the source tree (getting-started.md, catalog.md, ...).
 """
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions as written; every option's default in its help (from the option, or for the
+    settings options from the settings' own defaults)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text.lower() or not action.option_strings or action.required:
+            return text
+        default = action.default
+        if default == [] and isinstance(action, argparse._AppendAction):
+            return f"{text} (default: none)"
+        if not (default is None or default is False or default == argparse.SUPPRESS or default in ([], "")):
+            return f"{text} (default: {default})"
+        name = action.dest.replace("-", "_")
+        if name == "config":
+            return f"{text} (default: $BOOTSERVER_CONFIG, else ./bootserver.yaml if present)"
+        if name in FIELDS and name != "sources":
+            default = FIELDS[name].default
+            return f"{text} (default: {default if default not in (None, ()) else 'unset'})"
+        return text
+
+
 def _formatter(prog: str) -> argparse.HelpFormatter:
-    return argparse.RawDescriptionHelpFormatter(prog, max_help_position=36)
+    return _HelpFormatter(prog, max_help_position=36)
 
 
 def _global_options(p: argparse.ArgumentParser) -> None:
@@ -68,34 +90,45 @@ def _add_serve(sub) -> None:
                        epilog="examples:\n  bootserver serve --dhcp eth1 --advertise-url http://10.0.0.2:8080\n"
                               "  bootserver serve --state postgresql://bootserver@db/bootserver")
     _global_options(p)
+    _serve_options(p)
+
+
+def _serve_options(p: argparse.ArgumentParser) -> None:
+    """The listener and logging flags (serve, and config show, which shows what serve would use)."""
     g = p.add_argument_group("listeners")
     g.add_argument("--http", metavar="HOST:PORT", help="HTTP listen address (default 0.0.0.0:8080)")
     g.add_argument("--tftp", metavar="HOST:PORT|off",
-                   help="TFTP listen address; default: 0.0.0.0:69 when --dhcp interfaces are set")
+                   help="TFTP listen address (default: 0.0.0.0:69, every interface, when --dhcp interfaces "
+                        "are set; otherwise off)")
     g.add_argument("--tftp-root", metavar="DIR", action="append",
-                   help="extra folder served over TFTP beside the iPXE binaries (repeatable)")
+                   help="extra folder served over TFTP beside the iPXE binaries (repeatable; default: none)")
     g.add_argument("--https", metavar="HOST:PORT",
-                   help="also serve HTTPS here (admin API, board), with --tls-cert and --tls-key; firmware keeps HTTP")
-    g.add_argument("--tls-cert", metavar="FILE", help="PEM certificate chain for --https")
-    g.add_argument("--tls-key", metavar="FILE", help="PEM private key for --https")
-    g.add_argument("--dhcp", metavar="IFACE[,IFACE...]|off", help="interfaces for proxyDHCP (ports 67, 4011)")
+                   help="also serve HTTPS here (admin API, board), with --tls-cert and --tls-key; firmware keeps "
+                        "HTTP (default: no HTTPS)")
+    g.add_argument("--tls-cert", metavar="FILE", help="PEM certificate chain for --https (default: none)")
+    g.add_argument("--tls-key", metavar="FILE", help="PEM private key for --https (default: none)")
+    g.add_argument("--dhcp", metavar="IFACE[,IFACE...]|off",
+                   help="interfaces for proxyDHCP, ports 67 and 4011 (default: none, proxyDHCP off)")
     g.add_argument("--advertise-url", metavar="URL",
                    help="base URL machines use to reach HTTP (default: the boot interface's address)")
     g.add_argument("--floating-address", metavar="IP",
                    help="keepalived's floating address: every replica names it as next-server and URL host")
     g = p.add_argument_group("logging")
     g.add_argument("--log-format", choices=("human", "json"), help="log line format (default human)")
-    g.add_argument("--log-level", choices=("debug", "info", "warning", "error"), help="default info")
+    g.add_argument("--log-level", choices=("debug", "info", "warning", "error"), help="(default info)")
+
+
+def _serve_flags(args: argparse.Namespace) -> dict:
+    return {"http": args.http, "https": args.https, "tls_cert": args.tls_cert, "tls_key": args.tls_key,
+            "tftp": args.tftp, "tftp_root": args.tftp_root, "dhcp": args.dhcp,
+            "advertise_url": args.advertise_url, "floating_address": args.floating_address,
+            "log_format": args.log_format, "log_level": args.log_level}
 
 
 def _run_serve(args: argparse.Namespace) -> int:
     from bootserver import app, logs
 
-    settings = _settings(args, http=args.http, https=args.https, tls_cert=args.tls_cert, tls_key=args.tls_key,
-                         tftp=args.tftp, tftp_root=args.tftp_root, dhcp=args.dhcp,
-                         advertise_url=args.advertise_url, floating_address=args.floating_address,
-                         log_format=args.log_format,
-                         log_level=args.log_level)
+    settings = _settings(args, **_serve_flags(args))
     logs.setup(settings.log_format, settings.log_level)
     return app.serve(settings)
 
@@ -137,12 +170,15 @@ def _add_render(sub) -> None:
                        epilog="example:\n  bootserver render ignition --mac 52:54:00:a1:9c:ae --arch x86_64-efi")
     p.add_argument("what", choices=("ipxe", "grub", "ignition", "metadata", "match"))
     p.add_argument("--mac", required=True, help="the machine's MAC, any common spelling")
-    p.add_argument("--arch", help="x86_64-bios, x86_64-efi, i386-efi or arm64-efi")
-    p.add_argument("--label", action="append", default=[], metavar="K=V", help="request label (repeatable)")
-    p.add_argument("--client-ip", metavar="IP", help="client address, for subnet selectors")
+    p.add_argument("--arch", help="x86_64-bios, x86_64-efi, i386-efi or arm64-efi (default: not given, as a "
+                                  "client that does not say)")
+    p.add_argument("--label", action="append", default=[], metavar="K=V",
+                   help="request label (repeatable; default: none)")
+    p.add_argument("--client-ip", metavar="IP", help="client address, for subnet selectors (default: none)")
     p.add_argument("--base-url", metavar="URL", help="base URL in links (default: the advertise URL)")
     p.add_argument("--stage", choices=("final",), default="",
-                   help="with ignition: the final config an installer writes to disk (?stage=final)")
+                   help="with ignition: the final config an installer writes to disk (?stage=final; "
+                        "default: the machine's own config)")
     _global_options(p)
 
 
@@ -166,14 +202,16 @@ def _run_render(args: argparse.Namespace) -> int:
 def _add_config(sub) -> None:
     p = sub.add_parser("config", formatter_class=_formatter, help="show the effective settings",
                        description="config show: every setting, its effective value, and where it came from\n"
-                                   "(default, file, env BOOTSERVER_*, or flag).")
+                                   "(default, file, env BOOTSERVER_*, or flag). Takes serve's flags, so\n"
+                                   "`bootserver config show FLAGS` shows what `bootserver serve FLAGS` would use.")
     p.add_argument("action", choices=("show",))
     p.add_argument("--json", action="store_true", help="machine-readable output")
     _global_options(p)
+    _serve_options(p)
 
 
 def _run_config(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    settings = _settings(args, **_serve_flags(args))
     if args.json:
         from bootserver.config import FIELDS
 
@@ -217,12 +255,45 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
     _add_render(sub)
     _add_config(sub)
     areas = _add_areas(sub)
+    _finish(parser)
     return parser, areas
 
 
+def _subcommands(parser: argparse.ArgumentParser) -> argparse._SubParsersAction | None:
+    return next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+
+
+def _finish(parser: argparse.ArgumentParser) -> None:
+    """Every command below `parser` shows defaults in its help and has a description (its summary
+    line when it was given none)."""
+    sub = _subcommands(parser)
+    if sub is None:
+        return
+    summaries = {choice.dest: choice.help for choice in sub._choices_actions}
+    for name, child in sub.choices.items():
+        child.formatter_class = _formatter
+        if not child.description and summaries.get(name):
+            child.description = summaries[name][0].upper() + summaries[name][1:] + "."
+        _finish(child)
+
+
+def _leaf(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.ArgumentParser:
+    """The deepest command parser `argv` names (whose usage a mistake in its flags should print)."""
+    for token in argv:
+        sub = _subcommands(parser)
+        if sub is not None and token in sub.choices:
+            parser = sub.choices[token]
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Exit codes: 0 done, 1 it failed while running (the message says why), 2 the command line or
+    a setting is wrong (the usage of the command concerned is printed)."""
     parser, areas = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        _leaf(parser, argv).error(f"unrecognized arguments: {' '.join(unknown)}")
     runners = {"serve": _run_serve, "validate": _run_validate, "render": _run_render, "config": _run_config}
     try:
         if args.command in runners:

@@ -41,6 +41,7 @@ CLIENT_PORT = 68
 SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
 SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
 SIOCGIFADDR = 0x8915
+IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)  # Linux value; not exported by Python 3.11
 RECEIVE_BUFFER = 4 << 20
 # PXE 2.1 discovery control bit 3: boot the file named in this packet, skip boot server discovery.
 _BIOS_PXE_OPTIONS = encode_suboptions({PXE_DISCOVERY_CONTROL: b"\x08"})
@@ -185,6 +186,17 @@ def _cancel_unfinished(coro: Coroutine[Any, Any, None], waiting_for: Any) -> Non
     except (asyncio.CancelledError, StopIteration):
         return
     coro.close()  # it tried to wait again after the cancel: stop it there
+
+
+def send_from(sock: socket.socket, data: bytes, target: tuple[str, int], source_ip: str) -> None:
+    """sendto with `source_ip` as the source address (IP_PKTINFO ipi_spec_dst): a 4011 ACK leaves
+    from the floating address the client asked, not from this replica's own. Falls back to the
+    routing's choice when the address is not (or no longer) ours."""
+    pktinfo = struct.pack("@i4s4s", 0, socket.inet_aton(source_ip), bytes(4))
+    try:
+        sock.sendmsg([data], [(socket.IPPROTO_IP, IP_PKTINFO, pktinfo)], 0, target)
+    except OSError:
+        sock.sendto(data, target)
 
 
 class _Listener(DatagramProtocol):
@@ -346,7 +358,10 @@ class ProxyDHCP:
             reply = build_reply(packet, result, kind, self.floating_address or listener.address)
             target = destination(packet, listener.port, source)
             # straight to the socket: Twisted's write() re-validates the address, a sixth of the CPU
-            listener.transport.socket.sendto(encode(reply), target)
+            if listener.port == PXE_PORT and self.floating_address:
+                send_from(listener.transport.socket, encode(reply), target, self.floating_address)
+            else:
+                listener.transport.socket.sendto(encode(reply), target)
             self._replies[kind].inc()
             event = "dhcp.offer" if kind == OFFER else "dhcp.ack"
             if log.isEnabledFor(logging.DEBUG):

@@ -52,10 +52,11 @@ async def get_ignition(request: web.Request) -> web.Response:
         await runtime.observe(boot, "render.failed", {"what": "ignition", "error": str(exc)})
         raise _json_error(web.HTTPInternalServerError, f"render failed: {exc}") from None
     etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-    await runtime.observe(boot, fetched, {"profile": profile.name, "bytes": len(body),
-                                                  **({"stage": "final"} if profile is not decision.match.profile
-                                                     else {})})
-    if etag in request.headers.get("If-None-Match", ""):
+    unchanged = etag in request.headers.get("If-None-Match", "")  # 304: no body goes out
+    await runtime.observe(boot, fetched, {"profile": profile.name, "status": 304 if unchanged else 200,
+                                          "bytes": 0 if unchanged else len(body),
+                                          **({"stage": "final"} if profile is not decision.match.profile else {})})
+    if unchanged:
         return web.Response(status=304, headers={"ETag": etag})
     return web.Response(body=body, content_type="application/json", headers={"ETag": etag})
 

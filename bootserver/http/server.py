@@ -39,10 +39,16 @@ def _counters(endpoint: str, status: int) -> tuple:
     return found
 
 
+def _reason(exc: web.HTTPException) -> str:
+    """The first line of a refusal's text (what the client was told), for the access log."""
+    text = (exc.text or "").strip().splitlines()
+    return text[0][:200] if text else exc.reason
+
+
 @web.middleware
 async def access_log(request: web.Request, handler) -> web.StreamResponse:
     started = time.perf_counter()
-    status, size = 500, 0
+    status, size, reason = 500, 0, None
     try:
         response = await handler(request)
         status = response.status
@@ -50,15 +56,25 @@ async def access_log(request: web.Request, handler) -> web.StreamResponse:
         return response
     except web.HTTPException as exc:
         status, size = exc.status, len(exc.body or b"")
+        if 400 <= status < 500:
+            reason = _reason(exc)
         raise
     finally:
+        if status in (204, 304) or request.method == "HEAD":
+            size = 0  # no body went out, whatever the headers describe
         requests, sent = _counters(_endpoint(request), status)
         requests.inc()
         sent.inc(size)
         if request.app[SETTINGS].access_log:
-            access.info("%s %s %s %s %s %d %dB %.1fms", request.remote, request.get(MACHINE, "unknown"),
-                        request.get(MAC, "-"), request.method, request.path, status, size,
-                        (time.perf_counter() - started) * 1000)
+            ms = (time.perf_counter() - started) * 1000
+            fields = {"client": request.remote, "machine": request.get(MACHINE), "mac": request.get(MAC),
+                      "method": request.method, "path": request.path, "status": status, "bytes": size,
+                      "ms": round(ms, 1)}
+            if reason:
+                fields["reason"] = reason
+            access.info("%s %s %s %s %s %d %dB %.1fms%s", request.remote, request.get(MACHINE, "unknown"),
+                        request.get(MAC, "-"), request.method, request.path, status, size, ms,
+                        f": {reason}" if reason else "", extra={"fields": fields})
 
 
 def make_app(runtime: Runtime, settings: Settings) -> web.Application:

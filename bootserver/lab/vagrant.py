@@ -38,7 +38,6 @@ BRIDGE = "bsboot0"  # <bridge name=...> in boot-network.xml
 HTTP_PORT = 8080
 FIRMWARES = ("bios", "uefi")
 DRIVERS = ("kvm", "qemu")
-UEFI_FIRST = ("network", "disk")
 STATE_FILE = "vagrant-lab.json"
 NETNS_RE = re.compile(r"^bsvg-[0-9a-f]{6}$")
 NET_RE = re.compile(r"^(\d{1,3})\.(\d{1,3})\.(\d{1,3})$")
@@ -64,18 +63,15 @@ class VagrantMachine:
 
 class VagrantLab:
     def __init__(self, workdir: Path, firmwares: list[str], driver: str = "kvm", net: str = "10.88.0",
-                 log=print, netns: str | None = None, uefi_first: str = "network"):
+                 log=print, netns: str | None = None):
         if not 1 <= len(firmwares) <= 9 or any(f not in FIRMWARES for f in firmwares):
             raise VagrantLabError(f"1 to 9 machines, each bios or uefi (got {','.join(firmwares) or 'none'})")
         if driver not in DRIVERS:
             raise VagrantLabError(f"driver must be kvm or qemu, not {driver!r}")
-        if uefi_first not in UEFI_FIRST:
-            raise VagrantLabError(f"UEFI machines boot network or disk first, not {uefi_first!r}")
         if not (m := NET_RE.match(net)) or any(int(o) > 255 for o in m.groups()):
             raise VagrantLabError(f"boot network must be three octets like 10.88.0, not {net!r}")
         self.workdir = workdir.resolve()
         self.firmwares, self.driver, self.net, self.log = list(firmwares), driver, net, log
-        self.uefi_first = uefi_first
         self.netns = netns or f"bsvg-{secrets.token_hex(3)}"
         if not NETNS_RE.match(self.netns):  # `down` ends every process in it: only ever one of ours
             raise VagrantLabError(f"not a Vagrant lab namespace name: {self.netns!r}")
@@ -98,8 +94,7 @@ class VagrantLab:
         """The lab recorded in `workdir` by an earlier `up` (None when there is none)."""
         try:
             state = json.loads((workdir / STATE_FILE).read_text())
-            lab = cls(workdir, state["firmwares"], state["driver"], state["net"], log=log, netns=state["netns"],
-                      uefi_first=state["uefi_first"])
+            lab = cls(workdir, state["firmwares"], state["driver"], state["net"], log=log, netns=state["netns"])
         except FileNotFoundError:
             return None
         except (ValueError, KeyError, TypeError) as exc:
@@ -159,8 +154,7 @@ class VagrantLab:
                 "BOOTSERVER_MACHINES": str(len(self.firmwares)), "BOOTSERVER_DRIVER": self.driver,
                 "BOOTSERVER_BOOT_NET": self.net, "BOOTSERVER_LIBVIRT_SOCKET": str(self.host.socket),
                 "BOOTSERVER_CONSOLE_DIR": str(self.workdir / "consoles"),
-                "BOOTSERVER_NVRAM_DIR": str(self.workdir / "nvram"), "BOOTSERVER_PREFIX": "bootserver-",
-                "BOOTSERVER_UEFI_FIRST": self.uefi_first}
+                "BOOTSERVER_NVRAM_DIR": str(self.workdir / "nvram"), "BOOTSERVER_PREFIX": "bootserver-"}
 
     def vagrant(self, *args: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess:
         self.log(f"vagrant lab: vagrant {' '.join(args)}")
@@ -244,7 +238,6 @@ class VagrantLab:
 
     def _save(self) -> None:
         state = {"netns": self.netns, "firmwares": self.firmwares, "driver": self.driver, "net": self.net,
-                 "uefi_first": self.uefi_first,
                  "bootserver_pid": self.bootserver.process.pid if self.bootserver and self.bootserver.process else None,
                  "base_url": self.base_url, "libvirt_uri": self.host.uri,
                  "machines": [{"name": m.name, "firmware": m.firmware, "mac": m.mac, "console": str(m.console)}

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from bootserver.lab.libvirt_host import LibvirtError, check_tools
 from bootserver.lab.services import ServiceError
-from bootserver.lab.vagrant import DRIVERS, UEFI_FIRST, VagrantLab, VagrantLabError
+from bootserver.lab.vagrant import DRIVERS, VagrantLab, VagrantLabError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,8 +35,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     boot.add_argument("--driver", choices=DRIVERS, default="kvm",
                       help="libvirt domain type: kvm (default) or qemu (TCG, where KVM fails)")
     boot.add_argument("--boot-net", default="10.88.0", help="first three octets of the boot network (default 10.88.0)")
-    boot.add_argument("--uefi-first", choices=UEFI_FIRST, default="network",
-                      help="what UEFI machines try first: network (default; bootserver decides) or disk")
     boot.add_argument("--timeout", type=float, default=900, help="seconds for `vagrant up` and for the boots (default 900)")
     sub.add_parser("up", parents=[common, boot], help="start libvirt, bootserver and the machines; leave them running")
     p = sub.add_parser("run", parents=[common, boot], help="up, wait until every machine booted from its disk, down")
@@ -69,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         lab = VagrantLab(args.workdir, [f.strip() for f in args.firmware.split(",")], args.driver, args.boot_net,
-                         uefi_first=args.uefi_first, log=lambda line: print(line, flush=True))
+                         log=lambda line: print(line, flush=True))
     except VagrantLabError as exc:
         print(f"bootserver lab vagrant: {exc}", file=sys.stderr)
         return 2

@@ -148,7 +148,9 @@ class TFTPServer:
         self._sock = sock
         self.address = sock.getsockname()
         self._loop.add_reader(sock.fileno(), self._on_request)
-        log.info("tftp: listening on %s:%d, serving %s", *self.address, ", ".join(r.path for r in self.roots))
+        log.info("tftp: listening on %s:%d%s, serving %s", *self.address,
+                 " (every interface; tftp: ADDRESS:PORT limits it)" if self.address[0] == "0.0.0.0" else "",
+                 ", ".join(r.path for r in self.roots))
 
     async def stop(self) -> None:
         if self._sock is not None:

@@ -70,4 +70,4 @@ def test_serve_refuses_an_interface_it_cannot_use(tmp_path):
                                "--tftp", "off", "--http", "127.0.0.1:0"], capture_output=True, text=True,
                               timeout=30, cwd=tmp_path)
     assert done.returncode == 1
-    assert "not starting: interface bsdhmissing0: no IPv4 address" in done.stdout + done.stderr
+    assert "not starting: --dhcp bsdhmissing0: no such network interface (there are: lo, " in done.stdout + done.stderr

@@ -11,14 +11,14 @@ from bootserver.lab.vagrant import STATE_FILE, VagrantLab, VagrantLabError
 
 
 def test_the_driver_settings_define_the_machines_it_asks_for(tmp_path):
-    lab = VagrantLab(tmp_path, ["bios", "uefi", "bios"], driver="qemu", uefi_first="disk")
+    lab = VagrantLab(tmp_path, ["bios", "uefi", "bios"], driver="qemu", net="10.89.0")
     env = {**lab.vagrant_env(), "VAGRANT_HOME": str(tmp_path / "home")}
     proc = subprocess.run(["vagrant", "status", "--machine-readable"], env=env, capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert [line.split(",")[1] for line in proc.stdout.splitlines() if ",state," in line] == ["pxe1", "pxe2", "pxe3"]
     assert [m.mac for m in lab.machines.values()] == ["52:54:00:88:00:01", "52:54:00:88:00:02", "52:54:00:88:00:03"]
-    assert lab.base_url == "http://10.88.0.1:8080"
+    assert lab.base_url == "http://10.89.0.1:8080"
 
 
 @pytest.mark.parametrize("kwargs,message", [
@@ -28,7 +28,6 @@ def test_the_driver_settings_define_the_machines_it_asks_for(tmp_path):
     ({"driver": "xen"}, "driver must be kvm or qemu"),
     ({"net": "10.88.0.0/24"}, "three octets"),
     ({"net": "10.300.0"}, "three octets"),
-    ({"uefi_first": "cdrom"}, "network or disk first"),
     ({"netns": "bslab-sw"}, "not a Vagrant lab namespace name"),
 ])
 def test_bad_settings_are_refused(tmp_path, kwargs, message):
@@ -42,7 +41,7 @@ def test_a_record_that_is_not_a_labs_is_refused(tmp_path):
     with pytest.raises(VagrantLabError, match="not a Vagrant lab's record"):
         VagrantLab.load(tmp_path)
     (tmp_path / STATE_FILE).write_text(json.dumps({"netns": "bslab-sw", "firmwares": ["bios"], "driver": "qemu",
-                                                   "net": "10.88.0", "uefi_first": "network"}))
+                                                   "net": "10.88.0"}))
     with pytest.raises(VagrantLabError, match="namespace name"):
         VagrantLab.load(tmp_path)
 

@@ -24,7 +24,7 @@ def vagrant(tmp_path, *args, **env):
     {"BOOTSERVER_FIRMWARE": "bios", "BOOTSERVER_MACHINES": "2"},
     {"BOOTSERVER_FIRMWARE": "uefi", "BOOTSERVER_MACHINES": "3", "BOOTSERVER_DRIVER": "qemu"},
     {"BOOTSERVER_SERVER": "host", "BOOTSERVER_FIRMWARE": "bios,bios,uefi", "BOOTSERVER_DRIVER": "qemu",
-     "BOOTSERVER_UEFI_FIRST": "disk"},
+     "BOOTSERVER_BOOT_NET": "10.89.0"},
 ])
 def test_vagrantfile_validates(tmp_path, env):
     proc = vagrant(tmp_path, "validate", **env)
@@ -50,7 +50,6 @@ def test_host_mode_defines_only_the_pxe_machines(tmp_path):
     ({"BOOTSERVER_DRIVER": "xen"}, "BOOTSERVER_DRIVER must be kvm or qemu"),
     ({"BOOTSERVER_SERVER": "cloud"}, "BOOTSERVER_SERVER must be vm or host"),
     ({"BOOTSERVER_BOOT_NET": "10.88.0.0/24"}, "BOOTSERVER_BOOT_NET must be three octets"),
-    ({"BOOTSERVER_UEFI_FIRST": "cdrom"}, "BOOTSERVER_UEFI_FIRST must be network or disk"),
 ])
 def test_vagrantfile_refuses_bad_settings(tmp_path, env, message):
     proc = vagrant(tmp_path, "validate", **env)

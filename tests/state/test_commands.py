@@ -92,8 +92,9 @@ def test_adopt_prints_a_machine_document(tmp_path, state, catalog_dir):
 
 
 def test_bad_input_is_a_clear_error(tmp_path, state):
-    assert "'zz' is not a MAC address" in machines(tmp_path, "show", "zz", "--state", state, ok=False).stderr
-    assert "not supported" in machines(tmp_path, "list", "--state", "mysql://x", ok=False).stderr
+    assert "'zz' is neither a MAC address nor the name" in machines(tmp_path, "show", "zz", "--state", state,
+                                                                    ok=False).stderr
+    assert "'mysql://x' is not a state URL" in machines(tmp_path, "list", "--state", "mysql://x", ok=False).stderr
     refused = machines(tmp_path, "list", "--server", "http://127.0.0.1:9", ok=False)
     assert "cannot reach http://127.0.0.1:9" in refused.stderr
 

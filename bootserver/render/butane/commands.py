@@ -16,10 +16,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = ("examples:\n  bootserver butane node.bu --pretty > node.ign\n"
                      "  bootserver butane --files-dir files --strict node.bu -o node.ign")
     parser.add_argument("file", metavar="FILE", help="Butane config (variant: flatcar), or - for stdin")
-    parser.add_argument("-d", "--files-dir", metavar="DIR", help="folder that local: paths are relative to")
+    parser.add_argument("-d", "--files-dir", metavar="DIR", help="folder that local: paths are relative to (default: none; local: paths are refused)")
     parser.add_argument("-s", "--strict", action="store_true", help="fail on any warning")
     parser.add_argument("-p", "--pretty", action="store_true", help="indent the JSON output")
-    parser.add_argument("-o", "--output", metavar="FILE", help="write the Ignition config here instead of stdout")
+    parser.add_argument("-o", "--output", metavar="FILE", help="write the Ignition config here (default: stdout)")
 
 
 def run(args: argparse.Namespace) -> int:
