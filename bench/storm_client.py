@@ -183,6 +183,8 @@ def main() -> None:
     parser.add_argument("--transfer-timeout", type=float, default=90.0)
     parser.add_argument("--deadline", type=float, default=150.0)
     args = parser.parse_args()
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)  # a machine holds up to three sockets at once
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     print(json.dumps(asyncio.run(storm(args))))
 
 

@@ -1,6 +1,6 @@
 """Composes the components on one asyncio loop (with Twisted's asyncio reactor) and runs them.
 
-Start order: store, catalog, HTTP, TFTP, proxyDHCP, catalog watcher; stop in reverse.
+Start order: store, catalog, HTTP, TFTP, proxyDHCP, catalog watcher, loop-lag probe; stop in reverse.
 """
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import errno
+import gc
 import logging
 import os
 import signal
@@ -23,6 +24,7 @@ from bootserver.catalog.loader import CatalogError, load_catalog
 from bootserver.config import Settings, split_hostport
 from bootserver.http.connections import ConnectionCap
 from bootserver.http.server import make_app
+from bootserver.loop_lag import LoopLagProbe
 from bootserver.reload import CatalogWatcher
 from bootserver.render.ipxe import chain_script
 from bootserver.resources import Budget, quiet_out_of_files, raise_open_file_limit
@@ -131,6 +133,7 @@ class Server:
         self.runtime: Runtime | None = None
         self.components: list[tuple[str, Any]] = []
         self.watcher: CatalogWatcher | None = None
+        self.probe = LoopLagProbe()
 
     async def start(self) -> None:
         s = self.settings
@@ -187,6 +190,7 @@ class Server:
                                       self.runtime.catalog_rejected, warned=catalog.warnings,
                                       on_running=lambda up: self.runtime.component_running("catalog-watcher", up))
         await self.watcher.start()
+        await self.probe.start()
 
     async def _tftp_boot_ipxe(self, request) -> bytes:
         """The same chain script as GET /boot.ipxe, for iPXE builds told to fetch it over TFTP."""
@@ -196,6 +200,7 @@ class Server:
         return await self.watcher.reload(why) if self.watcher else False
 
     async def stop(self) -> None:
+        await self.probe.stop()
         if self.watcher:
             await self.watcher.stop()
         for name, component in reversed(self.components):
@@ -225,6 +230,9 @@ async def _serve(settings: Settings) -> int:
     except (OSError, StoreError) as exc:
         log.error("not starting: %s", exc)
         return 1
+    # What start built (the catalog, every module) lives as long as the process: keep it out of the
+    # collector's full passes, which would walk all of it while holding the loop (100+ ms for a large catalog)
+    gc.freeze()
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -17,7 +17,7 @@ from bootserver.boot import lifecycle, methods
 from bootserver.boot.loaders import loader_for
 from bootserver.boot.machine import (DISCOVERED, Event, MachineRecord, boot_address_from, ignition_access,
                                      token_matches)
-from bootserver.boot.matching import Match, match_for, named_by_catalog
+from bootserver.boot.matching import Match, named_by_catalog
 from bootserver.boot.request import BootRequest
 from bootserver.boot.updates import UpdateRecord
 from bootserver.catalog.model import Catalog, Profile
@@ -25,9 +25,9 @@ from bootserver.changes import TooManySubscribers
 from bootserver.config import Settings
 from bootserver.operator_reads import OperatorReads
 from bootserver.omaha.codec import AppAnswer, OmahaApp
-from bootserver.render import grub, served_ignition
-from bootserver.render.context import template_context
+from bootserver.render import grub
 from bootserver import discovery
+from bootserver.answers import Answers
 from bootserver.ratelimit import Buckets
 from bootserver.resources import OncePerSecond
 from bootserver.state.base import AlreadyRecorded, StateChanged, Store, StoreError, StoreUnavailable, UnknownMachine
@@ -75,6 +75,7 @@ class Runtime(OperatorReads):
         self._new_machines = Buckets(rate, 10 * rate, max_keys=1)  # one bucket: records for unnamed MACs
         self._not_recorded = OncePerSecond(log)
         self._updates = UpdateService(self)
+        self._answers = Answers(settings)
 
     # -- the app's side: what changed in the process --------------------------------------------
 
@@ -107,7 +108,7 @@ class Runtime(OperatorReads):
     # -- boot requests ------------------------------------------------------------------------
 
     def match(self, request: BootRequest) -> Match | None:
-        return match_for(self.catalog, request, self.settings)
+        return self._answers.match(self.catalog, request)
 
     async def decide(self, request: BootRequest) -> lifecycle.BootDecision:
         """Match, bring the machine's record up to date, and decide what it gets."""
@@ -170,21 +171,17 @@ class Runtime(OperatorReads):
             "profile": decision.match.profile.name if decision.match else None})
         return text
 
+    def ipxe_script(self, decision: lifecycle.BootDecision, request: BootRequest, base: str,
+                    server_ip: str | None) -> str:
+        """The /ipxe script for a decision (kept, see answers); ArgError or ValueError if it cannot be rendered."""
+        return self._answers.ipxe_script(self.catalog, decision, request, base, server_ip)
+
     async def ignition(self, found: Match, request: BootRequest, stage: str, base: str,
                        token: str | None) -> tuple[Profile, bytes]:
         """The Ignition config a matched machine is served (`stage="final"`: what its installer writes).
-
         Without the machine's `token` (store unreachable) the config has no events URL. Raises
-        LookupError (no such config), ValueError (bad stage) or render.errors.RenderError.
-        """
-        profile = served_ignition.profile_for_stage(found.profile, stage, self.catalog)
-        if profile.ignition is None:
-            raise LookupError(f"profile {profile.name} has no ignition config")
-        context, catalog = template_context(found, request, base, token), self.catalog
-        body = served_ignition.cached_config(profile, context, catalog)
-        if body is None:  # a cold render reads files and runs Butane: never on the loop DHCP and TFTP share
-            body = await asyncio.to_thread(served_ignition.config_bytes, profile, context, catalog)
-        return profile, body
+        LookupError (no such config), ValueError (bad stage) or render.errors.RenderError."""
+        return await self._answers.ignition(self.catalog, found, request, stage, base, token)
 
     async def _remember(self, request: BootRequest, found: Match | None,
                         record: MachineRecord | None) -> MachineRecord:

@@ -11,6 +11,9 @@ _SPELLINGS = re.compile(r"(?i)(?:[0-9a-f]{2}:){5}[0-9a-f]{2}|(?:[0-9a-f]{2}-){5}
                         r"|[0-9a-f]{4}\.[0-9a-f]{4}\.[0-9a-f]{4}|[0-9a-f]{12}")
 
 
+_CANONICAL = re.compile(r"(?i)(?:[0-9a-f]{2}:){5}[0-9a-f]{2}")  # the form every request uses
+
+
 class MacError(ValueError):
     pass
 
@@ -18,6 +21,8 @@ class MacError(ValueError):
 def normalize_mac(value: object) -> str:
     """Return `aa:bb:cc:dd:ee:ff` for any common spelling (colons, hyphens, Cisco dots, bare hex)."""
     text = str(value).strip()
+    if _CANONICAL.fullmatch(text):  # already colon form: only the case may differ (the hot path)
+        return text.lower()
     if not _SPELLINGS.fullmatch(text):
         raise MacError(f"{value!r} is not a MAC address")
     try:

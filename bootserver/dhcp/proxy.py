@@ -153,6 +153,41 @@ def destination(request: Packet, port: int, source: tuple[str, int]) -> tuple[st
     return "255.255.255.255", CLIENT_PORT
 
 
+async def _carry_on(coro: Coroutine[Any, Any, None], waiting_for: Any) -> None:
+    """Drive a coroutine that already ran up to its first wait on to its end, as a Task would have:
+    wait until the future it yielded is done (None: it only yielded to the loop), then resume it, and
+    it reads the future's outcome itself. Cancelling this Task cancels that future, as a Task does."""
+    loop = asyncio.get_running_loop()
+    while True:
+        cancelled = False
+        try:
+            if waiting_for is None:
+                await asyncio.sleep(0)
+            elif not waiting_for.done():
+                woken = loop.create_future()
+                waiting_for.add_done_callback(lambda _done, w=woken: w.done() or w.set_result(None))
+                await woken
+        except asyncio.CancelledError:
+            cancelled = waiting_for is None or not waiting_for.cancel()  # else it reads the cancel itself
+        try:
+            waiting_for = coro.throw(asyncio.CancelledError()) if cancelled else coro.send(None)
+        except StopIteration:
+            return
+
+
+def _cancel_unfinished(coro: Coroutine[Any, Any, None], waiting_for: Any) -> None:
+    """A Task cancelled before its first step never ran _carry_on: cancel the answer it was given."""
+    if coro.cr_frame is None:  # finished, the usual case
+        return
+    if waiting_for is not None:
+        waiting_for.cancel()
+    try:
+        coro.throw(asyncio.CancelledError())
+    except (asyncio.CancelledError, StopIteration):
+        return
+    coro.close()  # it tried to wait again after the cancel: stop it there
+
+
 def send_from(sock: socket.socket, data: bytes, target: tuple[str, int], source_ip: str) -> None:
     """sendto with `source_ip` as the source address (IP_PKTINFO ipi_spec_dst): a 4011 ACK leaves
     from the floating address the client asked, not from this replica's own. Falls back to the
@@ -296,10 +331,19 @@ class ProxyDHCP:
         self._start(self._answer(listener, packet, kind, request, arches[0], source))
 
     def _start(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run the answer at once, as far as it gets without waiting. Most answers never wait (the
+        store answers a known machine from the loop thread), so they finish here and cost no Task
+        (one per answer was a sixth of the proxy's CPU); an answer that must wait for the store is
+        handed, where it stopped, to a Task that carries it on."""
         assert self._loop is not None
-        task = self._loop.create_task(coro)
+        try:
+            waiting_for = coro.send(None)
+        except StopIteration:
+            return
+        task = self._loop.create_task(_carry_on(coro, waiting_for))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(lambda _task: _cancel_unfinished(coro, waiting_for))
 
     async def _answer(self, listener: _Listener, packet: Packet, kind: int, request: BootRequest,
                       arch_code: int, source: Any) -> None:

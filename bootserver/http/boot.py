@@ -9,7 +9,7 @@ from aiohttp import web
 from bootserver.boot.request import Stage
 from bootserver.http.common import MACHINE, base_url, boot_request, runtime_of
 from bootserver.render.args import ArgError
-from bootserver.render.ipxe import chain_script, script_for
+from bootserver.render.ipxe import chain_script
 
 log = logging.getLogger("bootserver.http")
 IPXE_TYPE = "text/plain"
@@ -28,7 +28,7 @@ async def get_ipxe(request: web.Request) -> web.Response:
     token = decision.record.token if decision.record else None
     try:
         sockname = request.transport.get_extra_info("sockname") if request.transport else None
-        script = script_for(decision, boot, base_url(request), token, sockname[0] if sockname else None)
+        script = runtime.ipxe_script(decision, boot, base_url(request), sockname[0] if sockname else None)
     except (ArgError, ValueError) as exc:
         profile = decision.match.profile
         if token is None:  # the store could not be read: a script needing the machine's token must wait

@@ -24,9 +24,19 @@ BYTES = Counter("bootserver_http_bytes_sent_total", "HTTP body bytes sent by end
                 registry=REGISTRY)
 
 
+_COUNTERS: dict[tuple[str, int], tuple] = {}  # (endpoint, status) -> its two counters: labels() locks and builds a key
+
+
 def _endpoint(request: web.Request) -> str:
     route = request.match_info.route.resource
     return route.canonical if route is not None else "unmatched"
+
+
+def _counters(endpoint: str, status: int) -> tuple:
+    found = _COUNTERS.get((endpoint, status))
+    if found is None:  # bounded: routes are fixed and statuses are the few HTTP has
+        found = _COUNTERS[(endpoint, status)] = (REQUESTS.labels(endpoint, str(status)), BYTES.labels(endpoint))
+    return found
 
 
 def _reason(exc: web.HTTPException) -> str:
@@ -52,9 +62,9 @@ async def access_log(request: web.Request, handler) -> web.StreamResponse:
     finally:
         if status in (204, 304) or request.method == "HEAD":
             size = 0  # no body went out, whatever the headers describe
-        endpoint = _endpoint(request)
-        REQUESTS.labels(endpoint, str(status)).inc()
-        BYTES.labels(endpoint).inc(size)
+        requests, sent = _counters(_endpoint(request), status)
+        requests.inc()
+        sent.inc(size)
         if request.app[SETTINGS].access_log:
             ms = (time.perf_counter() - started) * 1000
             fields = {"client": request.remote, "machine": request.get(MACHINE), "mac": request.get(MAC),

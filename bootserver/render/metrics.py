@@ -12,3 +12,5 @@ CACHE = Counter("bootserver_ignition_cache_total", "Rendered-config cache lookup
                 ["result"], registry=REGISTRY)
 CACHE_BYTES = Gauge("bootserver_ignition_cache_bytes", "Bytes of rendered configs held in the cache",
                     registry=REGISTRY)
+ANSWERS = Counter("bootserver_answer_cache_total", "Cached matches and /ipxe scripts by result (hit, miss)",
+                  ["result"], registry=REGISTRY)
