@@ -23,6 +23,7 @@ from bootserver.boot.updates import UpdateRecord
 from bootserver.catalog.model import Catalog, Profile
 from bootserver.changes import TooManySubscribers
 from bootserver.config import Settings
+from bootserver.operator_actions import TRANSITION_ATTEMPTS, NotAdopted, OperatorActions
 from bootserver.operator_reads import OperatorReads
 from bootserver.omaha.codec import AppAnswer, OmahaApp
 from bootserver.render import grub
@@ -39,17 +40,12 @@ __all__ = ["INSTALLER_EVENTS", "NotAdopted", "Runtime", "StateChanged", "StoreEr
 
 log = logging.getLogger("bootserver.boot")
 LAST_SEEN_RESOLUTION = 60.0  # seconds: a machine's last_seen is refreshed at most this often
-TRANSITION_ATTEMPTS = 5  # compare-and-set retries when other writers keep moving a machine
 INSTALLER_EVENTS = ("installed", "failed", "progress")
 FINAL_EVENTS = ("installed", "failed")  # each spends the install's token: a new one comes with the next install
 
 
 class WrongToken(PermissionError):
     """An installer event carried no token, or not this machine's."""
-
-
-class NotAdopted(ValueError):
-    """Reinstall asked for a machine the catalog does not name yet."""
 
 
 def _unchanged(record: MachineRecord, names: dict[str, Any], facts: dict[str, Any]) -> bool:
@@ -60,7 +56,7 @@ def _unchanged(record: MachineRecord, names: dict[str, Any], facts: dict[str, An
     return all(getattr(record, key) == value for key, value in wanted.items())
 
 
-class Runtime(OperatorReads):
+class Runtime(OperatorReads, OperatorActions):
     def __init__(self, settings: Settings, catalog: Catalog, store: Store) -> None:
         self.settings = settings
         self.catalog = catalog
@@ -333,54 +329,6 @@ class Runtime(OperatorReads):
         await self.observe(mac, "http.kernel" if kernel else "http.asset", {"path": path, **detail},
                            source=client_ip)
         return record
-
-    # -- operators (admin API, `bootserver machines`) ----------------------------------------
-
-    async def machine(self, mac: str) -> MachineRecord | None:
-        return await self.store.get(mac)
-
-    async def machines(self, state: str | None = None) -> list[MachineRecord]:
-        return await self.store.machines(state)
-
-    async def timeline(self, mac: str, limit: int = 100, before: int | None = None) -> list[Event]:
-        """The machine's newest `limit` events before `before`, oldest first; UnknownMachine if none."""
-        events = await self.store.events(mac, limit, before)
-        if not events and await self.store.get(mac) is None:
-            raise UnknownMachine(mac)
-        return events
-
-    async def forget(self, mac: str) -> None:
-        if not await self.store.forget(mac):
-            raise UnknownMachine(mac)
-        self._last_step.pop(mac, None)
-        self._moved(mac)
-
-    async def reinstall(self, mac: str, source: str | None = None) -> tuple[str, MachineRecord]:
-        """Send the machine back to `ready` so its next boot installs again; (previous state, record)."""
-        for _ in range(TRANSITION_ATTEMPTS):
-            record = await self.store.get(mac)
-            if record is None:
-                raise UnknownMachine(mac)
-            target = lifecycle.next_state(record.state, "reinstall", None)
-            if target is None and record.state == DISCOVERED:
-                raise NotAdopted(f"{mac} is only discovered: add it to the catalog (bootserver machines adopt) "
-                                 "first")
-            event = Event(mac, "reinstall", source, {"from": record.state, "transition": f"{record.state}->{target}"})
-            try:
-                moved = await self.store.set_state(mac, target, expected=record.state, event=event)
-            except StateChanged as lost:  # the machine moved meanwhile: decide again from where it is now
-                log.info("machine %s: reinstall lost a race (%s is now %s); deciding again", mac, record.state,
-                         lost.current)
-                continue
-            log.info("machine %s: %s -> %s after reinstall", mac, record.state, moved.state)
-            moved = await self.store.rotate_token(mac) or moved  # the next install gets a token of its own
-            self._note_step(mac, "reinstall", time.time(), moved=True)
-            return record.state, moved
-        raise StateChanged(mac, record.state, "still changing")  # the operator may simply ask again
-
-    def next_boot(self, record: MachineRecord | None, request: BootRequest) -> lifecycle.BootDecision:
-        """What the machine would get if it asked now, without changing anything (admin API, previews)."""
-        return lifecycle.decide(self.match(request), record, self.settings)
 
     # -- timeline plumbing --------------------------------------------------------------------
 
