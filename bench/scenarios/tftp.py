@@ -97,7 +97,8 @@ def servers(root: Path):
         ns = ["ip", "netns", "exec", netns]
         procs["bootserver"] = subprocess.Popen(
             [*ns, sys.executable, "-m", "bootserver.tftp", "--listen", f"127.0.0.1:{PORTS['bootserver']}",
-             "--root", str(root)], stdout=subprocess.PIPE, stderr=logs)
+             "--root", str(root), "--sessions-per-client", "1000"],  # every client is 127.0.0.1 here
+            stdout=subprocess.PIPE, stderr=logs)
         procs["bootserver"].stdout.readline()
         procs["tftpd-hpa"] = subprocess.Popen(
             [*ns, "in.tftpd", "-L", "-s", str(root), "-a", f"127.0.0.1:{PORTS['tftpd-hpa']}"], stderr=logs)

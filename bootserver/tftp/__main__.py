@@ -28,7 +28,8 @@ class _NoMachines:
 async def _serve(args: argparse.Namespace) -> None:
     settings = replace(Settings(), tftp=args.listen, ipxe_dir=Path(args.root[0]),
                        tftp_root=tuple(Path(r) for r in args.root[1:]), tftp_blksize_max=args.blksize_max)
-    server = TFTPServer(_NoMachines(), settings, retransmit_timeout=args.timeout, retries=args.retries)
+    server = TFTPServer(_NoMachines(), settings, retransmit_timeout=args.timeout, retries=args.retries,
+                        per_client=args.sessions_per_client)
     await server.start()
     print(f"listening {server.address[0]}:{server.address[1]}", flush=True)
     stop = asyncio.Event()
@@ -46,6 +47,9 @@ def main() -> None:
     parser.add_argument("--blksize-max", type=int, default=0, help="0: fit the interface MTU")
     parser.add_argument("--timeout", type=float, default=1.0, help="retransmission timeout, seconds")
     parser.add_argument("--retries", type=int, default=5)
+    parser.add_argument("--sessions-per-client", type=int, default=Settings().tftp_sessions_per_client,
+                        help="transfers one client address may run at once (default %(default)s); a load "
+                             "client that plays many machines from one address needs more")
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args()
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
