@@ -9,12 +9,12 @@ pass the Origin check, so it cannot make a logged-in operator's browser act.
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import logging
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from bootserver.boot.request import is_loopback
 from bootserver.board.pages import Board, page_mac
 from bootserver.runtime import NotAdopted, StoreUnavailable, UnknownMachine
 
@@ -22,11 +22,6 @@ log = logging.getLogger("bootserver.board")
 MAX_FORM = 4096
 
 
-def _loopback(remote: str | None) -> bool:
-    try:
-        return remote is not None and ipaddress.ip_address(remote.split("%", 1)[0]).is_loopback
-    except ValueError:
-        return False
 
 
 def _same_site(request: web.Request) -> bool:
@@ -42,7 +37,7 @@ def _equal(given: str, wanted: str) -> bool:
 
 async def _check(request: web.Request, board: Board) -> None:
     """Raise 403/401 unless the form is ours and the client may act (the admin API's rules)."""
-    if board.https and not request.secure and not _loopback(request.remote):
+    if board.https and not request.secure and not is_loopback(request.remote):
         log.warning("board: refused %s %s from %s: plain HTTP while HTTPS is configured (no token is read)",
                     request.method, request.path, request.remote)
         raise web.HTTPForbidden(text="refused: board actions from afar go over HTTPS (the https setting)\n")
@@ -54,7 +49,7 @@ async def _check(request: web.Request, board: Board) -> None:
                     request.path, request.remote)
         raise web.HTTPForbidden(text="refused: this form did not come from the board (form token / Origin)\n")
     if board.admin_token is None:
-        if _loopback(request.remote):
+        if is_loopback(request.remote):
             return
         log.warning("board: refused %s %s from %s: not loopback and no admin_token is set", request.method,
                     request.path, request.remote)

@@ -6,6 +6,7 @@ rendering only ever see this type. A leaf: it imports nothing from bootserver.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from enum import Enum
 from types import MappingProxyType
@@ -54,3 +55,12 @@ class BootRequest:
         if self.arch is None:
             return None
         return "bios" if self.arch.endswith("-bios") else "uefi"
+
+
+def is_loopback(remote: str | None) -> bool:
+    """Whether a client address (as a transport reports it, maybe with an IPv6 zone) is this host:
+    the admin API and the board trust loopback where they trust nobody else."""
+    try:
+        return remote is not None and ipaddress.ip_address(remote.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False

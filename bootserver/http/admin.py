@@ -10,11 +10,11 @@ are logged with the client's address.
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import logging
 
 from aiohttp import web
 
+from bootserver.boot.request import is_loopback
 from bootserver.http.common import request_mac
 from bootserver.http.views import as_last_asked, decision_view, event_view, machine_view
 from bootserver.runtime import NotAdopted, StateChanged, StoreUnavailable, UnknownMachine
@@ -23,21 +23,16 @@ log = logging.getLogger("bootserver.admin")
 MAX_EVENTS = 1000
 
 
-def _is_loopback(remote: str | None) -> bool:
-    try:
-        return remote is not None and ipaddress.ip_address(remote.split("%", 1)[0]).is_loopback
-    except ValueError:
-        return False
 
 
 def authorize(request: web.Request, token: str | None, https: bool = False) -> None:
-    if https and not request.secure and not _is_loopback(request.remote):
+    if https and not request.secure and not is_loopback(request.remote):
         log.warning("admin API: refused %s %s from %s: plain HTTP while HTTPS is configured (no token is read)",
                     request.method, request.path, request.remote)
         raise web.HTTPForbidden(text="the admin API answers non-loopback clients over HTTPS only (the https "
                                      "setting); a token sent over plain HTTP should be changed\n")
     if token is None:
-        if not _is_loopback(request.remote):
+        if not is_loopback(request.remote):
             log.warning("admin API: refused %s %s from %s: not loopback and no admin_token is set",
                         request.method, request.path, request.remote)
             raise web.HTTPForbidden(text="the admin API answers only loopback clients while admin_token is unset\n")
