@@ -35,8 +35,15 @@ class ElfInfo:
 
 def read_elf(data: bytes, name: str = "program") -> ElfInfo:
     """The dynamic-linking facts of a 64-bit little-endian ELF file (what Debian ships for both arches)."""
-    if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
+    if data[:4] != b"\x7fELF" or data[4:6] != b"\x02\x01":
         raise ElfError(f"{name}: not a 64-bit little-endian ELF file")
+    try:
+        return _dynamic_facts(data, name)
+    except (struct.error, ValueError, UnicodeDecodeError) as exc:  # offsets past the end, no NUL
+        raise ElfError(f"{name}: truncated or malformed ELF file ({exc})") from None
+
+
+def _dynamic_facts(data: bytes, name: str) -> ElfInfo:
     machine, = struct.unpack_from("<H", data, 18)
     phoff, = struct.unpack_from("<Q", data, 32)
     phentsize, phnum = struct.unpack_from("<HH", data, 54)

@@ -62,6 +62,9 @@ def test_a_missing_library_names_it(tmp_path):
     (tmp_path / "lib64/ld-linux-x86-64.so.2").write_bytes(Path("/lib64/ld-linux-x86-64.so.2").resolve().read_bytes())
     with pytest.raises(ElfError, match=r"/bin/prog: library lib\S+\.so\S* not found under"):
         shared_libraries(tmp_path, "/bin/prog")
+    (tmp_path / "bin/cut").write_bytes(Path("/sbin/mke2fs").resolve().read_bytes()[:200])
+    with pytest.raises(ElfError, match="truncated or malformed"):
+        shared_libraries(tmp_path, "/bin/cut")
     (tmp_path / "bin/text").write_text("#!/bin/sh\n")
     with pytest.raises(ElfError, match="not a 64-bit little-endian ELF"):
         shared_libraries(tmp_path, "/bin/text")
