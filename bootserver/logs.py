@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
@@ -44,60 +43,8 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out)
 
 
-class BatchingHandler(logging.StreamHandler):
-    """Writes the lines logged on the event loop in one go, at the end of the loop's current round
-    (a round serves every request that is ready: under load, dozens of access-log lines per write;
-    when idle, one line at once). A warning or worse, and lines from other threads, are written
-    at once. A write and flush per line was a tenth of the time of a cached /ipxe answer."""
-
-    MAX_BUFFER = 256 << 10  # characters held before writing regardless
-
-    def __init__(self, stream) -> None:
-        super().__init__(stream)
-        self._lines: list[str] = []
-        self._size = 0
-        self._scheduled = False
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            line = self.format(record) + self.terminator
-        except Exception:
-            self.handleError(record)
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            loop = None
-        with self.lock:
-            self._lines.append(line)
-            self._size += len(line)
-            later = loop is not None and record.levelno < logging.WARNING and self._size <= self.MAX_BUFFER
-            if later and not self._scheduled:
-                self._scheduled = True
-                loop.call_soon(self.flush_now)
-        if not later:
-            self.flush_now()
-
-    def flush(self) -> None:  # logging calls this after every record: see flush_now
-        pass
-
-    def flush_now(self) -> None:
-        with self.lock:
-            lines, self._lines, self._size, self._scheduled = self._lines, [], 0, False
-            if lines:
-                try:
-                    self.stream.write("".join(lines))
-                    self.stream.flush()
-                except (OSError, ValueError):  # stderr closed: nothing left to tell
-                    pass
-
-    def close(self) -> None:
-        self.flush_now()
-        super().close()
-
-
 def setup(fmt: str = "human", level: str = "info") -> None:
-    handler = BatchingHandler(sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
