@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 
 from bootserver.boot import lifecycle
-from bootserver.boot.matching import Match, match_for
+from bootserver.boot.matching import Match, fallback_for, match_entries, match_of
 from bootserver.boot.request import BootRequest
 from bootserver.catalog.model import Catalog, Profile
 from bootserver.config import Settings
@@ -27,12 +27,29 @@ class Answers:
         self.settings = settings
         self._answers = AnswerCache(ANSWERS)  # matches and /ipxe scripts
         self._ignition = AnswerCache(CACHE, count_misses=False)  # in front of served_ignition's render cache
+        self._matches: dict[tuple, Match] = {}  # (profile, Machine, Group names) -> their one Match
+        self._matches_of: Catalog | None = None
+
 
     def match(self, catalog: Catalog, request: BootRequest) -> Match | None:
         key = ("match", request_key(request))
         found = self._answers.get(catalog, key)
         if found is MISSING:
-            found = self._answers.put(catalog, key, match_for(catalog, request, self.settings))
+            found = self._answers.put(catalog, key, self._shared_match(catalog, request))
+        return found
+
+    def _shared_match(self, catalog: Catalog, request: BootRequest) -> Match | None:
+        """match_for, one Match per set of entries: a flood of new MACs in one Group shares one object
+        (no merge per MAC, and nothing per MAC for the garbage collector to walk)."""
+        entries = match_entries(catalog, request, fallback_for(self.settings))
+        if entries is None:
+            return None
+        if catalog is not self._matches_of:
+            self._matches, self._matches_of = {}, catalog
+        key = tuple(entry.name if entry is not None else None for entry in entries)
+        found = self._matches.get(key)
+        if found is None:
+            found = self._matches[key] = match_of(*entries)
         return found
 
     def ipxe_script(self, catalog: Catalog, decision: lifecycle.BootDecision, request: BootRequest, base: str,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from typing import Any
 
 import netaddr
@@ -10,6 +11,7 @@ import netaddr
 from bootserver.boot.request import BootRequest
 
 LOCALLY_ADMINISTERED = "locally administered"
+_NORMALISED = re.compile(r"[0-9a-f]{2}(?::[0-9a-f]{2}){5}")  # how every BootRequest spells its MAC
 
 
 @functools.lru_cache(maxsize=4096)
@@ -24,13 +26,16 @@ def _vendor_of_oui(oui: int) -> str | None:
 def vendor_of(mac: str) -> str | None:
     """The NIC vendor registered for the MAC's OUI; "locally administered" for such MACs (QEMU's
     52:54:00, containers); None when the OUI is not in netaddr's registry or the MAC is bad."""
-    try:
-        eui = netaddr.EUI(mac)
-    except (netaddr.AddrFormatError, ValueError, TypeError):
-        return None
-    if eui.words[0] & 0x02:
+    if isinstance(mac, str) and _NORMALISED.fullmatch(mac):  # read the OUI without netaddr's parse (per DISCOVER)
+        oui = int(mac[0:2] + mac[3:5] + mac[6:8], 16)
+    else:
+        try:
+            oui = int(netaddr.EUI(mac)) >> 24
+        except (netaddr.AddrFormatError, ValueError, TypeError):
+            return None
+    if oui & 0x020000:
         return LOCALLY_ADMINISTERED
-    return _vendor_of_oui(int(eui) >> 24)
+    return _vendor_of_oui(oui)
 
 
 def facts_from(request: BootRequest) -> dict[str, Any]:

@@ -81,8 +81,12 @@ def _frozen(value: Any) -> Any:
     return value
 
 
-def match(catalog: Catalog, request: BootRequest, fallback_profile: str | None = None) -> Match | None:
-    """The match for `request`, or None. `fallback_profile` serves MACs nothing else matches."""
+Entries = tuple[Profile, Machine | None, Group | None]
+
+
+def match_entries(catalog: Catalog, request: BootRequest, fallback_profile: str | None = None) -> Entries | None:
+    """The catalog entries that match `request` (profile, Machine, Group), or None. `fallback_profile`
+    serves MACs nothing else matches."""
     machine = catalog.by_mac.get(request.mac)
     group = best_group(catalog, request)
     if machine is not None:
@@ -93,16 +97,32 @@ def match(catalog: Catalog, request: BootRequest, fallback_profile: str | None =
         profile = catalog.profiles[fallback_profile]
     else:
         return None
+    return profile, machine, group
+
+
+def match_of(profile: Profile, machine: Machine | None, group: Group | None) -> Match:
+    """The Match of these entries: metadata layered profile < group < machine. It names no MAC, so
+    every machine with the same entries can share one."""
     metadata = deep_merge(profile.metadata, group.metadata if group else {})
     metadata = deep_merge(metadata, machine.metadata if machine else {})
     return Match(profile=profile, metadata=_frozen(metadata), machine=machine, group=group)
 
 
+def match(catalog: Catalog, request: BootRequest, fallback_profile: str | None = None) -> Match | None:
+    """The match for `request`, or None. `fallback_profile` serves MACs nothing else matches."""
+    entries = match_entries(catalog, request, fallback_profile)
+    return None if entries is None else match_of(*entries)
+
+
+def fallback_for(settings: Settings) -> str | None:
+    """The server's unknown-machine rule: with `unknown_machines: discover`, an unknown MAC gets
+    `unknown_profile` (when set); with `ignore`, nothing. The one place it is applied."""
+    return settings.unknown_profile if settings.unknown_machines == "discover" else None
+
+
 def match_for(catalog: Catalog, request: BootRequest, settings: Settings) -> Match | None:
-    """The match under the server's unknown-machine rule: with `unknown_machines: discover`, an
-    unknown MAC gets `unknown_profile` (when set); with `ignore`, nothing. The one place it is applied."""
-    fallback = settings.unknown_profile if settings.unknown_machines == "discover" else None
-    return match(catalog, request, fallback)
+    """The match under the server's unknown-machine rule (fallback_for)."""
+    return match(catalog, request, fallback_for(settings))
 
 
 def named_by_catalog(found: Match | None) -> bool:
