@@ -21,6 +21,10 @@ from bootserver.render.context import template_context
 from bootserver.render.ipxe import script_for
 from bootserver.render.metrics import ANSWERS, CACHE
 
+#: Up to this many Groups, a match is worked out per request rather than kept per request: a look-up in
+#: the cache costs about as much, and a flood of new MACs would fill it with one entry each.
+DIRECT_MATCH_GROUPS = 16
+
 
 class Answers:
     def __init__(self, settings: Settings) -> None:
@@ -30,8 +34,9 @@ class Answers:
         self._matches: dict[tuple, Match] = {}  # (profile, Machine, Group names) -> their one Match
         self._matches_of: Catalog | None = None
 
-
     def match(self, catalog: Catalog, request: BootRequest) -> Match | None:
+        if len(catalog.groups) <= DIRECT_MATCH_GROUPS:  # matching costs less than keeping it per request
+            return self._shared_match(catalog, request)
         key = ("match", request_key(request))
         found = self._answers.get(catalog, key)
         if found is MISSING:

@@ -56,7 +56,7 @@ def selector_matches(selector: Selector, request: BootRequest) -> bool:
             return False
     if selector.uuid is not None and (request.uuid or "").lower() != selector.uuid:
         return False
-    return all(request.labels.get(k) == v for k, v in selector.labels.items())
+    return not selector.labels or all(request.labels.get(k) == v for k, v in selector.labels.items())
 
 
 def best_group(catalog: Catalog, request: BootRequest) -> Group | None:

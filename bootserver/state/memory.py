@@ -1,6 +1,6 @@
 """In-memory `Store`: for tests, `render` previews and benchmarks. Nothing survives the process.
 
-Records and events are kept as tuples of plain values (an event's detail as its items), not as the
+Records and events are kept as flat tuples of plain values (an event's detail inlined), not as the
 dataclasses handed out: the garbage collector stops tracking such tuples, so a store holding a
 hundred thousand machines adds little to its full passes, which hold the event loop (a dataclass
 per record and per event made them 100+ ms).
@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import secrets
 import time
 from typing import Any
 
 from bootserver.state.updates_memory import MemoryUpdates
 from bootserver.state.base import AlreadyRecorded, Event, MachineRecord, StateChanged, UnknownMachine, check_facts
+from bootserver.state.tokens import new_token
 
 _FIELDS = tuple(f.name for f in dataclasses.fields(MachineRecord))
 _AT = {name: i for i, name in enumerate(_FIELDS)}
@@ -25,8 +25,8 @@ _STATE, _TOKEN, _LAST_SEEN, _STATE_CHANGED = _AT["state"], _AT["token"], _AT["la
 class MemoryStore(MemoryUpdates):
     def __init__(self, retention: int = 1000) -> None:
         self._rows: dict[str, tuple] = {}  # mac -> MachineRecord fields, in order
-        # mac -> its newest `retention` events, each (kind, source, detail items, at, seq, key): a tuple
-        # rebuilt per event rather than a deque, which the collector would track
+        # mac -> its newest `retention` events, each (kind, source, at, seq, key, *detail keys and values):
+        # flat tuples, in a tuple rebuilt per event rather than a deque, which the collector would track
         self._events: dict[str, tuple[tuple, ...]] = {}
         self._retention = retention
         self._seq = itertools.count(1)
@@ -53,7 +53,7 @@ class MemoryStore(MemoryUpdates):
         now = time.time()
         row = self._rows.get(mac)
         if row is None:
-            values = [mac, state, secrets.token_urlsafe(24)] + [None] * (len(_FIELDS) - 3)
+            values = [mac, state, new_token()] + [None] * (len(_FIELDS) - 3)
             values[_AT["first_seen"]] = values[_STATE_CHANGED] = now
         else:
             values = list(row)
@@ -88,18 +88,18 @@ class MemoryStore(MemoryUpdates):
         if event.key is not None and self._key_seen(event.mac, event.key):
             return
         event.seq = next(self._seq)  # the event is the caller's to give away, as with the SQL stores
-        entry = (event.kind, event.source, tuple(event.detail.items()), event.at, event.seq, event.key)
+        entry = (event.kind, event.source, event.at, event.seq, event.key, *itertools.chain.from_iterable(event.detail.items()))
         self._events[event.mac] = (self._events.get(event.mac, ()) + (entry,))[-self._retention:]
 
     def _key_seen(self, mac: str, key: str) -> bool:
-        return any(e[5] == key for e in self._events.get(mac, ()))
+        return any(e[4] == key for e in self._events.get(mac, ()))
 
     async def key_seen(self, mac: str, key: str) -> bool:
         return self._key_seen(mac, key)
 
     async def events(self, mac: str, limit: int = 100, before: int | None = None) -> list[Event]:
-        found = [Event(mac, kind, source, dict(detail), at, seq, key)
-                 for kind, source, detail, at, seq, key in self._events.get(mac, ()) if before is None or seq < before]
+        found = [Event(mac, e[0], e[1], dict(zip(e[5::2], e[6::2])), e[2], e[3], e[4])
+                 for e in self._events.get(mac, ()) if before is None or e[3] < before]
         return found[-limit:] if limit > 0 else []
 
     async def machines(self, state: str | None = None) -> list[MachineRecord]:
@@ -116,7 +116,7 @@ class MemoryStore(MemoryUpdates):
         if expected is not None and row[_TOKEN] != expected:
             return None
         values = list(row)
-        values[_TOKEN] = secrets.token_urlsafe(24)
+        values[_TOKEN] = new_token()
         row = self._rows[mac] = tuple(values)
         return MachineRecord(*row)
 
