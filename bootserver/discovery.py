@@ -26,16 +26,20 @@ def _vendor_of_oui(oui: int) -> str | None:
 def vendor_of(mac: str) -> str | None:
     """The NIC vendor registered for the MAC's OUI; "locally administered" for such MACs (QEMU's
     52:54:00, containers); None when the OUI is not in netaddr's registry or the MAC is bad."""
-    if isinstance(mac, str) and _NORMALISED.fullmatch(mac):  # read the OUI without netaddr's parse (per DISCOVER)
-        oui = int(mac[0:2] + mac[3:5] + mac[6:8], 16)
-    else:
-        try:
-            oui = int(netaddr.EUI(mac)) >> 24
-        except (netaddr.AddrFormatError, ValueError, TypeError):
-            return None
-    if oui & 0x020000:
-        return LOCALLY_ADMINISTERED
-    return _vendor_of_oui(oui)
+    if isinstance(mac, str) and _NORMALISED.fullmatch(mac):  # no netaddr parse: every new MAC's DISCOVER asks
+        return _vendor_of_prefix(mac[:8])
+    try:
+        oui = int(netaddr.EUI(mac)) >> 24
+    except (netaddr.AddrFormatError, ValueError, TypeError):
+        return None
+    return LOCALLY_ADMINISTERED if oui & 0x020000 else _vendor_of_oui(oui)
+
+
+@functools.lru_cache(maxsize=4096)
+def _vendor_of_prefix(prefix: str) -> str | None:
+    """vendor_of for a normalised MAC's first three octets (`52:54:00`)."""
+    oui = int(prefix.replace(":", ""), 16)
+    return LOCALLY_ADMINISTERED if oui & 0x020000 else _vendor_of_oui(oui)
 
 
 def facts_from(request: BootRequest) -> dict[str, Any]:

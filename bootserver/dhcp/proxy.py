@@ -293,7 +293,7 @@ class ProxyDHCP:
             return
         # keyed by transaction too: anyone can send a victim's MAC, so a bucket per MAC alone would let a
         # spoofer silence the victim; its own transactions (xid, relay) have buckets of their own
-        allowed, dropped = self.limiter.allow((mac, packet.xid, packet.giaddr))
+        allowed, dropped = self.limiter.allow(data[24:34] + data[4:8])  # giaddr, MAC, xid as they came
         if not allowed:
             self._count(self._unanswered, UNANSWERED, "rate_limited")
             if dropped == 1:  # one line per run of drops, so a flooding client cannot flood the log

@@ -89,7 +89,10 @@ class MemoryStore(MemoryUpdates):
             return
         event.seq = next(self._seq)  # the event is the caller's to give away, as with the SQL stores
         entry = (event.kind, event.source, event.at, event.seq, event.key, *itertools.chain.from_iterable(event.detail.items()))
-        self._events[event.mac] = (self._events.get(event.mac, ()) + (entry,))[-self._retention:]
+        timeline = self._events.get(event.mac, ())
+        if len(timeline) >= self._retention:
+            timeline = timeline[len(timeline) - self._retention + 1:]
+        self._events[event.mac] = timeline + (entry,)
 
     def _key_seen(self, mac: str, key: str) -> bool:
         return any(e[4] == key for e in self._events.get(mac, ()))
