@@ -7,6 +7,7 @@ wins (a tie is rejected when the catalog loads). Metadata layers: profile < grou
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from types import MappingProxyType
 from typing import Any, Mapping
 
@@ -31,8 +32,9 @@ class Match:
             return self.machine.name
         return self.group.name if self.group is not None else self.profile.name
 
-    @property
+    @cached_property
     def why(self) -> str:
+        """Why it matched, for logs and the timeline (every answer's reason: one string per shared Match)."""
         if self.machine is not None:
             return f"Machine {self.machine.name} (MAC {self.machine.mac})"
         if self.group is not None:

@@ -306,7 +306,7 @@ class ProxyDHCP:
         request = BootRequest(mac=mac, arch=arch, stage=stage, uuid=packet.client_uuid,
                               client_ip=client_address(packet, source), relay_ip=relay_address(packet),
                               interface=listener.interface)
-        self._start(self._answer(listener, data, packet, kind, request, arches[0], source))
+        self._start(self._answer(listener, data, packet, kind, request, arches[0], vendor, source))
 
     def _start(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run the answer at once, as far as it gets without waiting. Most answers never wait (the
@@ -324,10 +324,9 @@ class ProxyDHCP:
         task.add_done_callback(lambda _task: _cancel_unfinished(coro, waiting_for))
 
     async def _answer(self, listener: _Listener, data: bytes, packet: Packet, kind: int, request: BootRequest,
-                      arch_code: int, source: Any) -> None:
+                      arch_code: int, vendor: str, source: Any) -> None:
         try:
-            result = await self.runtime.dhcp_answer(request, arch_code, packet.vendor_class or "",
-                                                    listener.address)
+            result = await self.runtime.dhcp_answer(request, arch_code, vendor, listener.address)
             if isinstance(result, Silence):
                 if result.notice:
                     log.info("not answering %s on %s: %s", request.mac, listener.interface, result.reason)

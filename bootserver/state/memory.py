@@ -88,7 +88,8 @@ class MemoryStore(MemoryUpdates):
         if event.key is not None and self._key_seen(event.mac, event.key):
             return
         event.seq = next(self._seq)  # the event is the caller's to give away, as with the SQL stores
-        entry = (event.kind, event.source, event.at, event.seq, event.key, *itertools.chain.from_iterable(event.detail.items()))
+        entry = (event.kind, event.source, event.at, event.seq, event.key,
+                 *itertools.chain.from_iterable(event.detail.items()))
         timeline = self._events.get(event.mac, ())
         if len(timeline) >= self._retention:
             timeline = timeline[len(timeline) - self._retention + 1:]
