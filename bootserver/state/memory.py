@@ -90,10 +90,10 @@ class MemoryStore(MemoryUpdates):
         event.seq = next(self._seq)  # the event is the caller's to give away, as with the SQL stores
         entry = (event.kind, event.source, event.at, event.seq, event.key,
                  *itertools.chain.from_iterable(event.detail.items()))
-        timeline = self._events.get(event.mac, ())
-        if len(timeline) >= self._retention:
-            timeline = timeline[len(timeline) - self._retention + 1:]
-        self._events[event.mac] = timeline + (entry,)
+        timeline = self._events.get(event.mac, ()) + (entry,)
+        if len(timeline) > self._retention:
+            timeline = timeline[len(timeline) - self._retention:]
+        self._events[event.mac] = timeline
 
     def _key_seen(self, mac: str, key: str) -> bool:
         return any(e[4] == key for e in self._events.get(mac, ()))
