@@ -26,7 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.scaleout.rack import REPO, SUBNETS, Rack, sh, wait_for
+from tests.scaleout.rack import REPO, SUBNETS, Rack, sh
+from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root"),
               pytest.mark.timeout(600)]

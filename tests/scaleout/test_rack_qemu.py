@@ -21,7 +21,8 @@ from bootserver.lab import testos
 from bootserver.lab.disk import create_disk, read_install_marker
 from bootserver.lab.lab import INSTALLED_RE, POSTED_RE, check_host
 from bootserver.lab.qemu import Machine, lab_mac
-from tests.scaleout.rack import ADMIN_TOKEN, FLOATING, SUBNETS, Rack, sh, wait_for
+from tests.scaleout.rack import ADMIN_TOKEN, FLOATING, SUBNETS, Rack, sh
+from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root"),
               pytest.mark.timeout(900)]
