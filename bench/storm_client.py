@@ -137,11 +137,15 @@ async def storm(args) -> dict:
     gate = asyncio.Semaphore(args.concurrency)
     acked: list[tuple[str, str]] = []  # (mac, idempotency key) of every installed event answered 2xx
 
+    reboot_causes: Counter = Counter()  # the failed step behind each reboot
+
     async def one(i: int) -> None:
         async with gate:
+            failure = ""
             for attempt in range(1 + args.reboots):  # a failed boot: the firmware reboots and starts over
                 if attempt:
                     RETRIES["reboot"] += 1
+                    reboot_causes[failure] += 1
                 try:
                     await boot(i, args, port68, steps, acked)
                     return
@@ -164,6 +168,7 @@ async def storm(args) -> dict:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return {"wall": wall, "done": len(steps["machine"]), "errors": dict(errors), "acked": acked,
             "client_cpu": usage.ru_utime + usage.ru_stime, "retries": dict(RETRIES),
+            "reboot_causes": dict(reboot_causes),
             "durations": steps.pop("machine", []), "steps": {k: sorted(v) for k, v in steps.items()}}
 
 

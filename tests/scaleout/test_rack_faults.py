@@ -204,10 +204,11 @@ def test_rack_boot_storm_through_faults(tmp_path):
     acked = [tuple(a) for report in baseline + faulty for a in report["acked"]]
     result = check(state, macs(0) | macs(2 * PER_SUBNET), acked)
     errors = Counter()
-    retries = Counter()
     for report in baseline + faulty:
         errors.update(report["errors"])
-        retries.update(report["retries"])
+
+    def summed(reports: list[dict], key: str) -> dict:
+        return dict(sum((Counter(report[key]) for report in reports), Counter()))
     figures = {
         "machines": 4 * PER_SUBNET, "replicas": 3, "failovers": len(faults.holders) - 1,
         "killed": faults.killed, "new holder": faults.holders[-1], "catalog broken on": faults.broken,
@@ -215,7 +216,9 @@ def test_rack_boot_storm_through_faults(tmp_path):
         "storm s with faults": round(faulty_wall, 1), "extra storm s": round(faulty_wall - baseline_wall, 1),
         "postgres outage s": OUTAGE, "installs started twice": result["started_twice"],
         "installed twice": result["installed_twice"], "acknowledged events": result["acked"],
-        "acknowledged events lost": result["lost"], "retries": dict(retries), "client errors": dict(errors)}
+        "acknowledged events lost": result["lost"], "retries without faults": summed(baseline, "retries"),
+        "retries with faults": summed(faulty, "retries"), "reboots with faults, by cause": summed(faulty, "reboot_causes"),
+        "client errors": dict(errors)}
     print("\nrack figures: " + json.dumps(figures, indent=1))
     assert not errors, errors
     assert result["problems"] == [], result["problems"][:20]
