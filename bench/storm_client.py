@@ -146,6 +146,7 @@ async def storm(args) -> dict:
                 if attempt:
                     RETRIES["reboot"] += 1
                     reboot_causes[failure] += 1
+                    await asyncio.sleep(args.reboot_pause)  # the firmware's own restart (POST, NIC init)
                 try:
                     await boot(i, args, port68, steps, acked)
                     return
@@ -179,6 +180,8 @@ def main() -> None:
     parser.add_argument("--machines", type=int, default=1000)
     parser.add_argument("--first-mac", type=int, default=0, help="index of the first MAC (52:54:01:00:00:00 + i)")
     parser.add_argument("--reboots", type=int, default=0, help="boots started again after a failed step")
+    parser.add_argument("--reboot-pause", type=float, default=0.0,
+                        help="seconds a reboot takes before the next boot starts (real firmware: several)")
     parser.add_argument("--event-tries", type=int, default=1, help="tries of the installed POST (same key)")
     parser.add_argument("--concurrency", type=int, default=200)
     parser.add_argument("--loader-sha256", required=True)
