@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-import secrets
 import time
 from typing import Any, Awaitable, Callable
 
@@ -26,12 +25,16 @@ from bootserver.state.metrics import (COMMIT_BATCH, COMMIT_SECONDS, EVENTS_BUFFE
 from bootserver.state.updates_postgres import PostgresUpdates
 from bootserver.state.sql import (POSTGRES, Statements, event_from_row, event_row, machine_from_row, new_machine_row,
                                   pending_migrations)
+from bootserver.state.tokens import new_token
 
 log = logging.getLogger(__name__)
 
 #: Errors that mean "the server cannot be reached", as opposed to a bad query.
+# InternalClientError: a query on a connection the server is dropping (its FATAL "terminating
+# connection" read, the close not yet), as every connection is when PostgreSQL shuts down
 UNREACHABLE = (OSError, asyncio.TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-               asyncpg.exceptions.OperatorInterventionError, asyncpg.exceptions.CannotConnectNowError)
+               asyncpg.exceptions.OperatorInterventionError, asyncpg.exceptions.CannotConnectNowError,
+               asyncpg.exceptions.InternalClientError)
 
 MIGRATION_LOCK = 0x626F6F74  # pg_advisory_xact_lock key: replicas starting together migrate one at a time
 
@@ -201,6 +204,11 @@ class PostgresStore(PostgresUpdates):
     async def _run(self, work: Callable[[asyncpg.Connection], Awaitable[Any]]) -> Any:
         if self._pool is None:
             raise StoreUnavailable("the state store is not open")
+        if asyncio.current_task() is None:
+            # The proxy runs a DHCP answer's first step outside any Task (dhcp/proxy.py `_start`), but
+            # asyncpg needs one: to time a reconnect after PostgreSQL dropped us, and to use a
+            # connection safely. Yield once, so the Task that carries the answer on runs the query.
+            await asyncio.sleep(0)
         try:
             async with self._pool.acquire() as conn:
                 return await work(conn)
@@ -226,7 +234,7 @@ class PostgresStore(PostgresUpdates):
 
     async def ensure(self, mac: str, *, state: str, **facts: Any) -> MachineRecord:
         check_facts(facts)
-        values = new_machine_row(mac, state, secrets.token_urlsafe(24), time.time(), facts)
+        values = new_machine_row(mac, state, new_token(), time.time(), facts)
         row = await self._run(lambda c: c.fetchrow(SQL.upsert_machine, *values))
         return self._seen(machine_from_row(row))
 
@@ -272,7 +280,7 @@ class PostgresStore(PostgresUpdates):
         return await self.machines("discovered")
 
     async def rotate_token(self, mac: str, expected: str | None = None) -> MachineRecord | None:
-        new = secrets.token_urlsafe(24)
+        new = new_token()
         if expected is None:
             row = await self._run(lambda c: c.fetchrow(SQL.rotate_token, new, mac))
         else:
