@@ -109,9 +109,8 @@ class Runtime(OperatorReads, OperatorActions):
 
     async def decide(self, request: BootRequest) -> lifecycle.BootDecision:
         """Match, bring the machine's record up to date, and decide what it gets."""
-        read = None  # (the record,) once read: one read per request
         if request.arch is None:
-            request, read = await self._with_remembered_arch(request)
+            request = await self._with_remembered_arch(request)
         found = self.match(request)
         if request.client_ip:
             self.remember_ip(request.client_ip, request.mac)
@@ -119,7 +118,7 @@ class Runtime(OperatorReads, OperatorActions):
             return lifecycle.decide(None, None, self.settings)
         record, answered = None, False
         try:
-            record = read[0] if read is not None else await self.store.get(request.mac)
+            record = await self.store.get(request.mac)
             answered = True  # the store knows whether this machine is new
             if record is None and not named_by_catalog(found) and not self._new_machines.allow():
                 self._not_recorded.warning("new machines arrive faster than %d/s: %s and others not recorded "
@@ -133,17 +132,14 @@ class Runtime(OperatorReads, OperatorActions):
             return lifecycle.decide(found, record, self.settings, store_ok=answered)
         return lifecycle.decide(found, record, self.settings)
 
-    async def _with_remembered_arch(self, request: BootRequest) -> tuple[BootRequest, tuple | None]:
+    async def _with_remembered_arch(self, request: BootRequest) -> BootRequest:
         """Requests that do not say their arch (Ignition, the installer) match as the firmware said over
-        DHCP, so a Group's `arch` selector gives an arm64 machine the same profile all the way.
-        Also returns (the record read,) for decide, which needs no second read."""
+        DHCP, so a Group's `arch` selector gives an arm64 machine the same profile all the way."""
         try:
             record = await self.store.get(request.mac)
         except StoreUnavailable:
-            return request, None
-        if record is not None and record.arch:
-            request = dataclasses.replace(request, arch=record.arch)
-        return request, (record,)
+            return request
+        return dataclasses.replace(request, arch=record.arch) if record is not None and record.arch else request
 
     async def dhcp_answer(self, request: BootRequest, arch_code: int, vendor_class: str,
                           local_ip: str) -> methods.Answer | methods.Silence:
@@ -319,9 +315,8 @@ class Runtime(OperatorReads, OperatorActions):
 
     async def asset_fetched(self, mac: str | None, client_ip: str | None, path: str,
                             detail: dict[str, Any]) -> MachineRecord | None:
-        """Record an asset fetch on a known machine's timeline (named by MAC, else by the address
-        DHCP or /ipxe taught us). Fetching its profile's kernel is `http.kernel`: the install started.
-        Returns the machine's record, or None for anonymous fetches (which cost no I/O at all)."""
+        """Record an asset fetch on a known machine's timeline (by MAC, else by the address DHCP or /ipxe taught
+        us). Its profile's kernel is `http.kernel`: the install started. Returns its record, None if anonymous."""
         mac = mac or self.mac_for_ip(client_ip or "") or (  # with HTTP workers its /ipxe may have gone elsewhere
             await self.store.mac_for_address(client_ip) if client_ip and self.settings.http_workers > 1 else None)
         if mac is None:
