@@ -11,15 +11,23 @@ state is left on either side.
 from __future__ import annotations
 
 from aiohttp import web
+from yarl import URL
 
 from bootserver.boot.request import Stage
 from bootserver.http.common import base_url, boot_request, runtime_of
 
 
 async def get_grub_cfg(request: web.Request) -> web.Response:
+    """`assets=http`: the asking GRUB has HTTP (bootserver's arm64 HTTP Boot GRUB), so kernel and
+    initrds come from this HTTP server, as the machine reached it; else from TFTP."""
     boot = boot_request(request, Stage.GRUB)
     sockname = request.transport.get_extra_info("sockname") if request.transport else None
-    text = await runtime_of(request).grub_config(boot, base_url(request), sockname[0] if sockname else "0.0.0.0")
+    base = base_url(request)
+    http = None
+    if request.query.get("assets") == "http":
+        url = URL(base)
+        http = (url.host or "", url.port or 80)
+    text = await runtime_of(request).grub_config(boot, base, sockname[0] if sockname else "0.0.0.0", http)
     response = web.Response(text=text, content_type="text/plain")
     response.force_close()
     return response

@@ -1,6 +1,7 @@
 """End to end on arm64: AAVMF (QEMU `virt`, TCG, Cortex-A57) PXE-boots (arch 11) through bootserver
-with Debian's arm64 netboot GRUB, installs the arm64 test OS (Debian's arm64 kernel and busybox),
-reports, and on the next power-on GRUB's local-disk config starts the disk's \\EFI\\BOOT\\BOOTAA64.EFI.
+with Debian's arm64 netboot GRUB, or HTTP-Boots (arch 19) bootserver's own arm64 GRUB, installs the
+arm64 test OS (Debian's arm64 kernel and busybox), reports, and on the next power-on GRUB's
+local-disk config starts the disk's \\EFI\\BOOT\\BOOTAA64.EFI.
 Times are printed (run with -s): power-on -> installed, -> disk boot.
 """
 
@@ -40,6 +41,44 @@ def test_arm64_install_then_boot_from_disk(make_lab):
     assert "http.ignition" in kinds(first_boot)
     assert not [e for e in second_boot if e["kind"] == "tftp.transfer" and "/assets/" in e["detail"]["file"]]
     console = machine.serial_text()
+    first, second = console[:console.index("TESTOS-POSTED")], console[console.index("TESTOS-POSTED"):]
+    assert "TESTOS: init started arch=aarch64" in first
+    assert console.count("TESTOS-INSTALLED") == 1, "the machine installed twice"
+    assert re.search(r"bootserver: starting \(hd0,(gpt|msdos)1\)/EFI/BOOT/BOOTAA64.EFI", second)
+
+
+def test_arm64_http_boot_install_then_boot_from_disk(make_lab):
+    """AAVMF without its PXE entry (fw_cfg IPv4PXESupport=no) takes UEFI HTTP Boot; the proxy's
+    answer is an HTTPClient offer whose file is the URL of grubhttpaa64.efi (UEFI spec 24.7); that
+    GRUB brings its network up, and everything after comes over HTTP: no TFTP at all."""
+    spec = MachineSpec.make(1, "arm64-uefi-http")
+    server = BootserverService()
+    lab = make_lab([spec], server)
+    results = {}
+    install_story(lab, server, spec, results)
+    report(spec, results[spec.name])
+    machine = lab.machines[spec.name]
+    assert read_install_marker(machine.disk) == f"BOOTSERVER-LAB-INSTALLED host={spec.hostname} mac={spec.mac}"
+    record = server.machine(spec.mac)
+    assert record["state"] == "installed" and record["arch"] == "arm64-efi"
+    timeline = server.timeline(spec.mac)
+    k = kinds(timeline)
+    installed_at = k.index("installer.installed")
+    first_boot, second_boot = timeline[:installed_at], timeline[installed_at + 1:]
+    url = f"{lab.base_url}/loaders/grubhttpaa64.efi"
+    offers = [e["detail"] for e in timeline if e["kind"] == "dhcp.offer"]
+    assert len(offers) == 2 and all((o["method"], o["stage"], o["file"]) == ("http-uefi-arm64", "httpboot", url)
+                                    for o in offers)
+    assert [e["detail"]["action"] for e in timeline if e["kind"] == "grub.config"] == ["boot", "local-disk"]
+    assert "tftp.transfer" not in k and "http.ipxe" not in k
+    fetched = {e["detail"]["path"] for e in first_boot if e["kind"] in ("http.kernel", "http.asset")}
+    assert {lab.arm64_kernel_asset, lab.arm64_initrd_asset} <= fetched
+    assert "http.ignition" in kinds(first_boot)
+    assert not [e for e in second_boot if e["kind"] in ("http.kernel", "http.asset")]
+    console = machine.serial_text()
+    assert "Start HTTP Boot over IPv4" in console and "Start PXE over IPv4" not in console
+    assert console.count(f"URI: {url}") == 2
+    assert re.search(r'BdsDxe: starting Boot\d+ "UEFI HTTPv4', console)
     first, second = console[:console.index("TESTOS-POSTED")], console[console.index("TESTOS-POSTED"):]
     assert "TESTOS: init started arch=aarch64" in first
     assert console.count("TESTOS-INSTALLED") == 1, "the machine installed twice"

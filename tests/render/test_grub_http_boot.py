@@ -3,6 +3,7 @@ hostile one is refused) and the image grub-mkimage really builds from Debian's a
 
 import asyncio
 import struct
+import subprocess
 
 import pytest
 
@@ -18,9 +19,11 @@ def test_early_config_brings_the_network_up_then_loads_the_machines_config_over_
     lines = early_config("10.0.0.2", 8080).splitlines()
     assert "net_dhcp" in lines
     assert lines.index("net_dhcp") < next(i for i, l in enumerate(lines) if l.startswith("configfile"))
-    assert 'configfile "(http,10.0.0.2:8080)/grub.cfg?arch=arm64-efi&mac=${net_default_mac}"' in lines
+    assert 'configfile "(http,10.0.0.2:8080)/grub.cfg?arch=arm64-efi&assets=http&mac=${net_default_mac}"' in lines
     assert lines[-1] == "exit 1"  # no config: back to the firmware, which tries its next entry
     assert http_server("boot.example.internal", 80) == "boot.example.internal:80"
+    check = subprocess.run(["grub-script-check"], input="\n".join(lines), capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr  # GRUB's own parser accepts it
 
 
 @pytest.mark.parametrize("host", [
