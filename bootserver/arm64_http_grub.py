@@ -2,8 +2,9 @@
 from Debian's arm64 GRUB modules (grub-efi-arm64-bin, unpacked by scripts/bootstrap.sh), with the
 early config of render.grub_http_boot and the HTTP server's address in it.
 
-Why a build and not Debian's image: Debian's signed netboot GRUB started by HTTP Boot finds no
-network and stops at its prompt, and its config cannot be changed without breaking its signature.
+Why a build and not Debian's image: Debian's signed netboot GRUB started by HTTP Boot has an
+address but no server to load its config from (it looks for TFTP from the PXE DHCP packet) and
+stops at its prompt, and its config cannot be changed without breaking its signature.
 This image is unsigned, so an arm64 machine with Secure Boot enforcing takes the PXE path (arch 11).
 
 One image per server address a machine reached (the Host of the loader URL), built on first

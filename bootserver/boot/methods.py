@@ -122,7 +122,7 @@ def choose(arch_code: int, stage: Stage, vendor_class: str, action: str, reason:
         what = "arm64_loader is not set" if method.loader == ARM64_LOADER else "no iPXE binary exists"
         return Silence(f"{method.name}: {what}, so {method.arch} firmware is not answered", notice=True)
     if stage is Stage.HTTPBOOT or method.stage is Stage.HTTPBOOT:
-        if loader == GRUB_ARM64:  # Debian's image finds no network after HTTP Boot: bootserver's own build
+        if loader == GRUB_ARM64:  # Debian's image finds no config after HTTP Boot: bootserver's own build
             if not settings.arm64_http_boot:
                 return Silence(f"{method.name}: arm64_http_boot is off (or its GRUB cannot be built), so HTTP "
                                "Boot is not answered; the firmware's PXE entry (arch 11) gets it", notice=True)

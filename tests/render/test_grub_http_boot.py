@@ -15,11 +15,13 @@ from bootserver.render.grub_http_boot import early_config, http_server
 ARM64 = Settings(arm64_loader="grubaa64.efi")
 
 
-def test_early_config_brings_the_network_up_then_loads_the_machines_config_over_http():
+def test_early_config_takes_an_address_then_loads_the_machines_config_over_http():
     lines = early_config("10.0.0.2", 8080).splitlines()
-    assert "net_dhcp" in lines
-    assert lines.index("net_dhcp") < next(i for i, l in enumerate(lines) if l.startswith("configfile"))
-    assert 'configfile "(http,10.0.0.2:8080)/grub.cfg?arch=arm64-efi&assets=http&mac=${net_default_mac}"' in lines
+    dhcp = next(i for i, l in enumerate(lines) if "net_dhcp" in l)
+    config = next(i for i, l in enumerate(lines) if l.startswith("configfile"))
+    assert dhcp < config and lines[dhcp].startswith('if [ -z "$net_default_ip" ]')  # only without an address
+    assert lines[config] == 'configfile "(http,10.0.0.2:8080)/grub.cfg?arch=arm64-efi&assets=http&mac=${bootserver_mac}"'
+    assert 'set bootserver_mac="$net_default_mac"' in lines  # the NIC the firmware booted from
     assert lines[-1] == "exit 1"  # no config: back to the firmware, which tries its next entry
     assert http_server("boot.example.internal", 80) == "boot.example.internal:80"
     check = subprocess.run(["grub-script-check"], input="\n".join(lines), capture_output=True, text=True)
