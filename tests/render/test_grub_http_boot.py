@@ -20,7 +20,8 @@ def test_early_config_takes_an_address_then_loads_the_machines_config_over_http(
     dhcp = next(i for i, l in enumerate(lines) if "net_dhcp" in l)
     config = next(i for i, l in enumerate(lines) if l.startswith("configfile"))
     assert dhcp < config and lines[dhcp].startswith('if [ -z "$net_default_ip" ]')  # only without an address
-    assert lines[config] == 'configfile "(http,10.0.0.2:8080)/grub.cfg?arch=arm64-efi&assets=http&mac=${bootserver_mac}"'
+    assert lines[config] == ('configfile "(http,10.0.0.2:8080)/grub.cfg?arch=arm64-efi&assets=http'
+                             '&mac=${bootserver_mac}"')
     assert 'set bootserver_mac="$net_default_mac"' in lines  # the NIC the firmware booted from
     assert lines[-1] == "exit 1"  # no config: back to the firmware, which tries its next entry
     assert http_server("boot.example.internal", 80) == "boot.example.internal:80"
