@@ -75,6 +75,15 @@ async def test_serve_builds_the_arm64_http_boot_grub_for_the_address_machines_re
             assert r.status == 400
 
 
+async def test_arm64_http_boot_grub_is_not_built_for_an_https_server(serve, catalog_dir):
+    """GRUB's http module speaks plain HTTP only: an https advertise_url cannot go into the image."""
+    server = serve("--state", "memory://", "--catalog", str(catalog_dir),
+                   env={"BOOTSERVER_ARM64_LOADER": "grubaa64.efi", "BOOTSERVER_ADVERTISE_URL": "https://boot.example"})
+    async with aiohttp.ClientSession() as s:
+        async with s.get(f"{server.url}/loaders/grubhttpaa64.efi") as r:
+            assert r.status == 404 and "plain http://" in await r.text()
+
+
 async def test_serve_says_why_arm64_http_boot_is_not_answered(serve, catalog_dir, tmp_path):
     server = serve("--state", "memory://", "--catalog", str(catalog_dir),
                    env={"BOOTSERVER_ARM64_LOADER": "grubaa64.efi",
