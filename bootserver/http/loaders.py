@@ -1,7 +1,7 @@
 """GET /loaders/{name}: the iPXE EFI binaries for UEFI HTTP Boot clients (the proxyDHCP hands out
 this URL instead of a TFTP file name). Flat names only, from the same folders TFTP serves, plus
 Debian's signed shim and GRUB (boot.loaders), and bootserver's arm64 HTTP Boot GRUB, built for the
-address the machine reached (arm64_http_grub)."""
+server address the machine reached (arm64_http_grub)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from yarl import URL
 
 from bootserver.arm64_http_grub import Arm64HttpGrub, BuildError
 from bootserver.boot.loaders import GRUB_ARM64, GRUB_ARM64_HTTP, signed_loader
-from bootserver.http.common import SETTINGS, base_url, settings_of
+from bootserver.http.common import SETTINGS, settings_of
 from bootserver.render.grub import GrubRenderError
 from bootserver.boot_files import PathRefused, Root, resolve
 
@@ -23,17 +23,30 @@ NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 ARM64_HTTP_GRUB = web.AppKey("arm64_http_grub", Arm64HttpGrub)
 
 
+def _server_address(request: web.Request, settings) -> tuple[str, int]:
+    """advertise_url's host and port, else the local address this connection came in on (never the
+    Host header: a client must not make bootserver build images for names of its choosing)."""
+    if settings.advertise_url:
+        url = URL(settings.advertise_url)
+        if url.scheme != "http" or url.host is None:
+            raise web.HTTPNotFound(text=f"{GRUB_ARM64_HTTP} fetches its config over plain http://, "
+                                        f"not {settings.advertise_url}\n")
+        return url.host, url.port or 80
+    sockname = request.transport.get_extra_info("sockname") if request.transport else None
+    if not sockname:
+        raise web.HTTPNotFound(text="no local address for this connection\n")
+    return sockname[0], sockname[1]
+
+
 async def arm64_http_grub(request: web.Request) -> web.Response:
     """grubhttpaa64.efi with this server's address (as the machine reached it) in its early config."""
     settings = settings_of(request)
     if settings.arm64_loader != GRUB_ARM64 or not settings.arm64_http_boot:
         raise web.HTTPNotFound(text=f"{GRUB_ARM64_HTTP} is served with arm64_loader: {GRUB_ARM64} "
                                     "and arm64_http_boot on\n")
-    url = URL(base_url(request))
-    if url.scheme != "http" or url.host is None:
-        raise web.HTTPNotFound(text=f"{GRUB_ARM64_HTTP} fetches its config over plain http://, not {url}\n")
+    host, port = _server_address(request, settings)
     try:
-        image = await request.app[ARM64_HTTP_GRUB].image(url.host, url.port or 80)
+        image = await request.app[ARM64_HTTP_GRUB].image(host, port)
     except GrubRenderError as exc:
         log.warning("refused %s to %s: %s", GRUB_ARM64_HTTP, request.remote, exc)
         raise web.HTTPNotFound(text=f"{exc}\n") from None
