@@ -1,7 +1,6 @@
 """The arm64 HTTP Boot GRUB: its early config (the server address is the only value in it, and a
 hostile one is refused) and the image grub-mkimage really builds from Debian's arm64 modules."""
 
-import asyncio
 import struct
 import subprocess
 
@@ -52,29 +51,24 @@ def pe_machine(image: bytes) -> int:
     return struct.unpack_from("<H", image, pe + 4)[0]
 
 
-def test_grub_mkimage_builds_an_arm64_efi_image_with_the_early_config_in_it():
+async def test_grub_mkimage_builds_an_arm64_efi_image_with_the_early_config_in_it():
     assert status(ARM64)[0], status(ARM64)[1]
     builder = Arm64HttpGrub(ARM64)
-
-    async def build():
-        first = await builder.image("10.0.0.2", 8080)
-        again = await builder.image("10.0.0.2", 8080)
-        other = await builder.image("10.0.0.3", 8081)
-        return first, again, other
-
-    first, again, other = asyncio.run(build())
+    first = await builder.image("10.0.0.2", 8080)
+    again = await builder.image("10.0.0.2", 8080)
+    other = await builder.image("10.0.0.3", 8081)
     assert pe_machine(first) == 0xAA64 and first is again  # built once per address
     assert early_config("10.0.0.2", 8080).encode() in first
     assert early_config("10.0.0.3", 8081).encode() in other and b"10.0.0.2" not in other
     with pytest.raises(GrubRenderError):
-        asyncio.run(builder.image("10.0.0.2 -o /etc/x", 8080))
+        await builder.image("10.0.0.2 -o /etc/x", 8080)
 
 
-def test_builder_failure_is_a_build_error(tmp_path):
+async def test_builder_failure_is_a_build_error(tmp_path):
     (tmp_path / "kernel.img").write_bytes(b"not a kernel")
     broken = Arm64HttpGrub(Settings(arm64_loader="grubaa64.efi", grub_arm64_modules=tmp_path))
     with pytest.raises(BuildError):
-        asyncio.run(broken.image("10.0.0.2", 8080))
+        await broken.image("10.0.0.2", 8080)
 
 
 def test_status_says_why_http_boot_is_not_answered(tmp_path):
