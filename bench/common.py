@@ -347,6 +347,17 @@ def evaluate(row: dict) -> tuple[float | None, str, str]:
     return ratio, text, "-" if met is None else ("yes" if met else "**no**")
 
 
+def print_rows(rows: list[dict], decimals: int = 1, ours_name: str = "ours") -> None:
+    """A scenario's rows for its own `python -m bench.scenarios.X`: means, every rep, the ratio."""
+    for row in rows:
+        ours, peer = statistics.mean(row["ours"]), statistics.mean(row["peer"])
+        reps = {side: ", ".join(f"{v:.{decimals}f}" for v in row[side]) for side in ("ours", "peer")}
+        print(f"{row['scenario']}: {row['metric']}")
+        print(f"  {ours_name}: {ours:10.{decimals}f} {row['unit']}   reps: {reps['ours']}")
+        print(f"  peer ({row['peer_name']}): {peer:10.{decimals}f} {row['unit']}   reps: {reps['peer']}")
+        print(f"  ratio ours/peer: {ours / peer:.2f}")
+
+
 def table(rows: list[dict]) -> str:
     """One markdown table: readable in a terminal and in docs/performance.md alike."""
     head = ["scenario", "metric", "bootserver", "peer", "ratio", "bootserver min / median / max",

@@ -137,11 +137,16 @@ async def storm(args) -> dict:
     gate = asyncio.Semaphore(args.concurrency)
     acked: list[tuple[str, str]] = []  # (mac, idempotency key) of every installed event answered 2xx
 
+    reboot_causes: Counter = Counter()  # the failed step behind each reboot
+
     async def one(i: int) -> None:
         async with gate:
+            failure = ""
             for attempt in range(1 + args.reboots):  # a failed boot: the firmware reboots and starts over
                 if attempt:
                     RETRIES["reboot"] += 1
+                    reboot_causes[failure] += 1
+                    await asyncio.sleep(args.reboot_pause)  # the firmware's own restart (POST, NIC init)
                 try:
                     await boot(i, args, port68, steps, acked)
                     return
@@ -164,6 +169,7 @@ async def storm(args) -> dict:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return {"wall": wall, "done": len(steps["machine"]), "errors": dict(errors), "acked": acked,
             "client_cpu": usage.ru_utime + usage.ru_stime, "retries": dict(RETRIES),
+            "reboot_causes": dict(reboot_causes),
             "durations": steps.pop("machine", []), "steps": {k: sorted(v) for k, v in steps.items()}}
 
 
@@ -174,6 +180,8 @@ def main() -> None:
     parser.add_argument("--machines", type=int, default=1000)
     parser.add_argument("--first-mac", type=int, default=0, help="index of the first MAC (52:54:01:00:00:00 + i)")
     parser.add_argument("--reboots", type=int, default=0, help="boots started again after a failed step")
+    parser.add_argument("--reboot-pause", type=float, default=0.0,
+                        help="seconds a reboot takes before the next boot starts (real firmware: several)")
     parser.add_argument("--event-tries", type=int, default=1, help="tries of the installed POST (same key)")
     parser.add_argument("--concurrency", type=int, default=200)
     parser.add_argument("--loader-sha256", required=True)

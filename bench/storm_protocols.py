@@ -152,9 +152,13 @@ def _parsed(data: bytes) -> dict | None:
 # --- TFTP ------------------------------------------------------------------------------------
 
 class TftpRead(asyncio.DatagramProtocol):
-    """One read request, lock-step ACKs, as PXE firmware does it."""
+    """One read request, lock-step ACKs, as PXE firmware does it. Once the server's transfer port is
+    known the socket is connected to it, so an ICMP port unreachable (that server is gone) ends the
+    transfer at once, as edk2's UDP driver reports it to its MTFTP client (NetworkPkg Udp4Dxe,
+    Mtftp4RrqInput) rather than waiting out every retransmission."""
 
-    def __init__(self, server: tuple[str, int], filename: str, blksize: int) -> None:
+    def __init__(self, sock: socket.socket, server: tuple[str, int], filename: str, blksize: int) -> None:
+        self.sock = sock
         self.server = server
         self.request = (b"\x00\x01" + filename.encode() + b"\0octet\0blksize\0%d\0tsize\x000\0" % blksize)
         self.blksize = 512
@@ -181,6 +185,7 @@ class TftpRead(asyncio.DatagramProtocol):
             return
         if self.peer is None:
             self.peer = addr
+            self.sock.connect(addr)
         elif addr != self.peer:
             return
         opcode = int.from_bytes(data[:2], "big")
@@ -207,11 +212,23 @@ class TftpRead(asyncio.DatagramProtocol):
             message = data[4:].split(b"\0")[0].decode(errors="replace")
             self.done.set_exception(StepError(f"tftp: error {message}"))
 
+    def error_received(self, exc: Exception) -> None:
+        if isinstance(exc, ConnectionRefusedError) and not self.done.done():
+            self.done.set_exception(StepError("tftp: port unreachable"))
 
-async def tftp_get(ip: str, server: str, filename: str, timeout: float, tries: int) -> tuple[int, str]:
+
+async def tftp_get(ip: str, server: str, filename: str, timeout: float, tries: int,
+                   port: int = 69) -> tuple[int, str]:
     loop = asyncio.get_running_loop()
-    transport, proto = await loop.create_datagram_endpoint(
-        lambda: TftpRead((server, 69), filename, 1468), local_addr=(ip, 0))
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.setblocking(False)
+        sock.bind((ip, 0))
+        transport, proto = await loop.create_datagram_endpoint(
+            lambda: TftpRead(sock, (server, port), filename, 1468), sock=sock)
+    except BaseException:
+        sock.close()
+        raise
     try:
         resent_at = -1  # proto.progress when we last sent again; equal now = still no answer since
         silent = 0
@@ -227,7 +244,7 @@ async def tftp_get(ip: str, server: str, filename: str, timeout: float, tries: i
             RETRIES["tftp"] += 1
             resent_at = proto.progress
             proto.last_rx = loop.time()
-            transport.sendto(proto.last, proto.peer or (server, 69))
+            transport.sendto(proto.last, proto.peer or (server, port))
         proto.done.result()
         return proto.size, proto.hash.hexdigest()
     finally:

@@ -8,7 +8,8 @@
 # serve installs the Debian packages in scripts/apt-serve.txt and a virtualenv in .venv with the
 # package alone; test and install add scripts/apt-packages.txt (QEMU, OVMF, PostgreSQL, Chromium,
 # ...) and the test dependencies. All three unpack the arm64 packages in scripts/arm64-packages.txt
-# into /opt/bootserver-arm64 (the arm64 GRUB loader is served). Safe to run again: it only
+# into /opt/bootserver-arm64 (the arm64 GRUB loader is served; the lab builds its arm64 test OS,
+# real Ignition included, from the rest). Safe to run again: it only
 # installs what is missing. BOOTSTRAP_PLAN=1 prints what an action would install and stops.
 set -euo pipefail
 cd "$(dirname "$0")/.."

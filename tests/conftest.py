@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.processes import stop
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -133,15 +135,9 @@ class ServerProcess:
         raise AssertionError(f"{pattern!r} not in server log:\n{self.log()}")
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        code = stop(self.proc, timeout, sig)
         self._log.close()
-        return self.proc.returncode
+        return code
 
 
 @pytest.fixture

@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from bootserver.config import Settings
+from bootserver.config import ARM64_ROOT, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 #: what `bootserver serve` and `bootserver assets fetch` use outside Python
 SERVE_NEEDS = ("/usr/lib/ipxe/ipxe.efi", "/usr/lib/ipxe/undionly.kpxe", "gpgv", "gpg", "/usr/bin/python3",
                "/usr/sbin/update-ca-certificates", str(Settings.grub_efi), str(Settings.shim_efi))
 TEST_ONLY = {"qemu-system-x86", "ovmf", "postgresql", "vagrant", "linux-image-amd64", "chromium",
-             "chromium-driver", "tcpdump", "dnsmasq-base", "tftpd-hpa"}
+             "chromium-driver", "tcpdump", "dnsmasq-base", "tftpd-hpa", "qemu-user"}
 
 
 def plan(action: str) -> dict[str, list[str]]:
@@ -48,3 +48,12 @@ def test_serve_installs_only_what_serving_uses():
     assert set(serve["apt"]) < set(test["apt"]) and TEST_ONLY <= set(test["apt"])
     for need in SERVE_NEEDS:
         assert package_of(need).split(",")[0].strip() in serve["apt"] or package_of(need).startswith("python3"), need
+
+
+def test_the_arm64_tree_is_made_of_exactly_the_listed_packages():
+    """bootstrap.sh unpacks only the listed arm64 packages (no dependency resolution), and stamps
+    the tree with the list: so the arm64 test OS builds in tests/lab (which fail naming a missing
+    library or program) prove the list is complete for a fresh machine."""
+    listed = plan("test")["arm64"]
+    assert {"ignition", "systemd", "udev", "libc6", "busybox-static", "linux-image-arm64"} <= set(listed)
+    assert (ARM64_ROOT / ".packages").read_text().split() == listed, "re-run scripts/bootstrap.sh install"

@@ -11,13 +11,13 @@ import hashlib
 import io
 import os
 import re
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from bench.common import print_rows, stop
 from bootserver.assets.generic import fetch_file
 from bootserver.assets.progress import Progress
 
@@ -68,21 +68,14 @@ def run(reps: int = 3) -> list[dict]:
                 (work / "assets" / "bench" / f"{rep}.img").unlink()
                 peer.append(_peer(f"{base}/image.img", sha256, work, rep))
         finally:
-            proc.terminate()
-            proc.wait(timeout=10)
+            stop(proc)
     return [{"scenario": "assets_fetch", "metric": "fetch + SHA-256 verify of 64 MiB over loopback",
              "unit": "MiB/s", "ours": ours, "peer_name": "curl + sha256sum", "peer": peer,
              "higher_is_better": True}]
 
 
 def main() -> None:
-    for row in run():
-        ours, peer = statistics.mean(row["ours"]), statistics.mean(row["peer"])
-        print(f"{row['scenario']}: {row['metric']}")
-        print(f"  ours:                {ours:8.1f} {row['unit']}   reps: {', '.join(f'{v:.1f}' for v in row['ours'])}")
-        print(f"  peer ({row['peer_name']}): {peer:8.1f} {row['unit']}   reps: "
-              f"{', '.join(f'{v:.1f}' for v in row['peer'])}")
-        print(f"  ratio ours/peer: {ours / peer:.2f}")
+    print_rows(run())
 
 
 if __name__ == "__main__":

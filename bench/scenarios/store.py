@@ -15,13 +15,13 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import statistics
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from bench.common import print_rows
 from bootserver.state import Event, connect_store
 
 MACHINES = 200
@@ -112,13 +112,7 @@ def run(reps: int = 3) -> list[dict]:
 
 
 def main() -> None:
-    for row in run():
-        ours, peer = statistics.mean(row["ours"]), statistics.mean(row["peer"])
-        print(f"{row['scenario']}: {row['metric']}")
-        print(f"  ours (sqlite):      {ours:10.0f} {row['unit']}   reps: {', '.join(f'{v:.0f}' for v in row['ours'])}")
-        print(f"  peer ({row['peer_name']}):  {peer:10.0f} {row['unit']}   reps: "
-              f"{', '.join(f'{v:.0f}' for v in row['peer'])}")
-        print(f"  ratio ours/peer: {ours / peer:.2f}")
+    print_rows(run(), decimals=0, ours_name="ours (sqlite)")
 
 
 if __name__ == "__main__":

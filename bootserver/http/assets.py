@@ -357,27 +357,28 @@ class AssetsHandler:
             request[MAC], request[MACHINE] = record.mac, record.name or "unknown"  # for the access log
 
 
+def _refusal(exc: OSError) -> NotServable:
+    """The answer for a file the OS would not give us."""
+    if isinstance(exc, (FileNotFoundError, NotADirectoryError)):
+        return NotServable(404, "not found")
+    if isinstance(exc, PermissionError):
+        return NotServable(403, "not readable")
+    return NotServable(404, f"not found ({exc.strerror})")  # a name too long, a symlink loop: no such file
+
+
 def _stat(real: str) -> os.stat_result:
     try:
         return os.stat(real)
-    except (FileNotFoundError, NotADirectoryError):
-        raise NotServable(404, "not found") from None
-    except PermissionError:
-        raise NotServable(403, "not readable") from None
-    except OSError as exc:  # a name too long for the file system, a symlink loop: no such file here
-        raise NotServable(404, f"not found ({exc.strerror})") from None
+    except OSError as exc:
+        raise _refusal(exc) from None
 
 
 def _open(real: str) -> tuple[int, os.stat_result]:
     """Open for reading (never blocking on a FIFO) and return the fd with its own stat."""
     try:
         fd = os.open(real, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
-    except (FileNotFoundError, NotADirectoryError):
-        raise NotServable(404, "not found") from None
-    except PermissionError:
-        raise NotServable(403, "not readable") from None
-    except OSError as exc:  # a name too long for the file system, a symlink loop: no such file here
-        raise NotServable(404, f"not found ({exc.strerror})") from None
+    except OSError as exc:
+        raise _refusal(exc) from None
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode):
         os.close(fd)

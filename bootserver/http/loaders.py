@@ -85,3 +85,6 @@ async def get_loader(request: web.Request) -> web.StreamResponse:
 def add_routes(app: web.Application) -> None:
     app[ARM64_HTTP_GRUB] = Arm64HttpGrub(app[SETTINGS])
     app.router.add_get("/loaders/{name}", get_loader)
+    # shim loaded over UEFI HTTP Boot asks for its second stage as <its folder>/ + "\grubx64.efi",
+    # so the name arrives after a double slash (measured: GET /loaders//grubx64.efi)
+    app.router.add_get("/loaders//{name}", get_loader)

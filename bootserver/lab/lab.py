@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable, Protocol
 
 from bootserver.config import ARM64_ROOT, Settings
-from bootserver.lab import testos, testos_arm64
+from bootserver.lab import testos
 from bootserver.lab.disk import DISK_MB, create_disk
 from bootserver.lab.netns import SERVER_IP, Topology
 from bootserver.lab.qemu import FIRMWARES, Machine, QemuError, lab_mac
@@ -98,7 +98,7 @@ class Lab:
             self._start_consistent()
             self.kernel_asset, self.initrd_asset = testos.install_into(self.assets)
             if self.has_arm64:
-                self.arm64_kernel_asset, self.arm64_initrd_asset = testos_arm64.install_into(self.assets)
+                self.arm64_kernel_asset, self.arm64_initrd_asset = testos.install_into(self.assets, testos.ARM64)
             self.topology.create(ipv6_ra=self.ipv6_ra)
             # firmware-loaded GRUB (shim on x86 Secure Boot, arm64) finds its TFTP server by next-server
             grub_over_pxe = self.has_arm64 or any(spec.firmware == "uefi-secureboot" for spec in self.specs.values())
@@ -184,7 +184,9 @@ def check_host() -> list[str]:
                           (Settings().grub_arm64_efi, "grub-efi-arm64-signed:arm64, unpacked by scripts/bootstrap.sh"),
                           (Settings().grub_arm64_modules / "http.mod",
                            "grub-efi-arm64-bin:arm64, unpacked by scripts/bootstrap.sh"),
-                          (ARM64_ROOT / "bin/busybox", "busybox-static:arm64, unpacked by scripts/bootstrap.sh")):
+                          (ARM64_ROOT / "bin/busybox", "busybox-static:arm64, unpacked by scripts/bootstrap.sh"),
+                          (ARM64_ROOT / "usr/lib/dracut/modules.d/30ignition/ignition",
+                           "ignition:arm64 and the rest of scripts/arm64-packages.txt, unpacked by scripts/bootstrap.sh")):
         if not path.exists():
             problems.append(f"{path} not found ({package})")
     return problems

@@ -1,9 +1,12 @@
-"""Build the lab's test OS from Debian packages on this machine, cached by content.
+"""Build the lab's test OSes from Debian packages, cached by content.
 
-Flatcar images cannot be downloaded in CI, so the lab boots a stand-in: Debian's kernel
-(linux-image-amd64) plus a busybox-static initramfs that runs systemd and real Ignition, as
-Flatcar's initramfs does (files/testos-init, files/testos-install, testos_ignition.py). Debian builds the NIC and disk drivers as modules, so the initramfs carries
-them and /init loads them in dependency order.
+Flatcar images cannot be downloaded in CI, so the lab boots a stand-in: Debian's kernel plus a
+busybox-static initramfs that runs systemd and real Ignition, as Flatcar's initramfs does
+(files/testos-init, files/testos-install, testos_ignition.py). One builder makes both: the x86
+test OS from the host's own packages (root `/`), the arm64 one from Debian's arm64 packages that
+scripts/bootstrap.sh unpacks under config.ARM64_ROOT (an amd64 host cannot install them). Debian
+builds the NIC and disk drivers as modules, so the initramfs carries them and /init loads them in
+dependency order.
 """
 
 from __future__ import annotations
@@ -19,13 +22,29 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from bootserver.config import ARM64_ROOT
 from bootserver.lab.disk import disk_payload
 
-#: The virtio PCI transport and the drivers for the lab NICs and disk (dependencies are added).
-MODULES = ("virtio_pci", "virtio_net", "e1000", "virtio_blk")
-BUSYBOX = Path("/bin/busybox")
-KERNEL_NAME = "testos-vmlinuz"
-INITRD_NAME = "testos-initramfs.img"
+
+@dataclass(frozen=True)
+class Flavor:
+    """What differs between the x86 and the arm64 test OS: where the packages are, and names."""
+    name: str  # the cache folder's and the assets subfolder's prefix
+    root: Path  # where the Debian packages are unpacked (installed, for the host's own)
+    efi_arch: str  # the disk's removable-media loader, BOOT<efi_arch>.EFI
+    modules: tuple[str, ...]  # drivers for the lab's NICs and disk (dependencies are added)
+    kernel_name: str
+    gzip_kernel: bool  # arm64's Image is not compressed: a gzip'd one is a third of the TFTP transfer
+    install_hint: str
+
+
+#: The virtio PCI transport and the drivers for the lab NICs and disk.
+X86 = Flavor("testos", Path("/"), "x64", ("virtio_pci", "virtio_net", "e1000", "virtio_blk"),
+             "testos-vmlinuz", False, "install linux-image-amd64 and busybox-static")
+ARM64 = Flavor("testos-arm64", ARM64_ROOT, "aa64", ("virtio_pci", "virtio_net", "virtio_blk"),
+               "testos-arm64-vmlinuz.gz", True,
+               f"run scripts/bootstrap.sh install (it unpacks Debian's arm64 packages into {ARM64_ROOT})")
+INITRD_NAME = "initramfs.img"
 
 
 class TestOSError(RuntimeError):
@@ -43,11 +62,13 @@ def default_cache_dir() -> Path:
     return Path(base) / "bootserver" / "lab"
 
 
-def latest_kernel_version(modules_root: Path = Path("/lib/modules")) -> str:
-    versions = sorted((p.name for p in modules_root.iterdir() if (Path("/boot") / f"vmlinuz-{p.name}").exists()),
-                      key=_version_key) if modules_root.is_dir() else []
+def kernel_version(flavor: Flavor) -> str:
+    """The newest kernel under the flavor's root that has its modules."""
+    root = flavor.root
+    versions = sorted((p.name.removeprefix("vmlinuz-") for p in (root / "boot").glob("vmlinuz-*")
+                       if (root / "lib/modules" / p.name.removeprefix("vmlinuz-")).is_dir()), key=_version_key)
     if not versions:
-        raise TestOSError("no kernel found: install linux-image-amd64 (needs /boot/vmlinuz-* and /lib/modules/*)")
+        raise TestOSError(f"no kernel with modules under {root / 'boot'}: {flavor.install_hint}")
     return versions[-1]
 
 
@@ -55,33 +76,31 @@ def _version_key(version: str) -> list:
     return [int(p) if p.isdigit() else p for p in version.replace("-", ".").split(".")]
 
 
-def _modinfo(kver: str, module: str, field: str) -> str:
-    try:
-        out = subprocess.run(["modinfo", "-k", kver, "-F", field, module], check=True,
-                             capture_output=True, text=True).stdout
-    except FileNotFoundError:
-        raise TestOSError("modinfo not found: install kmod") from None
-    except subprocess.CalledProcessError as exc:
-        raise TestOSError(f"module {module} not found for kernel {kver}: {exc.stderr.strip()}") from None
-    return out.strip()
-
-
-def module_load_order(kver: str, modules: tuple[str, ...] = MODULES) -> list[tuple[str, Path]]:
-    """The modules and their dependencies, each after what it depends on."""
+def module_load_order(root: Path, kver: str, modules: tuple[str, ...]) -> list[tuple[str, Path]]:
+    """The modules and their dependencies, each after what it depends on (modinfo reads any
+    architecture's .ko); modules built into the kernel need nothing."""
+    tree = root / "lib/modules" / kver
+    index = {p.name.removesuffix(".ko").replace("-", "_"): p for p in tree.rglob("*.ko")}
+    builtin_list = tree / "modules.builtin"
+    builtin = {Path(line).name.removesuffix(".ko").replace("-", "_")
+               for line in (builtin_list.read_text().split() if builtin_list.exists() else ())}
     order: list[tuple[str, Path]] = []
-    seen: set[str] = set()
 
     def visit(name: str) -> None:
-        if name in seen:
+        name = name.replace("-", "_")
+        if name in builtin or name in (n for n, _ in order):
             return
-        seen.add(name)
-        for dep in filter(None, _modinfo(kver, name, "depends").split(",")):
+        path = index.get(name)
+        if path is None:
+            raise TestOSError(f"module {name} not found under {tree} (compressed modules are not supported)")
+        try:
+            depends = subprocess.run(["modinfo", "-F", "depends", str(path)], check=True, capture_output=True,
+                                     text=True).stdout.strip()
+        except FileNotFoundError:
+            raise TestOSError("modinfo not found: install kmod") from None
+        for dep in filter(None, depends.split(",")):
             visit(dep)
-        filename = _modinfo(kver, name, "filename")
-        if filename.endswith(".ko"):  # "(builtin)" needs nothing
-            order.append((name, Path(filename)))
-        elif not filename.startswith("(builtin)"):
-            raise TestOSError(f"module {name}: compressed module {filename} is not supported")
+        order.append((name, path))
 
     for module in modules:
         visit(module)
@@ -127,49 +146,49 @@ def build_initramfs(files: dict[str, bytes], executables: set[str], links: dict[
     return gzip.compress(archive.getvalue(), compresslevel=6, mtime=0)
 
 
-def _initramfs_inputs(kver: str) -> tuple[dict[str, bytes], set[str], dict[str, str]]:
+def _initramfs_inputs(flavor: Flavor, kver: str) -> tuple[dict[str, bytes], set[str], dict[str, str]]:
     from bootserver.lab import testos_ignition  # it uses TestOSError from here
 
-    if not BUSYBOX.exists():
-        raise TestOSError(f"{BUSYBOX} not found: install busybox-static")
+    busybox = flavor.root / "bin/busybox"
+    if not busybox.is_file():
+        raise TestOSError(f"{busybox} not found: {flavor.install_hint}")
     lab_files = resources.files("bootserver.lab") / "files"
-    modules = module_load_order(kver, MODULES + testos_ignition.MODULES)
+    modules = module_load_order(flavor.root, kver, flavor.modules + testos_ignition.MODULES)
     files = {
         "init": (lab_files / "testos-init").read_bytes(),
         "testos-install": (lab_files / "testos-install").read_bytes(),
         "udhcpc.script": (lab_files / "udhcpc-script").read_bytes(),
-        "bin/busybox": BUSYBOX.read_bytes(),
-        "disk-payload.img": disk_payload(),
+        "bin/busybox": busybox.read_bytes(),
+        "disk-payload.img": disk_payload(flavor.efi_arch),
         "lib/modules/order": "".join(f"{name}\n" for name, _ in modules).encode(),
     }
     for name, path in modules:
         files[f"lib/modules/{name}.ko"] = path.read_bytes()
-    ignition_files, ignition_executables, links = testos_ignition.ignition_inputs()
+    ignition_files, ignition_executables, links = testos_ignition.ignition_inputs(flavor.root)
     files.update(ignition_files)
     return files, {"init", "testos-install", "udhcpc.script", "bin/busybox"} | ignition_executables, links
 
 
-def build(cache_dir: Path | None = None, kver: str | None = None) -> TestOS:
+def build(cache_dir: Path | None = None, flavor: Flavor = X86) -> TestOS:
     """Build (or reuse from the cache) the test OS kernel and initramfs; returns their paths."""
-    kver = kver or latest_kernel_version()
-    kernel_src = Path(f"/boot/vmlinuz-{kver}")
-    if not kernel_src.exists():
-        raise TestOSError(f"{kernel_src} not found: install linux-image-amd64")
-    files, executables, links = _initramfs_inputs(kver)
+    kver = kernel_version(flavor)
+    kernel_src = flavor.root / "boot" / f"vmlinuz-{kver}"
+    files, executables, links = _initramfs_inputs(flavor, kver)
     digest = hashlib.sha256(kernel_src.read_bytes())
     for name in sorted(files):
         digest.update(name.encode() + b"\0" + hashlib.sha256(files[name]).digest())
     for name in sorted(links):
         digest.update(f"{name}\0{links[name]}\0".encode())
-    target = (cache_dir or default_cache_dir()) / f"testos-{kver}-{digest.hexdigest()[:16]}"
-    result = TestOS(kernel=target / KERNEL_NAME, initrd=target / INITRD_NAME)
+    target = (cache_dir or default_cache_dir()) / f"{flavor.name}-{kver}-{digest.hexdigest()[:16]}"
+    result = TestOS(kernel=target / flavor.kernel_name, initrd=target / f"{flavor.name}-{INITRD_NAME}")
     if result.kernel.exists() and result.initrd.exists():
         return result
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".testos-", dir=target.parent))
+    staging = Path(tempfile.mkdtemp(prefix=f".{flavor.name}-", dir=target.parent))
     try:
-        shutil.copyfile(kernel_src, staging / KERNEL_NAME)
-        (staging / INITRD_NAME).write_bytes(build_initramfs(files, executables, links))
+        kernel = kernel_src.read_bytes()
+        (staging / result.kernel.name).write_bytes(gzip.compress(kernel, 6, mtime=0) if flavor.gzip_kernel else kernel)
+        (staging / result.initrd.name).write_bytes(build_initramfs(files, executables, links))
         try:
             staging.rename(target)  # atomic: a parallel build that won the race is just as good
         except OSError:
@@ -180,13 +199,14 @@ def build(cache_dir: Path | None = None, kver: str | None = None) -> TestOS:
     return result
 
 
-def install_into(assets_dir: Path, subdir: str = "testos", cache_dir: Path | None = None) -> tuple[str, str]:
-    """Put the test OS into an assets folder; returns the kernel and initrd paths relative to it."""
-    built = build(cache_dir)
-    dest = assets_dir / subdir
+def install_into(assets_dir: Path, flavor: Flavor = X86, cache_dir: Path | None = None) -> tuple[str, str]:
+    """Put the test OS into the assets folder's `flavor.name` subfolder; returns the kernel and
+    initrd paths relative to the assets folder."""
+    built = build(cache_dir, flavor)
+    dest = assets_dir / flavor.name
     dest.mkdir(parents=True, exist_ok=True)
     for src in (built.kernel, built.initrd):
         target = dest / src.name
         if not target.exists() or target.stat().st_size != src.stat().st_size:
             shutil.copyfile(src, target)
-    return f"{subdir}/{KERNEL_NAME}", f"{subdir}/{INITRD_NAME}"
+    return f"{flavor.name}/{built.kernel.name}", f"{flavor.name}/{built.initrd.name}"

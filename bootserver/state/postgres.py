@@ -30,8 +30,11 @@ from bootserver.state.sql import (POSTGRES, Statements, event_from_row, event_ro
 log = logging.getLogger(__name__)
 
 #: Errors that mean "the server cannot be reached", as opposed to a bad query.
+# InternalClientError: a query on a connection the server is dropping (its FATAL "terminating
+# connection" read, the close not yet), as every connection is when PostgreSQL shuts down
 UNREACHABLE = (OSError, asyncio.TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-               asyncpg.exceptions.OperatorInterventionError, asyncpg.exceptions.CannotConnectNowError)
+               asyncpg.exceptions.OperatorInterventionError, asyncpg.exceptions.CannotConnectNowError,
+               asyncpg.exceptions.InternalClientError)
 
 MIGRATION_LOCK = 0x626F6F74  # pg_advisory_xact_lock key: replicas starting together migrate one at a time
 
@@ -201,6 +204,11 @@ class PostgresStore(PostgresUpdates):
     async def _run(self, work: Callable[[asyncpg.Connection], Awaitable[Any]]) -> Any:
         if self._pool is None:
             raise StoreUnavailable("the state store is not open")
+        if asyncio.current_task() is None:
+            # The proxy runs a DHCP answer's first step outside any Task (dhcp/proxy.py `_start`), but
+            # asyncpg needs one: to time a reconnect after PostgreSQL dropped us, and to use a
+            # connection safely. Yield once, so the Task that carries the answer on runs the query.
+            await asyncio.sleep(0)
         try:
             async with self._pool.acquire() as conn:
                 return await work(conn)

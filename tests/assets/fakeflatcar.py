@@ -164,21 +164,16 @@ def publish(fake: FakeServer, key: SigningKey, version: str, *, board: str = "am
     """
     prefix = f"/{board}/{version}"
     genuine = {}
-    for name in (*PXE, IMAGE):
+    release = (*PXE, IMAGE)  # published with a .DIGESTS file too; the update files are not
+    for name in (*release, *update_files):
         data = os.urandom(size) + name.encode()
         genuine[name] = data
         if name in omit:
             continue
         fake.files[f"{prefix}/{name}"] = data if name != tamper else data[:-1] + bytes([data[-1] ^ 1])
         fake.files[f"{prefix}/{name}.sig"] = key.sign(data)
-        fake.files[f"{prefix}/{name}.DIGESTS"] = digests(name, data)
-    for name in update_files:
-        data = os.urandom(size) + name.encode()
-        genuine[name] = data
-        if name in omit:
-            continue
-        fake.files[f"{prefix}/{name}"] = data if name != tamper else data[:-1] + bytes([data[-1] ^ 1])
-        fake.files[f"{prefix}/{name}.sig"] = key.sign(data)
+        if name in release:
+            fake.files[f"{prefix}/{name}.DIGESTS"] = digests(name, data)
     version_txt = (f"FLATCAR_BUILD=0\nFLATCAR_BRANCH=0\nFLATCAR_PATCH=0\nFLATCAR_VERSION={version}\n"
                    f"FLATCAR_VERSION_ID={version}\nFLATCAR_BUILD_ID=\"test\"\nFLATCAR_SDK_VERSION=0\n").encode()
     fake.files[f"{prefix}/version.txt"] = version_txt

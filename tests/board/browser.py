@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from bootserver.dhcp import packet as P
-from tests.dhcp.dhcp_support import SERVER_IP, Link, fixture_datagrams, inside, veth_link
+from tests.dhcp.dhcp_support import SERVER_IP, Link, capture_discover, inside, veth_link
+from tests.support.processes import stop
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 HTTP_PORT = 8080
@@ -44,16 +45,6 @@ NEIGHBOURS = (("rack1-node2", "52:54:00:10:00:02"), ("rack1-node3", "52:54:00:10
               ("rack1-node4", "52:54:00:10:00:04"))
 IGNITION = ('{"ignition": {"version": "3.3.0"}, "passwd": {"users": [{"name": "core", '
             '"passwordHash": "$6$rounds=4096$secret-salt$hash"}]}}')
-
-
-def firmware_discover() -> P.Packet:
-    """OVMF's own PXE DISCOVER from the capture (not iPXE's: the firmware asks for the loader)."""
-    for name, d in fixture_datagrams():
-        p = P.decode(d.payload)
-        if name == "uefi-virtio" and p.message_type == P.DISCOVER and b"PXEClient:Arch" in d.payload \
-                and b"iPXE" not in d.payload:
-            return p
-    raise AssertionError("no firmware DISCOVER in uefi-virtio")
 
 
 def machine_doc(name: str, mac: str) -> str:
@@ -111,7 +102,7 @@ class Lab:
 
 @contextmanager
 def board_lab(tmp_path: Path):
-    discover = firmware_discover()
+    discover = capture_discover("uefi-virtio", ipxe=False)  # OVMF asks for the loader
     catalog = tmp_path / "catalog"
     (catalog).mkdir()
     (catalog / "profiles.yaml").write_text(PROFILES)
@@ -136,12 +127,7 @@ def board_lab(tmp_path: Path):
                 time.sleep(0.1)
             yield Lab(link, catalog, proc, log, discover.mac, link.client_ips[0]), discover
         finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc)
 
 
 @contextmanager

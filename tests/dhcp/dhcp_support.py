@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from bootserver.config import Settings
+from bootserver.dhcp import packet as P
 from bootserver.dhcp.pcap import read_udp
 from bootserver.catalog.loader import load_catalog
 from bootserver.runtime import Runtime
@@ -192,3 +193,14 @@ class Client:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def capture_discover(capture: str, ipxe: bool) -> P.Packet:
+    """The first DISCOVER in capture `capture` sent by iPXE (option 175) or, with ipxe=False, by the
+    firmware's own PXE: the tests' stand-in for a real machine's first packet."""
+    for name, d in fixture_datagrams():
+        if name == capture:
+            p = P.decode(d.payload)
+            if p.message_type == P.DISCOVER and (P.OPT_IPXE in p.options) == ipxe:
+                return p
+    raise AssertionError(f"no {'iPXE' if ipxe else 'firmware'} DISCOVER in capture {capture}")

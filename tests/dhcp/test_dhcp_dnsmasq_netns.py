@@ -16,7 +16,8 @@ import pytest
 from bootserver.config import Settings
 from bootserver.dhcp import packet as P
 from bootserver.dhcp.proxy import ProxyDHCP
-from tests.dhcp.dhcp_support import SERVER_IP, Client, fixture_datagrams, inside, make_runtime, veth_link
+from tests.dhcp.dhcp_support import SERVER_IP, Client, capture_discover, inside, make_runtime, veth_link
+from tests.support.processes import stop
 
 pytestmark = [pytest.mark.netns, pytest.mark.asyncio(loop_scope="session")]
 
@@ -44,27 +45,14 @@ def dnsmasq(link):
             time.sleep(0.05)
         yield log
     finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, timeout=5)
         errors.close()
         shutil.rmtree(work, ignore_errors=True)
 
 
-def edk2_discover() -> P.Packet:
-    for name, d in fixture_datagrams():
-        p = P.decode(d.payload)
-        if name == "uefi-virtio" and p.message_type == P.DISCOVER and P.OPT_IPXE not in p.options:
-            return p
-    raise AssertionError("no edk2 DISCOVER in the captures")
-
-
 @pytest.mark.parametrize("proxy_first", [False, True], ids=["dnsmasq-first", "proxy-first"])
 async def test_proxy_beside_dnsmasq(reactor, proxy_first):
-    discover = edk2_discover()
+    discover = capture_discover("uefi-virtio", ipxe=False)
     with veth_link() as link:
         runtime = make_runtime(Settings(dhcp=(link.server_if,)), {discover.mac})
         proxy = ProxyDHCP(runtime, runtime.settings, interfaces=(link.server_if,))

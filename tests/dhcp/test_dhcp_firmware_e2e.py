@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.dhcp.dhcp_support import PROFILE, SERVER_IP, sh
+from tests.support.processes import stop
 
 pytestmark = [pytest.mark.e2e, pytest.mark.netns]
 
@@ -95,16 +96,6 @@ def _catalog(tmp_path: Path, mac: str) -> Path:
     return catalog
 
 
-def _stop(procs: list[subprocess.Popen]) -> None:
-    for proc in reversed(procs):
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 @pytest.mark.parametrize("firmware, mac", [
     ("bios", "52:54:00:77:00:01"),  # SeaBIOS + iPXE option ROM: iPXE from the first packet
     ("uefi", "52:54:00:77:00:11"),  # OVMF's own PXE: OFFER, REQUEST on 4011, TFTP ipxe.efi, then iPXE
@@ -138,7 +129,8 @@ def test_firmware_boots_through_the_proxy(tmp_path, firmware, mac):
             assert procs[-1].poll() is None, "QEMU exited"
             time.sleep(0.5)
     finally:
-        _stop(procs)
+        for proc in reversed(procs):
+            stop(proc)
         subprocess.run(["ip", "netns", "del", ns], capture_output=True)
     log = serve_log.read_text()
     offers = re.findall(rf"dhcp\.(offer|ack) to {mac} \(([\w-]+), (\w+)\) on {tap}:(\d+) -> ([\d.]+):(\d+): (\S+)",
@@ -192,7 +184,8 @@ async def test_installed_machine_leaves_the_network_boot(reactor, tmp_path, capl
                 assert procs[-1].poll() is None, "QEMU exited: " + serial.read_text(errors="replace")[-3000:]
                 await asyncio.sleep(0.5)
     finally:
-        _stop(procs)
+        for proc in reversed(procs):
+            stop(proc)
         await server.stop()
         subprocess.run(["ip", "netns", "del", ns], capture_output=True)
     kinds = [e.kind for e in await server.runtime.store.events(mac)]

@@ -9,22 +9,14 @@ import time
 import pytest
 
 from bootserver.dhcp import packet as P
-from tests.dhcp.dhcp_support import PROFILE, SERVER_IP, Client, fixture_datagrams, veth_link
+from tests.dhcp.dhcp_support import PROFILE, SERVER_IP, Client, capture_discover, veth_link
 
 pytestmark = [pytest.mark.netns]
 
 
-def ipxe_discover() -> P.Packet:
-    for name, d in fixture_datagrams():
-        p = P.decode(d.payload)
-        if name == "uefi-virtio-ipxerom" and p.message_type == P.DISCOVER:
-            return p
-    raise AssertionError("no iPXE DISCOVER")
-
-
 @pytest.mark.asyncio(loop_scope="session")
 async def test_serve_answers_and_its_http_serves_the_chain(tmp_path):
-    discover = ipxe_discover()
+    discover = capture_discover("uefi-virtio-ipxerom", ipxe=True)
     catalog = tmp_path / "catalog"
     catalog.mkdir()
     (catalog / "machines.yaml").write_text(PROFILE + "---\napiVersion: bootserver/v1\nkind: Machine\n"

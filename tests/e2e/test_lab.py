@@ -8,12 +8,12 @@ are bounds that fail a machine which fell back to the firmware's slow paths.
 
 import re
 import threading
-import time
 
 from bootserver.lab import catalog as lab_catalog
 from bootserver.lab.disk import read_install_marker
 from bootserver.lab.lab import DISK_BOOT_RE, FAILED_RE, INSTALLED_RE, POSTED_RE, MachineSpec
 from bootserver.lab.server import BootserverService
+from tests.support.waiting import wait_for
 
 from conftest import BOOT_TIMEOUT
 from ignition_checks import BAD_CONFIG, check_installed_disk, check_untouched_disk
@@ -27,14 +27,24 @@ def kinds(timeline):
     return [e["kind"] for e in timeline]
 
 
-def wait_until(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+def in_parallel(specs, story) -> None:
+    """Run `story(spec)` for every machine at once (they share the lab's network and server);
+    the first failure is raised here, in the test's thread."""
+    errors = []
+
+    def run(spec):
+        try:
+            story(spec)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(spec,)) for spec in specs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
 
 
 def install_story(lab, server, spec, results):
@@ -74,7 +84,7 @@ def rejected_story(lab, spec, results):
     machine = lab.power_on(spec.name)
     match, results[spec.name] = machine.wait_for(FAILED_RE, BOOT_TIMEOUT)
     assert match["reason"] == "ignition"
-    wait_until(lambda: not machine.running(), 60, f"{spec.name} to power off")
+    wait_for(lambda: not machine.running(), 60, f"{spec.name} to power off")
 
 
 def test_bios_and_uefi_install_then_boot_from_disk(make_lab):
@@ -84,24 +94,9 @@ def test_bios_and_uefi_install_then_boot_from_disk(make_lab):
     bad = MachineSpec.make(2, "bios", metadata=BAD_CONFIG)
     server = BootserverService()
     lab = make_lab([bios, uefi, bad], server)
-    results, errors = {}, []
-
-    def story(spec):
-        try:
-            if spec is bad:
-                rejected_story(lab, spec, results)
-            else:
-                install_story(lab, server, spec, results)
-        except BaseException as exc:  # reported below, from the test's thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=story, args=(spec,)) for spec in (bios, uefi, bad)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
+    results = {}
+    in_parallel([bios, uefi, bad], lambda spec: rejected_story(lab, spec, results) if spec is bad
+                else install_story(lab, server, spec, results))
     for spec in (bios, uefi):
         report(spec, results[spec.name])
         machine = lab.machines[spec.name]
@@ -153,21 +148,8 @@ def test_uefi_snponly_http_boot_and_ipxe_rom_install_then_boot_from_disk(make_la
                           MachineSpec.make(1, "uefi-ipxerom"))
     server = BootserverService(uefi_loader="snponly.efi")
     lab = make_lab([snponly, http, rom], server)
-    results, errors = {}, []
-
-    def story(spec):
-        try:
-            install_story(lab, server, spec, results)
-        except BaseException as exc:  # reported below, from the test's thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=story, args=(spec,)) for spec in (snponly, http, rom)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
+    results = {}
+    in_parallel([snponly, http, rom], lambda spec: install_story(lab, server, spec, results))
     for spec in (snponly, http, rom):
         report(spec, results[spec.name])
         assert server.machine(spec.mac)["state"] == "installed"
@@ -202,7 +184,7 @@ def test_unknown_mac_discovered_and_not_booted(make_lab):
     for machine in (seen, ignored):
         machine.wait_for(NO_BOOT_RE, BOOT_TIMEOUT)
         assert "TESTOS" not in machine.serial_text()
-    record = wait_until(lambda: discover.machine(stranger.mac), 30, "the discovered record")
+    record = wait_for(lambda: discover.machine(stranger.mac), 30, "the discovered record")
     assert record["state"] == "discovered"
     assert record["profile"] in (None, "")
     timeline = discover.timeline(stranger.mac)
@@ -221,7 +203,7 @@ def test_broken_catalog_edit_does_not_stop_a_booting_machine(make_lab):
     (server.catalog_dir / "lab.yaml").write_text((server.catalog_dir / "lab.yaml").read_text()
                                                  .replace("profile: lab-install", "profile: [unclosed"))
     (server.catalog_dir / "zz-broken.yaml").write_text("kind: Machine\nspec: {mac: nonsense}\n")
-    wait_until(lambda: "catalog reload" in log.read_text() and "failed" in log.read_text(), 30,
+    wait_for(lambda: "catalog reload" in log.read_text() and "failed" in log.read_text(), 30,
                "bootserver to reject the broken catalog")
     assert "TESTOS-INSTALLED" not in machine.serial_text(), "the machine finished before the edit took effect"
     _, seconds = machine.wait_for(INSTALLED_RE, BOOT_TIMEOUT)

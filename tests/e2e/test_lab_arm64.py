@@ -1,26 +1,46 @@
 """End to end on arm64: AAVMF (QEMU `virt`, TCG, Cortex-A57) PXE-boots (arch 11) through bootserver
-with Debian's arm64 netboot GRUB, or HTTP-Boots (arch 19) bootserver's own arm64 GRUB, installs the
-arm64 test OS (Debian's arm64 kernel and busybox), reports, and on the next power-on GRUB's
-local-disk config starts the disk's \\EFI\\BOOT\\BOOTAA64.EFI.
-Times are printed (run with -s): power-on -> installed, -> disk boot.
+with Debian's arm64 netboot GRUB into the arm64 test OS (Debian's arm64 kernel, systemd and real
+Ignition), which applies the machine's config to its disk and reports; on the next power-on GRUB's
+local-disk config starts the disk's \\EFI\\BOOT\\BOOTAA64.EFI. A second machine's config Ignition
+must refuse ends `failed` with Ignition's reason. Another test HTTP-Boots (arch 19) bootserver's own
+arm64 GRUB the same way. Times are printed (run with -s).
 """
 
 import re
+import threading
 
+from bootserver.lab import catalog as lab_catalog
 from bootserver.lab.disk import read_install_marker
 from bootserver.lab.lab import MachineSpec
 from bootserver.lab.server import BootserverService
 
-from test_lab import install_story, kinds, report
+from ignition_checks import BAD_CONFIG, check_installed_disk, check_untouched_disk
+from test_lab import install_story, kinds, rejected_story, report
 
 
-def test_arm64_install_then_boot_from_disk(make_lab):
+def test_arm64_ignition_install_then_boot_from_disk(make_lab):
     spec = MachineSpec.make(1, "arm64-uefi")
+    bad = MachineSpec.make(2, "arm64-uefi", metadata=BAD_CONFIG)
     server = BootserverService()
-    lab = make_lab([spec], server)
-    results = {}
-    install_story(lab, server, spec, results)
+    lab = make_lab([spec, bad], server)
+    results, errors = {}, []
+
+    def story(machine, run):
+        try:
+            run(machine)
+        except BaseException as exc:  # reported below, from the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=story, args=(spec, lambda s: install_story(lab, server, s, results))),
+               threading.Thread(target=story, args=(bad, lambda s: rejected_story(lab, s, results)))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
     report(spec, results[spec.name])
+    print(f"arm64 bad config: power-on to failed {results[bad.name]:.1f} s")
     machine = lab.machines[spec.name]
     assert read_install_marker(machine.disk) == f"BOOTSERVER-LAB-INSTALLED host={spec.hostname} mac={spec.mac}"
     record = server.machine(spec.mac)
@@ -38,13 +58,27 @@ def test_arm64_install_then_boot_from_disk(make_lab):
                if e["kind"] == "tftp.transfer" and e["detail"]["outcome"] == "complete"]
     assert fetched[:2] == ["grubaa64.efi", "/grub/grub.cfg"]
     assert f"/assets/{lab.arm64_kernel_asset}" in fetched and f"/assets/{lab.arm64_initrd_asset}" in fetched
-    assert "http.ignition" in kinds(first_boot)
+    # what Ignition fetched over HTTP: its config, the merged fragment (fetch), the payload (files)
+    assert k.index("http.ignition") < installed_at
+    served = [e["detail"]["file"] for e in first_boot if e["kind"] == "http.asset"]
+    assert served == [lab_catalog.FRAGMENT_ASSET, lab_catalog.PAYLOAD_ASSET]
     assert not [e for e in second_boot if e["kind"] == "tftp.transfer" and "/assets/" in e["detail"]["file"]]
     console = machine.serial_text()
     first, second = console[:console.index("TESTOS-POSTED")], console[console.index("TESTOS-POSTED"):]
     assert "TESTOS: init started arch=aarch64" in first
+    assert "TESTOS: ignition applied" in first
     assert console.count("TESTOS-INSTALLED") == 1, "the machine installed twice"
     assert re.search(r"bootserver: starting \(hd0,(gpt|msdos)1\)/EFI/BOOT/BOOTAA64.EFI", second)
+    check_installed_disk(machine.disk, spec, [bad])
+    # the bad config: Ignition's fetch stage refused it, bootserver's timeline says why
+    assert server.machine(bad.mac)["state"] == "failed"
+    failed = [e for e in server.timeline(bad.mac) if e["kind"] == "installer.failed"]
+    assert len(failed) == 1
+    reason = failed[0]["detail"]["detail"]
+    assert "ignition fetch stage failed" in reason, reason
+    assert "CRITICAL : Ignition failed: hash verification failed" in reason, reason
+    assert "TESTOS: init started arch=aarch64" in lab.machines[bad.name].serial_text()
+    check_untouched_disk(lab.machines[bad.name].disk)
 
 
 def test_arm64_http_boot_install_then_boot_from_disk(make_lab):
@@ -80,6 +114,7 @@ def test_arm64_http_boot_install_then_boot_from_disk(make_lab):
     assert console.count(f"URI: {url}") == 2
     assert re.search(r'BdsDxe: starting Boot\d+ "UEFI HTTPv4', console)
     first, second = console[:console.index("TESTOS-POSTED")], console[console.index("TESTOS-POSTED"):]
-    assert "TESTOS: init started arch=aarch64" in first
+    assert "TESTOS: init started arch=aarch64" in first and "TESTOS: ignition applied" in first
     assert console.count("TESTOS-INSTALLED") == 1, "the machine installed twice"
     assert re.search(r"bootserver: starting \(hd0,(gpt|msdos)1\)/EFI/BOOT/BOOTAA64.EFI", second)
+    check_installed_disk(machine.disk, spec, [])

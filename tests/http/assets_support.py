@@ -56,14 +56,3 @@ async def raw_get(port: int, target: str, method: str = "GET") -> tuple[int, byt
 
 def metric(name: str) -> float:
     return REGISTRY.get_sample_value(name) or 0.0
-
-
-async def until(condition, timeout: float = 5.0) -> bool:
-    """True once `condition()` holds (checked every 10 ms); False if it still does not after `timeout` s."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            return False
-        await asyncio.sleep(0.01)
-    return True

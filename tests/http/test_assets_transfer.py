@@ -10,7 +10,8 @@ from email.utils import formatdate
 
 import pytest
 
-from tests.http.assets_support import until, BIG, curl, metric, raw_get, sha256
+from tests.http.assets_support import BIG, curl, metric, raw_get, sha256
+from tests.support.waiting import until
 
 
 async def test_large_file_is_byte_exact_with_validators(server, client, folder):

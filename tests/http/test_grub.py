@@ -35,6 +35,8 @@ async def test_signed_loaders_are_served_under_the_names_shim_looks_for(server):
     async with aiohttp.ClientSession() as s:
         assert await get(s, f"{server.url}/loaders/grubx64.efi") == (200, SIGNED_GRUB.read_bytes())
         assert await get(s, f"{server.url}/loaders/shimx64.efi") == (200, SIGNED_SHIM.read_bytes())
+        # shim over UEFI HTTP Boot: its folder + "\grubx64.efi" (what the lab's Secure Boot machine asked)
+        assert await get(s, f"{server.url}/loaders//grubx64.efi") == (200, SIGNED_GRUB.read_bytes())
         status, _ = await get(s, f"{server.url}/loaders/grubnetx64.efi.signed")
         assert status == 404
 

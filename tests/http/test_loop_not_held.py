@@ -15,6 +15,8 @@ from pathlib import Path
 
 import aiohttp
 
+from tests.support.waiting import until
+
 CATALOG = """\
 apiVersion: bootserver/v1
 kind: Profile
@@ -60,16 +62,6 @@ def waiting_on_fifo(pid: int) -> bool:
     return False
 
 
-async def until(condition, timeout: float = 10.0) -> bool:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not await asyncio.to_thread(condition):
-        if loop.time() > deadline:
-            return False
-        await asyncio.sleep(0.02)
-    return True
-
-
 async def test_cold_render_waiting_on_a_file_leaves_the_server_answering(serve, tmp_path):
     catalog = tmp_path / "catalog"
     catalog.mkdir()
@@ -82,7 +74,7 @@ async def test_cold_render_waiting_on_a_file_leaves_the_server_answering(serve, 
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as session:
             ignition = asyncio.ensure_future(session.get(f"{server.url}/ignition?mac=02:00:00:00:00:42"))
-            assert await until(lambda: waiting_on_fifo(server.proc.pid))  # the render is stuck on the file
+            assert await until(lambda: waiting_on_fifo(server.proc.pid), timeout=10)  # the render is stuck on the file
             answered = []
             for _ in range(3):  # and meanwhile the server answers other requests
                 try:

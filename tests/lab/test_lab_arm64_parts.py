@@ -1,4 +1,5 @@
-"""The arm64 lab parts without a network: the test OS built from Debian's arm64 packages, the
+"""The arm64 lab parts without a network: the test OS built from Debian's arm64 packages (its
+programs are run by tests/lab/test_testos_ignition.py), the
 AArch64 EFI disk loader booted by real AAVMF, and the QEMU command line."""
 
 import gzip
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bootserver.lab import testos_arm64
+from bootserver.lab import testos
 from bootserver.lab.disk import DISK_BOOT_MARKER, ESP_START, SECTOR, create_disk, disk_payload
 from bootserver.lab.qemu import AAVMF_CODE, AAVMF_VARS, Machine
 
@@ -20,16 +21,18 @@ EM_AARCH64 = 183
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    return testos_arm64.build(tmp_path_factory.mktemp("cache"))
+    return testos.build(tmp_path_factory.mktemp("cache"), testos.ARM64)
 
 
 def test_arm64_test_os_is_built_from_the_arm64_packages(built, tmp_path):
-    kernel, initrd = built
+    kernel, initrd = built.kernel, built.initrd
     image = gzip.decompress(kernel.read_bytes())
     assert image[56:60] == b"ARM\x64"  # the arm64 Image header's magic (Documentation/arm64/booting)
     subprocess.run(["cpio", "-id", "--quiet"], input=gzip.decompress(initrd.read_bytes()), cwd=tmp_path, check=True)
-    busybox = (tmp_path / "bin/busybox").read_bytes()
-    assert busybox[:4] == b"\x7fELF" and struct.unpack_from("<H", busybox, 18)[0] == EM_AARCH64
+    for program in ("bin/busybox", "usr/bin/ignition", "usr/lib/systemd/systemd", "lib/ld-linux-aarch64.so.1",
+                    "lib/aarch64-linux-gnu/libc.so.6"):
+        binary = (tmp_path / program).read_bytes()
+        assert binary[:4] == b"\x7fELF" and struct.unpack_from("<H", binary, 18)[0] == EM_AARCH64, program
     order = (tmp_path / "lib/modules/order").read_text().split()
     assert order.index("virtio_pci_modern_dev") < order.index("virtio_pci")
     assert order.index("failover") < order.index("net_failover") < order.index("virtio_net")
@@ -40,7 +43,7 @@ def test_arm64_test_os_is_built_from_the_arm64_packages(built, tmp_path):
     subprocess.run(["busybox", "sh", "-n", str(tmp_path / "init")], check=True)  # shell syntax
     esp = (tmp_path / "disk-payload.img").read_bytes()[ESP_START * SECTOR:]
     assert b"BOOTAA64EFI" in esp and b"BOOTX64 EFI" not in esp
-    assert testos_arm64.build(kernel.parent.parent) == built  # cached by content
+    assert testos.build(kernel.parent.parent, testos.ARM64) == built  # cached by content
 
 
 def test_arm64_disk_boots_in_aavmf_and_prints_the_marker(tmp_path):

@@ -23,9 +23,9 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
-from typing import Callable
+
+from tests.support.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 CHECK = REPO / "deploy" / "keepalived" / "check-bootserver-healthz"
@@ -36,15 +36,6 @@ ADMIN_TOKEN = "rack-admin-token"
 
 def sh(*args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run(list(args), check=check, capture_output=True, text=True, timeout=timeout)
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.1) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(interval)
-    raise TimeoutError(f"gave up after {timeout:.0f} s waiting for {what}")
 
 
 def pg_bin(name: str) -> str:

@@ -3,13 +3,17 @@
 their address from the site's DHCP server and their boot answers from the replicas, both through
 isc-dhcp-relay, matched by the relay's subnet (each subnet's Group gives its hostname). They fetch
 everything from the floating address, run the lab's test OS installer (real Ignition) and report
-`installed` with an Idempotency-Key; the shared PostgreSQL then says `installed` for both.
+`installed` with an Idempotency-Key; the shared PostgreSQL then says `installed` for both. The test
+OS then reboots the machine, and its next boot comes from its disk, still through the relay: iPXE's
+sanboot on BIOS; on UEFI iPXE -> GRUB, which reads its local-disk grub.cfg over TFTP from the
+floating address and starts the disk's own EFI loader (as tests/e2e/test_lab.py does without relay).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 from pathlib import Path
 
@@ -19,14 +23,16 @@ import yaml
 from bootserver.lab import catalog as lab_catalog
 from bootserver.lab import testos
 from bootserver.lab.disk import create_disk, read_install_marker
-from bootserver.lab.lab import INSTALLED_RE, POSTED_RE, check_host
+from bootserver.lab.lab import DISK_BOOT_RE, INSTALLED_RE, POSTED_RE, check_host
 from bootserver.lab.qemu import Machine, lab_mac
-from tests.scaleout.rack import ADMIN_TOKEN, FLOATING, SUBNETS, Rack, sh, wait_for
+from tests.scaleout.rack import ADMIN_TOKEN, FLOATING, SUBNETS, Rack, sh
+from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root"),
               pytest.mark.timeout(900)]
 
 BOOT_TIMEOUT = 420  # TCG on two shared CPUs, plus iPXE's IPv6 wait and the relay hop
+DISK_BOOT_TIMEOUT = 240  # the second boot: firmware, DHCP through the relay, iPXE (and GRUB), the disk
 MACHINES = {"c1": ("bios", 1), "c2": ("uefi", 2)}  # subnet -> (firmware, index)
 
 
@@ -50,6 +56,26 @@ def api(rack: Rack, path: str) -> dict:
     out = sh(*rack.exec("rtr", ["curl", "--silent", "--fail", "--max-time", "10", "-H",
                                 f"Authorization: Bearer {ADMIN_TOKEN}", f"http://{FLOATING}:8080{path}"]))
     return json.loads(out.stdout)
+
+
+def second_boot(rack: Rack, mac: str) -> list[dict]:
+    """The machine's timeline after its installer said `installed`."""
+    events = sorted(api(rack, f"/api/v1/machines/{mac}/events?limit=1000")["events"], key=lambda e: e["seq"])
+    kinds = [e["kind"] for e in events]
+    return events[kinds.index("installer.installed") + 1:]
+
+
+def check_disk_boot(rack: Rack, machine: Machine, console: str) -> None:
+    """What bootserver answered on the boot after the install: the disk, never the installer again."""
+    after = second_boot(rack, machine.mac)
+    assert [e["detail"]["action"] for e in after if e["kind"] == "http.ipxe"] == ["local-disk"], after
+    assert not [e for e in after if e["kind"] in ("http.kernel", "http.ignition")], after
+    if machine.firmware == "uefi":  # GRUB got its local-disk config over TFTP, through the relay's routing
+        assert [e["detail"]["action"] for e in after if e["kind"] == "grub.config"] == ["local-disk"], after
+        assert any(e["kind"] == "tftp.transfer" and e["detail"]["file"] == "/grub/grub.cfg"
+                   and e["detail"]["outcome"] == "complete" for e in after), after
+        assert re.search(r"bootserver: starting \(hd0,(gpt|msdos)1\)/EFI/BOOT/BOOTX64.EFI", console)
+        assert not re.search(r'BdsDxe: starting Boot\d+ "UEFI Misc Device"', console)  # not the firmware's own
 
 
 def test_bios_and_uefi_machines_install_through_the_relay(tmp_path):
@@ -84,8 +110,9 @@ def test_bios_and_uefi_machines_install_through_the_relay(tmp_path):
                 match, seconds = machine.wait_for(INSTALLED_RE, BOOT_TIMEOUT)
                 results[machine.name] = {"installed s": round(seconds, 1), "host": match["host"]}
                 assert match["host"] == f"rack-{machine.firmware}"  # matched by its relay's subnet
+            posted = {}
             for machine in machines:
-                machine.wait_for(POSTED_RE, 120)
+                posted[machine.name] = machine.wait_for(POSTED_RE, 120)
                 record = api(rack, f"/api/v1/machines/{machine.mac}")
                 events = api(rack, f"/api/v1/machines/{machine.mac}/events?limit=200")["events"]
                 assert record["state"] == "installed", record
@@ -93,6 +120,14 @@ def test_bios_and_uefi_machines_install_through_the_relay(tmp_path):
                 assert len(installed) == 1 and installed[0]["key"], installed  # the test OS sent a key
                 assert any(e["kind"] == "dhcp.offer" for e in events)
                 results[machine.name]["client"] = record["client_ip"]
+            for machine in machines:  # the test OS rebooted it: this boot must come from the disk
+                posted_at, rebooted = posted[machine.name]
+                match, seconds = machine.wait_for(DISK_BOOT_RE, DISK_BOOT_TIMEOUT, after=posted_at.end())
+                assert match["firmware"] == machine.firmware
+                results[machine.name].update({"disk boot s": round(seconds, 1),
+                                              "second boot s": round(seconds - rebooted, 1)})
+                console = machine.serial_text()
+                check_disk_boot(rack, machine, console[posted_at.end():])
             print("\nrack machines: " + json.dumps(results))
         finally:
             for machine in machines:

@@ -15,7 +15,7 @@ import time
 import pytest
 
 from bootserver.dhcp import packet as P
-from tests.dhcp.dhcp_support import PROFILE, SERVER_IP, Client, fixture_datagrams, inside, veth_link
+from tests.dhcp.dhcp_support import PROFILE, SERVER_IP, Client, capture_discover, inside, veth_link
 from tests.dhcp.test_dhcp_fuzz_netns import mutations
 
 pytestmark = [pytest.mark.netns]
@@ -52,17 +52,9 @@ def tftp_mutations(seed: int, count: int):
             yield struct.pack("!H", 1) + b"f64k\0octet\0blksize\0" + rng.randbytes(8)
 
 
-def ipxe_discover() -> P.Packet:
-    for name, d in fixture_datagrams():
-        p = P.decode(d.payload)
-        if name == "uefi-virtio-ipxerom" and p.message_type == P.DISCOVER:
-            return p
-    raise AssertionError("no iPXE DISCOVER")
-
-
 @pytest.mark.asyncio(loop_scope="session")
 async def test_a_hostile_lan_does_not_take_the_server_down(tmp_path):
-    probe = ipxe_discover()
+    probe = capture_discover("uefi-virtio-ipxerom", ipxe=True)
     catalog = tmp_path / "catalog"
     catalog.mkdir()
     (catalog / "c.yaml").write_text(PROFILE + "---\napiVersion: bootserver/v1\nkind: Group\nmetadata: {name: all}\n"

@@ -18,6 +18,7 @@ import pytest
 import trustme
 
 from tests.conftest import REPO
+from tests.support.processes import stop
 
 TOKEN = "admin-" + "s3cret"
 
@@ -61,15 +62,6 @@ def start(ns: str, tmp_path: Path, catalog_dir: Path, *extra: str) -> tuple[subp
             raise RuntimeError(log_path.read_text(errors="replace"))
         time.sleep(0.1)
     return proc, log_path
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def test_admin_token_only_over_https_from_afar(netns, tmp_path, catalog_dir):

@@ -9,8 +9,8 @@ import struct
 import pytest
 
 from bootserver.tftp import TFTPServer, metrics
-from tests.tftp.tftp_helpers import (CLIENT_MAC, RawClient, ack, counter, parse_error, parse_oack, rrq, run,
-                                     transfers, until)
+from tests.support.waiting import until
+from tests.tftp.tftp_helpers import CLIENT_MAC, RawClient, ack, counter, parse_error, parse_oack, rrq, run, transfers
 
 pytestmark = pytest.mark.timeout(60)
 

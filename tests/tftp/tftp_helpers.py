@@ -54,17 +54,6 @@ def counter(metric, *labels) -> float:
     return (metric.labels(*labels) if labels else metric)._value.get()
 
 
-async def until(condition, timeout: float = 5.0) -> bool:
-    """True once `condition()` holds (checked every 5 ms); False if it still does not after `timeout` s."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            return False
-        await asyncio.sleep(0.005)
-    return True
-
-
 class RawClient:
     """A UDP socket on the test's loop, for the packets no real client sends."""
 
