@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import queue
-import secrets
 import sqlite3
 import threading
 import time
@@ -26,6 +25,7 @@ from bootserver.state.metrics import COMMIT_BATCH, COMMIT_SECONDS, EVENTS_COMMIT
 from bootserver.state.updates_sqlite import SqliteUpdates
 from bootserver.state.sql import (SQLITE, Statements, event_from_row, event_row, machine_from_row,
                                   new_machine_row, pending_migrations)
+from bootserver.state.tokens import new_token
 
 log = logging.getLogger(__name__)
 
@@ -265,7 +265,7 @@ class SqliteStore(SqliteUpdates):
 
     async def ensure(self, mac: str, *, state: str, **facts: Any) -> MachineRecord:
         check_facts(facts)
-        row = new_machine_row(mac, state, secrets.token_urlsafe(24), time.time(), facts)
+        row = new_machine_row(mac, state, new_token(), time.time(), facts)
         return await self._write(lambda conn: machine_from_row(conn.execute(SQL.upsert_machine, row).fetchone()))
 
     async def set_state(self, mac: str, state: str, *, expected: str | None = None,
@@ -316,7 +316,7 @@ class SqliteStore(SqliteUpdates):
 
     async def rotate_token(self, mac: str, expected: str | None = None) -> MachineRecord | None:
         def op(conn: sqlite3.Connection) -> MachineRecord | None:
-            new = secrets.token_urlsafe(24)
+            new = new_token()
             found = (conn.execute(SQL.rotate_token, (new, mac)) if expected is None
                      else conn.execute(SQL.rotate_token_if, (new, mac, expected))).fetchone()
             if found is None and conn.execute(SQL.machine_by_mac, (mac,)).fetchone() is None:
