@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bootserver import board
+from bootserver import arm64_http_grub, board
 from bootserver.boot.loaders import arm64_loader_status
 from bootserver.catalog.loader import CatalogError, load_catalog
 from bootserver.config import Settings, split_hostport
@@ -145,6 +145,11 @@ class Server:
         log.info("%s", arm64_line)
         if s.arm64_loader and not arm64_answered:  # stay silent rather than offer a file TFTP cannot serve
             s = self.settings = dataclasses.replace(s, arm64_loader=None)
+        http_boot_answered, http_boot_line = arm64_http_grub.status(s)
+        if s.arm64_loader:
+            log.info("%s", http_boot_line)
+        if s.arm64_http_boot and not http_boot_answered:  # nor offer an HTTP Boot GRUB that cannot be built
+            s = self.settings = dataclasses.replace(s, arm64_http_boot=False)
         catalog = load_catalog(s.catalog, s.assets)  # raises CatalogError: refuse to start broken
         for warning in catalog.warnings:
             log.warning("%s", warning)

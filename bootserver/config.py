@@ -41,10 +41,12 @@ class Settings:
     grub_efi: Path = Path("/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed")  # served as grubx64.efi
     shim_efi: Path = Path("/usr/lib/shim/shimx64.efi.signed")  # served as shimx64.efi (Secure Boot)
     grub_arm64_efi: Path = ARM64_ROOT / "usr/lib/grub/arm64-efi-signed/grubnetaa64.efi.signed"  # as grubaa64.efi
+    grub_arm64_modules: Path = ARM64_ROOT / "usr/lib/grub/arm64-efi"  # grub-mkimage builds the HTTP Boot GRUB
     tftp_blksize_max: int = 0  # 0: what fits the interface MTU
     dhcp: tuple[str, ...] = ()  # interfaces for proxyDHCP; empty = off
     uefi_loader: str = "ipxe.efi"  # or snponly.efi
     arm64_loader: str | None = None  # grubaa64.efi (Debian's arm64 GRUB) or a file; unset = not answered
+    arm64_http_boot: bool = True  # with grubaa64.efi: answer arm64 HTTP Boot (arch 19) with grubhttpaa64.efi
     installed_dhcp: str = "auto"  # auto/answer (local-disk answer: sanboot, or GRUB on UEFI) | silent; docs/dhcp.md
     unknown_machines: str = "ignore"  # ignore | discover
     unknown_profile: str | None = None  # with discover: profile served to unknown MACs (none = record only)

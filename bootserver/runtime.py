@@ -148,7 +148,8 @@ class Runtime(OperatorReads, OperatorActions):
         return methods.choose(arch_code, request.stage, vendor_class, decision.action, decision.reason,
                               self.settings, self.advertise_url(local_ip), loader_for(decision.match))
 
-    async def grub_config(self, request: BootRequest, base: str, server_ip: str) -> str:
+    async def grub_config(self, request: BootRequest, base: str, server_ip: str,
+                          http: tuple[str, int] | None = None) -> str:
         """The GRUB config a machine gets now (TFTP grub/grub.cfg, GET /grub.cfg): the same decision
         as /ipxe. A profile that cannot be rendered is logged and recorded, and the machine is told
         why and handed back to its firmware."""
@@ -156,7 +157,7 @@ class Runtime(OperatorReads, OperatorActions):
         name = decision.match.name if decision.match else "unknown"
         try:
             text = grub.config_for(decision, request, base, decision.record.token if decision.record else None,
-                                   server_ip)
+                                   server_ip, http)
         except ValueError as exc:  # render.args.ArgError, render.grub.GrubRenderError
             log.error("%s (%s): cannot render GRUB config for profile %s: %s", name, request.mac,
                       decision.match.profile.name, exc)
