@@ -34,8 +34,8 @@ import socket
 import time
 from collections import Counter, defaultdict
 
-from bench.storm_protocols import (RETRIES, SO_BINDTODEVICE, TFTP_TIMEOUT, TFTP_TRIES, VENDOR_IPXE, Port68, StepError,
-                                   boot_file, boot_item, dhcp_packet, fill, http, request_4011, server_of, tftp_get)
+from bench.storm_protocols import (RETRIES, SO_BINDTODEVICE, SO_RCVBUFFORCE, TFTP_TIMEOUT, TFTP_TRIES, VENDOR_IPXE,
+                                   Port68, StepError, boot_file, boot_item, dhcp_packet, fill, http, request_4011, server_of, tftp_get)
 
 
 # --- one machine ---------------------------------------------------------------------------------
@@ -129,7 +129,10 @@ async def storm(args) -> dict:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
     sock.setsockopt(socket.SOL_SOCKET, SO_BINDTODEVICE, args.interface.encode())
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    try:  # every process gets every broadcast reply: a burst of 1,000 must not overflow the buffer
+        sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 8 << 20)  # root: past net.core.rmem_max
+    except PermissionError:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
     sock.bind(("0.0.0.0", 68))
     transport, port68 = await loop.create_datagram_endpoint(Port68, sock=sock)
     steps: dict[str, list[float]] = defaultdict(list)
@@ -165,12 +168,25 @@ async def storm(args) -> dict:
         errors[f"unfinished at the {args.deadline:.0f} s deadline"] += len(pending)
         await asyncio.wait(pending, timeout=5)
     wall = time.monotonic() - started
+    port68.counts["dropped"] = udp_drops(sock)
     transport.close()
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return {"wall": wall, "done": len(steps["machine"]), "errors": dict(errors), "acked": acked,
             "client_cpu": usage.ru_utime + usage.ru_stime, "retries": dict(RETRIES),
-            "reboot_causes": dict(reboot_causes),
+            "reboot_causes": dict(reboot_causes), "port68": dict(port68.counts),
             "durations": steps.pop("machine", []), "steps": {k: sorted(v) for k, v in steps.items()}}
+
+
+def udp_drops(sock: socket.socket) -> int:
+    """The kernel's count of datagrams dropped on this socket (receive buffer full): /proc/net/udp's
+    last column, found by the socket's inode."""
+    inode = str(os.fstat(sock.fileno()).st_ino)
+    with open("/proc/net/udp") as table:
+        for line in table.readlines()[1:]:
+            fields = line.split()
+            if fields[9] == inode:
+                return int(fields[-1])
+    return -1
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ MAGIC = b"\x63\x82\x53\x63"
 UEFI_X64 = 7
 VENDOR_PXE = b"PXEClient:Arch:00007:UNDI:003016"
 VENDOR_IPXE = b"PXEClient:Arch:00007:UNDI:003010"
-SO_BINDTODEVICE = 25
+SO_BINDTODEVICE, SO_RCVBUFFORCE = 25, 33
 # edk2's PXE driver (NetworkPkg/UefiPxeBcDxe): 4 s per TFTP timeout, 6 tries
 TFTP_TIMEOUT, TFTP_TRIES = 4.0, 6
 RETRIES: Counter = Counter()  # retransmissions by the simulated machines, by protocol
@@ -83,20 +83,27 @@ class Port68(asyncio.DatagramProtocol):
     def __init__(self) -> None:
         self.waiting: dict[int, asyncio.Future] = {}
         self.transport: asyncio.DatagramTransport | None = None
+        self.counts: Counter = Counter()  # replies received / matched to a waiting machine of this process
 
     def connection_made(self, transport) -> None:
         self.transport = transport
 
     def datagram_received(self, data: bytes, addr) -> None:
+        """Broadcast replies reach every load process on port 68: look at the xid (bytes 4..8) first
+        and parse only the replies for a machine of this process."""
+        self.counts["received"] += 1
+        if len(data) < 8 or data[0] != 2:
+            return
+        future = self.waiting.get(int.from_bytes(data[4:8], "big"))
+        if future is None or future.done():
+            return
         try:
             reply = dhcp_parse(data)
         except (ValueError, IndexError, struct.error):
+            self.counts["malformed"] += 1
             return
-        if data[0] != 2:
-            return
-        future = self.waiting.get(reply["xid"])
-        if future is not None and not future.done():
-            future.set_result((reply, addr[0]))
+        self.counts["matched"] += 1
+        future.set_result((reply, addr[0]))
 
     async def exchange(self, packet: bytes, xid: int, timeout: float, tries: int) -> tuple[dict, str]:
         for _ in range(tries):

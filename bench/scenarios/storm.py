@@ -100,21 +100,23 @@ def merge(parts: list[dict]) -> dict:
     """One storm's figures from its client processes' (they start together: the wall time is the longest)."""
     if len(parts) == 1:
         return parts[0]
-    errors, retries, steps = Counter(), Counter(), {}
+    errors, retries, port68, steps = Counter(), Counter(), Counter(), {}
     for part in parts:
         errors.update(part["errors"])
         retries.update(part.get("retries", {}))
+        port68.update(part.get("port68", {}))
         for name, values in part["steps"].items():
             steps.setdefault(name, []).extend(values)
     return {"wall": max(p["wall"] for p in parts), "done": sum(p["done"] for p in parts), "errors": dict(errors),
             "acked": [a for p in parts for a in p["acked"]], "client_cpu": sum(p["client_cpu"] for p in parts),
-            "retries": dict(retries), "durations": [d for p in parts for d in p["durations"]],
+            "retries": dict(retries), "port68": dict(port68), "durations": [d for p in parts for d in p["durations"]],
             "steps": {k: sorted(v) for k, v in steps.items()}, "clients": len(parts)}
 
 
 def measure(pids: callable, client: Netns, iface: str, shape: Shape) -> dict:
-    cpu0 = sum(tree_cpu_seconds(pid) for pid in pids())
+    cpu0, fulls0 = sum(tree_cpu_seconds(pid) for pid in pids()), arp_table_fulls()
     figures = storm(client, iface, shape)
+    figures["arp_table_fulls"] = arp_table_fulls() - fulls0
     figures["cpu"] = sum(tree_cpu_seconds(pid) for pid in pids()) - cpu0
     figures["rss"] = sum(tree_peak_rss_mb(pid) for pid in pids())
     return figures
@@ -165,6 +167,31 @@ def run_static(wd: Path, server: Netns, client: Netns, iface_s: str, iface_c: st
         nginx.stop()
 
 
+def static_neighbours(wd: Path, server: Netns, iface_s: str, client: Netns, iface_c: str, machines: int) -> None:
+    """Permanent ARP entries for every simulated machine on the server side (and the server on the
+    machines' side). The kernel's ARP table is shared by all namespaces and holds 1,024 learned
+    entries (net.ipv4.neigh.default.gc_thresh3); past that it drops packets, even broadcast DHCP offers
+    ("neighbor table overflow!"): 10,000 machines on one veth lost ~8,000 boots to it on both servers.
+    Permanent entries do not count against that limit, and a real rack's server would have its
+    gc_thresh raised; both servers get the same table."""
+    def mac(ns: Netns, dev: str) -> str:
+        return json.loads(sh("ip", "-n", ns.name, "-j", "link", "show", dev).stdout)[0]["address"]
+
+    client_mac, server_mac = mac(client, iface_c), mac(server, iface_s)
+    batch = wd / "neighbours"
+    batch.write_text("".join(f"neigh replace {ip} lladdr {client_mac} dev {iface_s} nud permanent\n" for ip in
+                             ["10.66.0.2"] + [str(ipaddress.IPv4Address(FIRST_CLIENT) + i) for i in range(machines)]))
+    sh("ip", "-n", server.name, "-batch", str(batch))
+    sh("ip", "-n", client.name, "neigh", "replace", SERVER, "lladdr", server_mac, "dev", iface_c, "nud", "permanent")
+
+
+def arp_table_fulls() -> int:
+    """How often the kernel's ARP table was full (all CPUs, all namespaces): should not move in a storm."""
+    lines = Path("/proc/net/stat/arp_cache").read_text().split("\n")
+    column = lines[0].split().index("table_fulls")
+    return sum(int(line.split()[column], 16) for line in lines[1:] if line.strip())
+
+
 def run(reps: int = 3, shape: Shape = RACK) -> list[dict]:
     reps = min(reps, shape.max_reps)  # a storm moves up to 72 GB in 30-60 s per server: keep the suite short
     with workdir("storm") as wd, Netns("storm-s") as server, Netns("storm-c") as client:
@@ -173,6 +200,7 @@ def run(reps: int = 3, shape: Shape = RACK) -> list[dict]:
         batch.write_text("".join(f"addr add {ipaddress.IPv4Address(FIRST_CLIENT) + i}/16 dev {iface_c}\n"
                                  for i in range(shape.machines)))
         sh("ip", "-n", client.name, "-batch", str(batch))
+        static_neighbours(wd, server, iface_s, client, iface_c, shape.machines)
         how = write_catalog(wd / "catalog", shape.machines)
         assets(wd / "assets", shape)
         static_site(wd / "static")
@@ -197,6 +225,8 @@ def rows(shape: Shape, reps: int, how: str, ours: list[dict], peer: list[dict]) 
     breakdown = ", ".join(f"{k} {statistics.median(v) * 1000:.0f} ms" for k, v in steps.items() if v)
     client_cpu = ", ".join(f"{f['client_cpu']:.0f} s" for f in ours + peer)
     retries = ", ".join(json.dumps(f.get("retries", {})) for f in ours + peer)
+    port68 = ", ".join(json.dumps(f.get("port68", {})) for f in ours + peer)
+    fulls = ", ".join(str(f.get("arp_table_fulls", "?")) for f in ours + peer)
     healthz = [f["healthz"] for f in ours]
     return [
         result(name, "time to last machine done", "s", per(ours, lambda f: f["wall"]), peer_name,
@@ -204,7 +234,9 @@ def rows(shape: Shape, reps: int, how: str, ours: list[dict], peer: list[dict]) 
                note=(f"{shape.machines} machines, {shape.concurrency} at once, kernel + initrd "
                      f"{(shape.kernel + shape.initrd) / 2**20:.1f} MiB, {reps} storm(s) per server; /ignition from a "
                      f"{how}; bootserver per-machine median by step: {breakdown}; load client CPU per storm "
-                     f"(ours, peer): {client_cpu}; retransmissions by the machines (ours, peer): {retries}")),
+                     f"(ours, peer): {client_cpu}; retransmissions by the machines (ours, peer): {retries}; port-68 replies received / matched / "
+                     f"dropped by the kernel, summed over the load processes (ours, peer): {port68}; ARP table "
+                     f"full events during the storm, machine-wide (ours, peer): {fulls}")),
         result(name, "per-machine p50", "s", per(ours, pct(50)), peer_name, per(peer, pct(50)), False),
         result(name, "per-machine p99", "s", per(ours, pct(99)), peer_name, per(peer, pct(99)), False),
         result(name, "errors", "machines", per(ours, lambda f: sum(f["errors"].values())), peer_name,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from bench.common import scenario_main
 from bench.scenarios import storm
 
-TEN_THOUSAND = storm.Shape("boot storm 10k", 10_000, 1_000, 256 << 10, 1 << 20, 240, 1, clients=4)
+TEN_THOUSAND = storm.Shape("boot storm 10k", 10_000, 1_000, 256 << 10, 1 << 20, 360, 1, clients=4)
 
 
 def run(reps: int = 1) -> list[dict]:
