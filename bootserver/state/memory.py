@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hmac
 import itertools
 import secrets
 import time
@@ -10,7 +11,8 @@ from collections import deque
 from typing import Any
 
 from bootserver.state.updates_memory import MemoryUpdates
-from bootserver.state.base import AlreadyRecorded, Event, MachineRecord, StateChanged, UnknownMachine, check_facts
+from bootserver.state.base import (AlreadyRecorded, Event, MachineRecord, StateChanged, TokenSpent, UnknownMachine,
+                                   check_facts)
 
 
 class MemoryStore(MemoryUpdates):
@@ -88,13 +90,28 @@ class MemoryStore(MemoryUpdates):
     async def discovered(self) -> list[MachineRecord]:
         return await self.machines("discovered")
 
-    async def rotate_token(self, mac: str, expected: str | None = None) -> MachineRecord | None:
+    async def rotate_token(self, mac: str) -> MachineRecord:
         rec = self._machines.get(mac)
         if rec is None:
             raise UnknownMachine(mac)
-        if expected is not None and rec.token != expected:
-            return None
         rec.token = secrets.token_urlsafe(24)
+        return dataclasses.replace(rec)
+
+    async def spend_token(self, mac: str, token: str, event: Event, *, expected: str,
+                          state: str | None = None) -> MachineRecord:
+        rec = self._machines.get(mac)  # every check before any write: all or nothing
+        if rec is None:
+            raise UnknownMachine(mac)
+        if not hmac.compare_digest(rec.token.encode(), token.encode()):
+            raise TokenSpent(mac)
+        if rec.state != expected:
+            raise StateChanged(mac, expected, rec.state)
+        if event.key is not None and self._key_seen(mac, event.key):
+            raise AlreadyRecorded(mac, event.key)
+        rec.token = secrets.token_urlsafe(24)
+        if state is not None:
+            rec.state, rec.state_changed = state, time.time()
+        self.record_later(event)
         return dataclasses.replace(rec)
 
     async def by_token(self, token: str) -> MachineRecord | None:
