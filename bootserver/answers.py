@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 
 from bootserver.boot import lifecycle
-from bootserver.boot.matching import Match, match_for
+from bootserver.boot.matching import Match, fallback_for, match_entries, match_of
 from bootserver.boot.request import BootRequest
 from bootserver.catalog.model import Catalog, Profile
 from bootserver.config import Settings
@@ -21,18 +21,40 @@ from bootserver.render.context import template_context
 from bootserver.render.ipxe import script_for
 from bootserver.render.metrics import ANSWERS, CACHE
 
+#: Up to this many Groups, a match is worked out per request rather than kept per request: a look-up in
+#: the cache costs about as much, and a flood of new MACs would fill it with one entry each.
+DIRECT_MATCH_GROUPS = 16
+
 
 class Answers:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._answers = AnswerCache(ANSWERS)  # matches and /ipxe scripts
         self._ignition = AnswerCache(CACHE, count_misses=False)  # in front of served_ignition's render cache
+        self._matches: dict[tuple, Match] = {}  # (profile, Machine, Group names) -> their one Match
+        self._matches_of: Catalog | None = None
 
     def match(self, catalog: Catalog, request: BootRequest) -> Match | None:
+        if len(catalog.groups) <= DIRECT_MATCH_GROUPS:  # matching costs less than keeping it per request
+            return self._shared_match(catalog, request)
         key = ("match", request_key(request))
         found = self._answers.get(catalog, key)
         if found is MISSING:
-            found = self._answers.put(catalog, key, match_for(catalog, request, self.settings))
+            found = self._answers.put(catalog, key, self._shared_match(catalog, request))
+        return found
+
+    def _shared_match(self, catalog: Catalog, request: BootRequest) -> Match | None:
+        """match_for, one Match per set of entries: a flood of new MACs in one Group shares one object
+        (no merge per MAC, and nothing per MAC for the garbage collector to walk)."""
+        entries = match_entries(catalog, request, fallback_for(self.settings))
+        if entries is None:
+            return None
+        if catalog is not self._matches_of:
+            self._matches, self._matches_of = {}, catalog
+        key = tuple(entry.name if entry is not None else None for entry in entries)
+        found = self._matches.get(key)
+        if found is None:
+            found = self._matches[key] = match_of(*entries)
         return found
 
     def ipxe_script(self, catalog: Catalog, decision: lifecycle.BootDecision, request: BootRequest, base: str,

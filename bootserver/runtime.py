@@ -60,6 +60,7 @@ class Runtime(OperatorReads, OperatorActions, InstallerReports):
         self.components: dict[str, bool] = {}  # name -> running, for /healthz
         self.http_port: int | None = None  # the bound port, once HTTP is listening
         self._ip_to_mac: OrderedDict[str, str] = OrderedDict()
+        self._advertise_urls: dict[tuple, tuple[Settings, str]] = {}
         self._pending: set[asyncio.Task] = set()  # timeline writes nobody waits for (see observe)
         rate = max(1, settings.new_machines_per_second)
         self._new_machines = Buckets(rate, 10 * rate, max_keys=1)  # one bucket: records for unnamed MACs
@@ -346,8 +347,12 @@ class Runtime(OperatorReads, OperatorActions, InstallerReports):
     # -- addresses ----------------------------------------------------------------------------
 
     def advertise_url(self, local_ip: str | None = None) -> str:
-        """The HTTP base URL to give a machine that reached us at `local_ip` (DHCP, TFTP)."""
-        return self.settings.effective_advertise_url(local_ip, self.http_port)
+        """The HTTP base URL for a machine that reached us at `local_ip` (DHCP, TFTP), kept per address and settings."""
+        key = (local_ip, id(self.settings), self.http_port)  # the entry holds the settings: the id stays theirs
+        if key not in self._advertise_urls:
+            self._advertise_urls = {} if len(self._advertise_urls) >= 256 else self._advertise_urls
+            self._advertise_urls[key] = (self.settings, self.settings.effective_advertise_url(local_ip, self.http_port))
+        return self._advertise_urls[key][1]
 
     def remember_ip(self, ip: str, mac: str, limit: int = 65536) -> None:
         """Map a client address to its MAC (learnt from DHCP/HTTP) so TFTP can name the machine."""

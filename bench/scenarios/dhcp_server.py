@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import signal
 import tempfile
@@ -44,6 +45,7 @@ def serve(interface: str, ignore_unknown: bool) -> None:
         reactor.startRunning(installSignalHandlers=False)
         proxy = ProxyDHCP(runtime, runtime.settings)
         await proxy.start()
+        gc.freeze()  # as `bootserver serve` does once started: what start built stays out of full collections
         stopping = asyncio.Event()
         loop.add_signal_handler(signal.SIGTERM, stopping.set)
         loop.add_signal_handler(signal.SIGUSR1, lambda: print(json.dumps(stats(proxy)), flush=True))

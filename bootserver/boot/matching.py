@@ -7,6 +7,7 @@ wins (a tie is rejected when the catalog loads). Metadata layers: profile < grou
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from types import MappingProxyType
 from typing import Any, Mapping
 
@@ -31,8 +32,9 @@ class Match:
             return self.machine.name
         return self.group.name if self.group is not None else self.profile.name
 
-    @property
+    @cached_property
     def why(self) -> str:
+        """Why it matched, for logs and the timeline (every answer's reason: one string per shared Match)."""
         if self.machine is not None:
             return f"Machine {self.machine.name} (MAC {self.machine.mac})"
         if self.group is not None:
@@ -56,7 +58,7 @@ def selector_matches(selector: Selector, request: BootRequest) -> bool:
             return False
     if selector.uuid is not None and (request.uuid or "").lower() != selector.uuid:
         return False
-    return all(request.labels.get(k) == v for k, v in selector.labels.items())
+    return not selector.labels or all(request.labels.get(k) == v for k, v in selector.labels.items())
 
 
 def best_group(catalog: Catalog, request: BootRequest) -> Group | None:
@@ -81,8 +83,12 @@ def _frozen(value: Any) -> Any:
     return value
 
 
-def match(catalog: Catalog, request: BootRequest, fallback_profile: str | None = None) -> Match | None:
-    """The match for `request`, or None. `fallback_profile` serves MACs nothing else matches."""
+Entries = tuple[Profile, Machine | None, Group | None]
+
+
+def match_entries(catalog: Catalog, request: BootRequest, fallback_profile: str | None = None) -> Entries | None:
+    """The catalog entries that match `request` (profile, Machine, Group), or None. `fallback_profile`
+    serves MACs nothing else matches."""
     machine = catalog.by_mac.get(request.mac)
     group = best_group(catalog, request)
     if machine is not None:
@@ -93,16 +99,32 @@ def match(catalog: Catalog, request: BootRequest, fallback_profile: str | None =
         profile = catalog.profiles[fallback_profile]
     else:
         return None
+    return profile, machine, group
+
+
+def match_of(profile: Profile, machine: Machine | None, group: Group | None) -> Match:
+    """The Match of these entries: metadata layered profile < group < machine. It names no MAC, so
+    every machine with the same entries can share one."""
     metadata = deep_merge(profile.metadata, group.metadata if group else {})
     metadata = deep_merge(metadata, machine.metadata if machine else {})
     return Match(profile=profile, metadata=_frozen(metadata), machine=machine, group=group)
 
 
+def match(catalog: Catalog, request: BootRequest, fallback_profile: str | None = None) -> Match | None:
+    """The match for `request`, or None. `fallback_profile` serves MACs nothing else matches."""
+    entries = match_entries(catalog, request, fallback_profile)
+    return None if entries is None else match_of(*entries)
+
+
+def fallback_for(settings: Settings) -> str | None:
+    """The server's unknown-machine rule: with `unknown_machines: discover`, an unknown MAC gets
+    `unknown_profile` (when set); with `ignore`, nothing. The one place it is applied."""
+    return settings.unknown_profile if settings.unknown_machines == "discover" else None
+
+
 def match_for(catalog: Catalog, request: BootRequest, settings: Settings) -> Match | None:
-    """The match under the server's unknown-machine rule: with `unknown_machines: discover`, an
-    unknown MAC gets `unknown_profile` (when set); with `ignore`, nothing. The one place it is applied."""
-    fallback = settings.unknown_profile if settings.unknown_machines == "discover" else None
-    return match(catalog, request, fallback)
+    """The match under the server's unknown-machine rule (fallback_for)."""
+    return match(catalog, request, fallback_for(settings))
 
 
 def named_by_catalog(found: Match | None) -> bool:

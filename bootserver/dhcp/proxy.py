@@ -25,12 +25,10 @@ from twisted.internet.protocol import DatagramProtocol
 
 from bootserver.boot.methods import Answer, Silence, arch_for, stage_for
 from bootserver.boot.request import BootRequest
-from bootserver.dhcp.packet import (ACK, BOOTREPLY, BOOTREQUEST, DISCOVER, INFORM, MAX_PACKET,
-                                    MESSAGE_TYPES, OFFER, OPT_BOOTFILE, OPT_CLIENT_UUID, OPT_IPXE,
-                                    OPT_MESSAGE_TYPE, OPT_REQUESTED_IP, OPT_SERVER_ID, OPT_VENDOR,
-                                    OPT_VENDOR_CLASS, PXE_DISCOVERY_CONTROL, REQUEST, MalformedPacket,
-                                    Packet, decode, encode, encode_suboptions)
+from bootserver.dhcp.packet import (ACK, BOOTREQUEST, DISCOVER, INFORM, MAX_PACKET, MESSAGE_TYPES, OFFER, OPT_IPXE,
+                                    OPT_REQUESTED_IP, REQUEST, MalformedPacket, Packet, decode)
 from bootserver.dhcp.ratelimit import MacRateLimiter
+from bootserver.dhcp.reply import ReplyTemplates
 from bootserver.metrics import REGISTRY
 
 log = logging.getLogger("bootserver.dhcp")
@@ -43,8 +41,6 @@ SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
 SIOCGIFADDR = 0x8915
 IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)  # Linux value; not exported by Python 3.11
 RECEIVE_BUFFER = 4 << 20
-# PXE 2.1 discovery control bit 3: boot the file named in this packet, skip boot server discovery.
-_BIOS_PXE_OPTIONS = encode_suboptions({PXE_DISCOVERY_CONTROL: b"\x08"})
 
 MALFORMED = Counter("bootserver_dhcp_malformed", "DHCP datagrams dropped as malformed, by reason",
                     ["reason"], registry=REGISTRY)
@@ -109,25 +105,6 @@ def reply_type(packet: Packet, port: int, server_ip: str) -> int | str:
     return f"{MESSAGE_TYPES.get(kind, kind)} on port 67"
 
 
-def build_reply(request: Packet, answer: Answer, kind: int, server_ip: str) -> Packet:
-    """The proxy OFFER/ACK: boot file and server identity, no address (yiaddr 0, no lease options)."""
-    server = socket.inet_aton(server_ip)
-    options = {OPT_MESSAGE_TYPE: bytes((kind,)), OPT_SERVER_ID: server,
-               OPT_VENDOR_CLASS: answer.vendor_class.encode()}
-    uuid = request.options.get(OPT_CLIENT_UUID)
-    if uuid is not None and len(uuid) == 17:  # decode() refused any other length (RFC 4578)
-        options[OPT_CLIENT_UUID] = uuid
-    if answer.pxe_discovery_control:
-        options[OPT_VENDOR] = _BIOS_PXE_OPTIONS
-    boot_file = answer.boot_file.encode()
-    if len(boot_file) > 127:  # does not fit the file field with its NUL: option 67 only
-        options[OPT_BOOTFILE] = boot_file
-        boot_file = b""
-    return Packet(op=BOOTREPLY, htype=request.htype, hlen=request.hlen, xid=request.xid,
-                  flags=request.flags, ciaddr=request.ciaddr, siaddr=server_ip, giaddr=request.giaddr,
-                  chaddr=request.chaddr, sname=server_ip.encode(), file=boot_file, options=options)
-
-
 def client_address(packet: Packet, source: tuple[str, int]) -> str | None:
     """The client's own address, if it has one: ciaddr, else the UDP source unless a relay sent it."""
     if packet.ciaddr != "0.0.0.0":
@@ -188,7 +165,7 @@ def _cancel_unfinished(coro: Coroutine[Any, Any, None], waiting_for: Any) -> Non
     coro.close()  # it tried to wait again after the cancel: stop it there
 
 
-def send_from(sock: socket.socket, data: bytes, target: tuple[str, int], source_ip: str) -> None:
+def send_from(sock: socket.socket, data: bytes | bytearray, target: tuple[str, int], source_ip: str) -> None:
     """sendto with `source_ip` as the source address (IP_PKTINFO ipi_spec_dst): a 4011 ACK leaves
     from the floating address the client asked, not from this replica's own. Falls back to the
     routing's choice when the address is not (or no longer) ours."""
@@ -231,6 +208,7 @@ class ProxyDHCP:
         self._malformed: dict[str, Any] = {}
         self._unanswered: dict[str, Any] = {}
         self._replies = {OFFER: REPLIES.labels("offer"), ACK: REPLIES.labels("ack")}
+        self._templates = ReplyTemplates()
 
     async def start(self) -> None:
         from twisted.internet import reactor
@@ -315,7 +293,7 @@ class ProxyDHCP:
             return
         # keyed by transaction too: anyone can send a victim's MAC, so a bucket per MAC alone would let a
         # spoofer silence the victim; its own transactions (xid, relay) have buckets of their own
-        allowed, dropped = self.limiter.allow((mac, packet.xid, packet.giaddr))
+        allowed, dropped = self.limiter.allow(data[24:34] + data[4:8])  # giaddr, MAC, xid as they came
         if not allowed:
             self._count(self._unanswered, UNANSWERED, "rate_limited")
             if dropped == 1:  # one line per run of drops, so a flooding client cannot flood the log
@@ -328,7 +306,7 @@ class ProxyDHCP:
         request = BootRequest(mac=mac, arch=arch, stage=stage, uuid=packet.client_uuid,
                               client_ip=client_address(packet, source), relay_ip=relay_address(packet),
                               interface=listener.interface)
-        self._start(self._answer(listener, packet, kind, request, arches[0], source))
+        self._start(self._answer(listener, data, packet, kind, request, arches[0], vendor, source))
 
     def _start(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run the answer at once, as far as it gets without waiting. Most answers never wait (the
@@ -345,23 +323,22 @@ class ProxyDHCP:
         task.add_done_callback(self._tasks.discard)
         task.add_done_callback(lambda _task: _cancel_unfinished(coro, waiting_for))
 
-    async def _answer(self, listener: _Listener, packet: Packet, kind: int, request: BootRequest,
-                      arch_code: int, source: Any) -> None:
+    async def _answer(self, listener: _Listener, data: bytes, packet: Packet, kind: int, request: BootRequest,
+                      arch_code: int, vendor: str, source: Any) -> None:
         try:
-            result = await self.runtime.dhcp_answer(request, arch_code, packet.vendor_class or "",
-                                                    listener.address)
+            result = await self.runtime.dhcp_answer(request, arch_code, vendor, listener.address)
             if isinstance(result, Silence):
                 if result.notice:
                     log.info("not answering %s on %s: %s", request.mac, listener.interface, result.reason)
                 self._drop("policy", result.reason, listener, source, packet)
                 return
-            reply = build_reply(packet, result, kind, self.floating_address or listener.address)
+            reply = self._templates.reply(packet, data, result, kind, self.floating_address or listener.address)
             target = destination(packet, listener.port, source)
             # straight to the socket: Twisted's write() re-validates the address, a sixth of the CPU
             if listener.port == PXE_PORT and self.floating_address:
-                send_from(listener.transport.socket, encode(reply), target, self.floating_address)
+                send_from(listener.transport.socket, reply, target, self.floating_address)
             else:
-                listener.transport.socket.sendto(encode(reply), target)
+                listener.transport.socket.sendto(reply, target)
             self._replies[kind].inc()
             event = "dhcp.offer" if kind == OFFER else "dhcp.ack"
             if log.isEnabledFor(logging.DEBUG):

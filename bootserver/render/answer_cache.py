@@ -22,8 +22,9 @@ MISSING = object()
 
 
 def request_key(request: BootRequest) -> tuple:
-    """Every field of the request a match or a template can see, as a hashable key."""
-    return (request.mac, request.arch, request.stage, request.uuid, request.client_ip, request.relay_ip,
+    """Every field of the request a match or a template can see, as a hashable key (plain strings, so
+    the garbage collector stops tracking it)."""
+    return (request.mac, request.arch, request.stage.value, request.uuid, request.client_ip, request.relay_ip,
             request.interface, tuple(request.labels.items()))
 
 

@@ -14,6 +14,7 @@ from bootserver.boot.machine import Event, MachineRecord
 
 #: Facts `Store.ensure` accepts besides `state`.
 FACTS = ("name", "profile", "arch", "uuid", "vendor", "interface", "client_ip")
+_FACT_NAMES = frozenset(FACTS)
 
 
 class StoreError(RuntimeError):
@@ -68,7 +69,7 @@ def redact(url: str) -> str:
 
 
 def check_facts(facts: dict[str, Any]) -> None:
-    unknown = set(facts) - set(FACTS)
+    unknown = facts.keys() - _FACT_NAMES
     if unknown:
         raise TypeError(f"unknown machine facts: {', '.join(sorted(unknown))}")
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-import secrets
 import time
 from typing import Any, Awaitable, Callable
 
@@ -26,6 +25,7 @@ from bootserver.state.metrics import (COMMIT_BATCH, COMMIT_SECONDS, EVENTS_BUFFE
 from bootserver.state.updates_postgres import PostgresUpdates
 from bootserver.state.sql import (POSTGRES, Statements, event_from_row, event_row, machine_from_row, new_machine_row,
                                   not_spent, pending_migrations)
+from bootserver.state.tokens import new_token
 
 log = logging.getLogger(__name__)
 
@@ -234,7 +234,7 @@ class PostgresStore(PostgresUpdates):
 
     async def ensure(self, mac: str, *, state: str, **facts: Any) -> MachineRecord:
         check_facts(facts)
-        values = new_machine_row(mac, state, secrets.token_urlsafe(24), time.time(), facts)
+        values = new_machine_row(mac, state, new_token(), time.time(), facts)
         row = await self._run(lambda c: c.fetchrow(SQL.upsert_machine, *values))
         return self._seen(machine_from_row(row))
 
@@ -280,14 +280,14 @@ class PostgresStore(PostgresUpdates):
         return await self.machines("discovered")
 
     async def rotate_token(self, mac: str) -> MachineRecord:
-        row = await self._run(lambda c: c.fetchrow(SQL.rotate_token, secrets.token_urlsafe(24), mac))
+        row = await self._run(lambda c: c.fetchrow(SQL.rotate_token, new_token(), mac))
         if row is None:
             raise UnknownMachine(mac)
         return self._seen(machine_from_row(row))
 
     async def spend_token(self, mac: str, token: str, event: Event, *, expected: str,
                           state: str | None = None) -> MachineRecord:
-        new = secrets.token_urlsafe(24)
+        new = new_token()
 
         async def work(conn: asyncpg.Connection) -> Any:
             async with conn.transaction():  # raising (or a dropped connection) rolls all of it back

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import queue
-import secrets
 import sqlite3
 import threading
 import time
@@ -26,6 +25,7 @@ from bootserver.state.metrics import COMMIT_BATCH, COMMIT_SECONDS, EVENTS_COMMIT
 from bootserver.state.updates_sqlite import SqliteUpdates
 from bootserver.state.sql import (SQLITE, Statements, event_from_row, event_row, machine_from_row,
                                   new_machine_row, not_spent, pending_migrations)
+from bootserver.state.tokens import new_token
 
 log = logging.getLogger(__name__)
 
@@ -280,7 +280,7 @@ class SqliteStore(SqliteUpdates):
 
     async def ensure(self, mac: str, *, state: str, **facts: Any) -> MachineRecord:
         check_facts(facts)
-        row = new_machine_row(mac, state, secrets.token_urlsafe(24), time.time(), facts)
+        row = new_machine_row(mac, state, new_token(), time.time(), facts)
         return await self._write(lambda conn: machine_from_row(conn.execute(SQL.upsert_machine, row).fetchone()))
 
     async def set_state(self, mac: str, state: str, *, expected: str | None = None,
@@ -331,7 +331,7 @@ class SqliteStore(SqliteUpdates):
 
     async def rotate_token(self, mac: str) -> MachineRecord:
         def op(conn: sqlite3.Connection) -> MachineRecord:
-            found = conn.execute(SQL.rotate_token, (secrets.token_urlsafe(24), mac)).fetchone()
+            found = conn.execute(SQL.rotate_token, (new_token(), mac)).fetchone()
             if found is None:
                 raise UnknownMachine(mac)
             return machine_from_row(found)
@@ -340,7 +340,7 @@ class SqliteStore(SqliteUpdates):
     async def spend_token(self, mac: str, token: str, event: Event, *, expected: str,
                           state: str | None = None) -> MachineRecord:
         def op(conn: sqlite3.Connection) -> MachineRecord:  # in its own savepoint: all or nothing
-            found = conn.execute(SQL.spend_token, (secrets.token_urlsafe(24), mac, token, expected)).fetchone()
+            found = conn.execute(SQL.spend_token, (new_token(), mac, token, expected)).fetchone()
             if found is None:
                 raise not_spent(mac, token, expected, conn.execute(SQL.token_and_state_of, (mac,)).fetchone())
             if state is not None:

@@ -12,7 +12,7 @@ from bootserver.boot.updates import UpdateRecord, holds_slot
 class MemoryUpdates:
     """Mixed into MemoryStore: uses its `_machines`, `_updates` and `_pauses`."""
 
-    _machines: dict
+    _machines: dict  # mac -> MachineRecord
     _updates: dict[str, UpdateRecord]
     _pauses: set[str]
 
