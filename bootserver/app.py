@@ -18,12 +18,13 @@ from typing import Any
 
 from aiohttp import web
 
-from bootserver import board
+from bootserver import arm64_http_grub, board
 from bootserver.boot.loaders import arm64_loader_status
 from bootserver.catalog.loader import CatalogError, load_catalog
 from bootserver.config import Settings, split_hostport
 from bootserver.http.connections import ConnectionCap
 from bootserver.http.server import make_app
+from bootserver.http_workers import HTTPWorkers, WorkerError
 from bootserver.loop_lag import LoopLagProbe
 from bootserver.reload import CatalogWatcher
 from bootserver.render.ipxe import chain_script
@@ -62,7 +63,8 @@ class HTTPComponent:
                                      shutdown_timeout=2.0, keepalive_timeout=self.settings.http_idle_timeout)
         await self._runner.setup()
         ConnectionCap(self._runner.server, self.max_connections)
-        site = web.TCPSite(self._runner, host or None, port, reuse_address=True)
+        shared = self.settings.http_workers > 1  # several processes accept on this port: bootserver.http_workers
+        site = web.TCPSite(self._runner, host or None, port, reuse_address=True, reuse_port=shared or None)
         await site.start()
         self.port = self._runner.addresses[0][1]
         self.runtime.http_listening(self.port)
@@ -71,7 +73,8 @@ class HTTPComponent:
             tls_host, tls_port = split_hostport(self.settings.https)
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             context.load_cert_chain(self.settings.tls_cert, self.settings.tls_key)
-            tls = web.TCPSite(self._runner, tls_host or None, tls_port, ssl_context=context, reuse_address=True)
+            tls = web.TCPSite(self._runner, tls_host or None, tls_port, ssl_context=context, reuse_address=True,
+                              reuse_port=shared or None)
             await tls.start()
             log.info("HTTPS listening on %s:%d", tls_host, self._runner.addresses[-1][1])
 
@@ -142,6 +145,11 @@ class Server:
         log.info("%s", arm64_line)
         if s.arm64_loader and not arm64_answered:  # stay silent rather than offer a file TFTP cannot serve
             s = self.settings = dataclasses.replace(s, arm64_loader=None)
+        http_boot_answered, http_boot_line = arm64_http_grub.status(s)
+        if s.arm64_loader:
+            log.info("%s", http_boot_line)
+        if s.arm64_http_boot and not http_boot_answered:  # nor offer an HTTP Boot GRUB that cannot be built
+            s = self.settings = dataclasses.replace(s, arm64_http_boot=False)
         catalog = load_catalog(s.catalog, s.assets)  # raises CatalogError: refuse to start broken
         for warning in catalog.warnings:
             log.warning("%s", warning)
@@ -192,6 +200,9 @@ class Server:
         await self.watcher.start()
         await self.probe.start()
 
+    def http_port(self) -> int:
+        return dict(self.components)["http"].port
+
     async def _tftp_boot_ipxe(self, request) -> bytes:
         """The same chain script as GET /boot.ipxe, for iPXE builds told to fetch it over TFTP."""
         return chain_script(self.runtime.advertise_url(request.server_ip or None)).encode()
@@ -235,14 +246,37 @@ async def _serve(settings: Settings) -> int:
     gc.freeze()
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
+    gave_up: list[str] = []
+    workers = None
+    if settings.http_workers > 1:
+        workers = HTTPWorkers(settings, server.http_port(), lambda why: (gave_up.append(why), stopping.set()))
+        try:
+            await workers.start()
+        except WorkerError as exc:
+            log.error("not starting: %s", exc)
+            await workers.stop()
+            await server.stop()
+            return 1
+        server.runtime.component_running("http-workers", True)
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
-    loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(server.reload("SIGHUP")))
+    loop.add_signal_handler(signal.SIGHUP, lambda: _reload_all(loop, server, workers))
     log.info("bootserver ready")
     await stopping.wait()
+    if gave_up:
+        log.critical("stopping: %s", gave_up[0])
     log.info("stopping")
+    if workers is not None:
+        await workers.stop()
     await server.stop()
-    return 0
+    return 1 if gave_up else 0
+
+
+def _reload_all(loop: asyncio.AbstractEventLoop, server: Server, workers: HTTPWorkers | None) -> None:
+    """SIGHUP: reload here and in every HTTP worker (each also watches the catalog itself)."""
+    loop.create_task(server.reload("SIGHUP"))
+    if workers is not None:
+        workers.signal_all(signal.SIGHUP)
 
 
 def serve(settings: Settings) -> int:

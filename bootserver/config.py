@@ -41,10 +41,12 @@ class Settings:
     grub_efi: Path = Path("/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed")  # served as grubx64.efi
     shim_efi: Path = Path("/usr/lib/shim/shimx64.efi.signed")  # served as shimx64.efi (Secure Boot)
     grub_arm64_efi: Path = ARM64_ROOT / "usr/lib/grub/arm64-efi-signed/grubnetaa64.efi.signed"  # as grubaa64.efi
+    grub_arm64_modules: Path = ARM64_ROOT / "usr/lib/grub/arm64-efi"  # grub-mkimage builds the HTTP Boot GRUB
     tftp_blksize_max: int = 0  # 0: what fits the interface MTU
     dhcp: tuple[str, ...] = ()  # interfaces for proxyDHCP; empty = off
     uefi_loader: str = "ipxe.efi"  # or snponly.efi
     arm64_loader: str | None = None  # grubaa64.efi (Debian's arm64 GRUB) or a file; unset = not answered
+    arm64_http_boot: bool = True  # with grubaa64.efi: answer arm64 HTTP Boot (arch 19) with grubhttpaa64.efi
     installed_dhcp: str = "auto"  # auto/answer (local-disk answer: sanboot, or GRUB on UEFI) | silent; docs/dhcp.md
     unknown_machines: str = "ignore"  # ignore | discover
     unknown_profile: str | None = None  # with discover: profile served to unknown MACs (none = record only)
@@ -58,6 +60,7 @@ class Settings:
     new_machines_per_second: int = 20  # new records for MACs the catalog does not name (burst: 10 s worth)
     strict_machine_address: bool = False  # /ignition only to the address the machine booted from (docs/security.md)
     http_requests_per_client: int = 20  # per second on /ipxe, /ignition, /metadata (burst: 2 s worth); 0 = off
+    http_workers: int = 1  # processes serving HTTP on one port (SO_REUSEPORT); docs/performance.md
     sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def effective_advertise_url(self, host_ip: str | None = None, port: int | None = None) -> str:
@@ -110,6 +113,19 @@ def _check_state(url: str, source: str) -> None:
         where = "--state" if source.startswith("flag") else f"state ({source})"
         raise SettingsError(f"{where}: {url!r} is not a state URL: use sqlite:///PATH, postgresql://USER@HOST/DB "
                             "or memory://")
+
+
+MAX_HTTP_WORKERS = 32
+
+
+def _check_http_workers(workers: int, state: str, source: str) -> None:
+    """Several HTTP processes agree only through a store they all open: not memory://."""
+    where = "--http-workers" if source.startswith("flag") else f"http_workers ({source})"
+    if not 1 <= workers <= MAX_HTTP_WORKERS:
+        raise SettingsError(f"{where}: expected 1 to {MAX_HTTP_WORKERS} processes, got {workers}")
+    if workers > 1 and state.startswith("memory:"):
+        raise SettingsError(f"{where}: {workers} processes need a state store they share (sqlite:///PATH or "
+                            "postgresql://…); memory:// lives in one process")
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -187,6 +203,8 @@ def load_settings(config_file: str | Path | None = None, flags: dict[str, Any] |
         _check_hostport("tftp", values["tftp"], sources["tftp"])
     _check_hostport("http", values.get("http", Settings.http), sources["http"])
     _check_state(values.get("state", Settings.state), sources["state"])
+    _check_http_workers(values.get("http_workers", Settings.http_workers), values.get("state", Settings.state),
+                        sources["http_workers"])
     if values.get("https"):
         _check_hostport("https", values["https"], sources["https"])
         if not values.get("tls_cert") or not values.get("tls_key"):

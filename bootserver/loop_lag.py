@@ -14,6 +14,7 @@ import time
 
 from prometheus_client import Gauge, Histogram
 
+from bootserver.gc_pauses import GcPauses
 from bootserver.metrics import REGISTRY
 
 INTERVAL = 0.01  # seconds: a hundred wake-ups a second cost well under 1 % of a core
@@ -31,11 +32,14 @@ class LoopLagProbe:
         self.interval = interval
         self.worst = self.worst_busy = 0.0
         self._task: asyncio.Task | None = None
+        self.gc = GcPauses()  # the collector's share of the blocks
 
     async def start(self) -> None:
+        self.gc.start()
         self._task = asyncio.get_running_loop().create_task(self._watch())
 
     async def stop(self) -> None:
+        self.gc.stop()
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)

@@ -142,7 +142,8 @@ class Runtime(OperatorReads, OperatorActions, InstallerReports):
         return methods.choose(arch_code, request.stage, vendor_class, decision.action, decision.reason,
                               self.settings, self.advertise_url(local_ip), loader_for(decision.match))
 
-    async def grub_config(self, request: BootRequest, base: str, server_ip: str) -> str:
+    async def grub_config(self, request: BootRequest, base: str, server_ip: str,
+                          http: tuple[str, int] | None = None) -> str:
         """The GRUB config a machine gets now (TFTP grub/grub.cfg, GET /grub.cfg): the same decision
         as /ipxe. A profile that cannot be rendered is logged and recorded, and the machine is told
         why and handed back to its firmware."""
@@ -150,7 +151,7 @@ class Runtime(OperatorReads, OperatorActions, InstallerReports):
         name = decision.match.name if decision.match else "unknown"
         try:
             text = grub.config_for(decision, request, base, decision.record.token if decision.record else None,
-                                   server_ip)
+                                   server_ip, http)
         except ValueError as exc:  # render.args.ArgError, render.grub.GrubRenderError
             log.error("%s (%s): cannot render GRUB config for profile %s: %s", name, request.mac,
                       decision.match.profile.name, exc)
@@ -281,10 +282,10 @@ class Runtime(OperatorReads, OperatorActions, InstallerReports):
 
     async def asset_fetched(self, mac: str | None, client_ip: str | None, path: str,
                             detail: dict[str, Any]) -> MachineRecord | None:
-        """Record an asset fetch on a known machine's timeline (named by MAC, else by the address
-        DHCP or /ipxe taught us). Fetching its profile's kernel is `http.kernel`: the install started.
-        Returns the machine's record, or None for anonymous fetches (which cost no I/O at all)."""
-        mac = mac or self.mac_for_ip(client_ip or "")
+        """Record an asset fetch on a known machine's timeline (by MAC, else by the address DHCP or /ipxe taught
+        us). Its profile's kernel is `http.kernel`: the install started. Returns its record, None if anonymous."""
+        mac = mac or self.mac_for_ip(client_ip or "") or (  # with HTTP workers its /ipxe may have gone elsewhere
+            await self.store.mac_for_address(client_ip) if client_ip and self.settings.http_workers > 1 else None)
         if mac is None:
             return None
         record = await self.store.get(mac)

@@ -7,9 +7,9 @@
 #
 # serve installs the Debian packages in scripts/apt-serve.txt and a virtualenv in .venv with the
 # package alone; test and install add scripts/apt-packages.txt (QEMU, OVMF, PostgreSQL, Chromium,
-# ...) and the test dependencies. All three unpack the arm64 packages in scripts/arm64-packages.txt
-# into /opt/bootserver-arm64 (the arm64 GRUB loader is served; the lab builds its arm64 test OS,
-# real Ignition included, from the rest). Safe to run again: it only
+# ...) and the test dependencies. serve unpacks the arm64 GRUB of scripts/arm64-serve.txt into
+# /opt/bootserver-arm64; test and install add scripts/arm64-packages.txt (the lab builds its arm64
+# test OS, real Ignition included, from them). Safe to run again: it only
 # installs what is missing. BOOTSTRAP_PLAN=1 prints what an action would install and stops.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,10 +44,11 @@ install_apt() {
 # arm64 machines: Debian's arm64 GRUB (and the lab's arm64 test OS) come from arm64 packages that
 # an amd64 host cannot install, so they are downloaded and unpacked into ARM64_ROOT.
 ARM64_ROOT=/opt/bootserver-arm64
-install_arm64() {
-  mapfile -t pkgs < <(sed -e 's/#.*//' -e 's/\s//g' scripts/arm64-packages.txt | grep -v '^$')
+install_arm64() {  # $@: the arm64 list files (serve's first); a tree that already holds them is kept
+  mapfile -t pkgs < <(cat "$@" | sed -e 's/#.*//' -e 's/\s//g' | grep -v '^$')
   if [ -n "${BOOTSTRAP_PLAN:-}" ]; then echo "arm64: ${pkgs[*]}"; return; fi
-  if [ "$(cat "$ARM64_ROOT/.packages" 2>/dev/null)" = "${pkgs[*]}" ]; then return; fi
+  local have; have=$(cat "$ARM64_ROOT/.packages" 2>/dev/null || true)
+  if [[ "$have" == "${pkgs[*]}" || "$have" == "${pkgs[*]} "* ]]; then return; fi  # serve after test: kept
   if ! dpkg --print-foreign-architectures | grep -qx arm64 || ! apt-cache show grub-efi-arm64-signed:arm64 >/dev/null 2>&1; then
     echo "bootstrap: adding the arm64 architecture to apt (for apt-get download only)" >&2
     dpkg --add-architecture arm64
@@ -76,16 +77,18 @@ install_venv() {  # $1: the pip spec ('.' to serve, '.[test]' to test)
 
 SERVE=scripts/apt-serve.txt
 ALL="scripts/apt-serve.txt scripts/apt-packages.txt"
+ARM64_SERVE=scripts/arm64-serve.txt
+ARM64_ALL="scripts/arm64-serve.txt scripts/arm64-packages.txt"
 
 case "$action" in
   install)
-    need_root; install_apt $ALL; install_arm64; install_venv '.[test]' ;;
+    need_root; install_apt $ALL; install_arm64 $ARM64_ALL; install_venv '.[test]' ;;
   serve)
-    need_root; install_apt $SERVE; install_arm64; install_venv '.'
+    need_root; install_apt $SERVE; install_arm64 $ARM64_SERVE; install_venv '.'
     [ -n "${BOOTSTRAP_PLAN:-}" ] && exit 0
     exec .venv/bin/bootserver serve "$@" ;;
   test)
-    need_root; install_apt $ALL; install_arm64; install_venv '.[test]'
+    need_root; install_apt $ALL; install_arm64 $ARM64_ALL; install_venv '.[test]'
     [ -n "${BOOTSTRAP_PLAN:-}" ] && exit 0
     if [ -x scripts/start-postgres.sh ]; then
       BOOTSERVER_TEST_PG_URL=$(scripts/start-postgres.sh)

@@ -48,6 +48,10 @@ def test_serve_installs_only_what_serving_uses():
     assert set(serve["apt"]) < set(test["apt"]) and TEST_ONLY <= set(test["apt"])
     for need in SERVE_NEEDS:
         assert package_of(need).split(",")[0].strip() in serve["apt"] or package_of(need).startswith("python3"), need
+    # arm64: serving needs only Debian's arm64 GRUB (the PXE loader, and the modules of the HTTP Boot
+    # GRUB); the lab's test OS packages come with test, after them, so a tree made by test serves too
+    assert serve["arm64"] == ["grub-efi-arm64-signed", "grub-efi-arm64-bin"]
+    assert test["arm64"][:2] == serve["arm64"] and "ignition" in test["arm64"]
 
 
 def test_the_arm64_tree_is_made_of_exactly_the_listed_packages():

@@ -1,5 +1,6 @@
 """Rendered /ipxe and /ignition with 1,000 machines in the catalog: requests/s and p50/p99 latency
-at 50 concurrent clients, access log on, with wrk (2 threads, 50 keep-alive connections, a Lua
+at 50 concurrent clients, access log on, bootserver with 2 HTTP processes (`--http-workers 2`, the
+two cores of the bench machine; a row for the one-process default too), with wrk (2 threads, 50 keep-alive connections, a Lua
 script cycling through the 1,000 MACs). For scale, nginx serves the same bytes as a static file:
 the ceiling a server can reach on this machine, not a rival that renders anything."""
 
@@ -12,6 +13,7 @@ from bench.common import (Bootserver, Netns, Nginx, alternate, result, scenario_
                           workdir)
 
 MACHINES, CONNECTIONS, SECONDS = 1000, 50, 4
+WORKERS = 2  # HTTP processes (http_workers): one per core of this machine
 
 LUA = """\
 local n = %(n)d
@@ -51,12 +53,25 @@ def load(ns: Netns, wd, url_base: str, path: str) -> dict:
             "p99": figures["p99"] / 1000}
 
 
+def one_process(ns: Netns, wd, reps: int) -> list[dict]:
+    """/ipxe from bootserver's default, one process, for comparison with the workers' figure."""
+    single = Bootserver(ns, wd, "--http", "127.0.0.1:8082", "--assets", str(wd / "assets"), "--catalog",
+                        str(wd / "catalog"), "--state", f"sqlite:///{wd}/single.db")
+    try:
+        wait_http(ns, "http://127.0.0.1:8082/boot.ipxe")
+        load(ns, wd, "http://127.0.0.1:8082", "/ipxe?mac=")  # the answer cache filled, as for the others
+        return [load(ns, wd, "http://127.0.0.1:8082", "/ipxe?mac=") for _ in range(reps)]
+    finally:
+        single.stop()
+
+
 def run(reps: int = 3) -> list[dict]:
     with workdir("http-rendered") as wd, Netns("http-rendered") as ns:
         how = write_catalog(wd / "catalog", MACHINES)
         (wd / "assets").mkdir()
+        single = one_process(ns, wd, reps)
         ours = Bootserver(ns, wd, "--http", "127.0.0.1:8080", "--assets", str(wd / "assets"), "--catalog",
-                          str(wd / "catalog"), "--state", f"sqlite:///{wd}/state.db")
+                          str(wd / "catalog"), "--state", f"sqlite:///{wd}/state.db", "--http-workers", str(WORKERS))
         static = wd / "static"
         static.mkdir()
         try:
@@ -79,13 +94,17 @@ def run(reps: int = 3) -> list[dict]:
             ours.stop()
     rows = []
     peer = "nginx static"
+    rows += [result("http rendered", "/ipxe requests/s, one process (http_workers 1)", "req/s",
+                    [r["rps"] for r in single], "", [], True),
+             result("http rendered", "/ipxe p99 latency, one process (http_workers 1)", "ms",
+                    [r["p99"] for r in single], "", [], False)]
     for endpoint, mine, theirs in (("/ipxe", ipxe_ours, ipxe_nginx), ("/ignition", ign_ours, ign_nginx)):
         name = "http rendered"
         rows += [
             result(name, f"{endpoint} requests/s", "req/s", [r["rps"] for r in mine], peer,
                    [r["rps"] for r in theirs], True, {"min": 10000},
-                   note=(f"{MACHINES} machines, {CONNECTIONS} connections, wrk -t2 {SECONDS} s per rep, access log "
-                         f"on, per-client limit off (wrk is one address for 1,000 machines: bench.common); /ignition from a {how}; nginx serves one pre-rendered answer as a static file"
+                   note=(f"{MACHINES} machines, {CONNECTIONS} connections, wrk -t2 {SECONDS} s per rep, bootserver with "
+                         f"--http-workers {WORKERS} (SQLite state), access log on, per-client limit off (wrk is one address for 1,000 machines: bench.common); /ignition from a {how}; nginx serves one pre-rendered answer as a static file"
                          if endpoint == "/ipxe" else None)),
             result(name, f"{endpoint} p50 latency", "ms", [r["p50"] for r in mine], peer,
                    [r["p50"] for r in theirs], False),

@@ -20,6 +20,7 @@ import statistics
 import signal
 import subprocess
 import sys
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +37,8 @@ INITRD_PATH = "flatcar/current/flatcar_production_pxe_image.cpio.gz"
 @dataclass(frozen=True)
 class Shape:
     """How big a storm is: machines, how many boot at once, the kernel and initramfs sizes, the
-    deadline (seconds per storm: what is not done by then counts as errors), storms per server."""
+    deadline (seconds per storm: what is not done by then counts as errors), storms per server, and
+    how many load-client processes share the machines (one Python process cannot drive 10,000)."""
     name: str
     machines: int
     concurrency: int
@@ -44,6 +46,7 @@ class Shape:
     initrd: int
     deadline: float
     max_reps: int
+    clients: int = 1
 
 
 RACK = Shape("boot storm", 1000, 200, 8 << 20, 64 << 20, 150, 2)
@@ -73,12 +76,40 @@ def static_site(root: Path) -> None:
 
 
 def storm(client: Netns, iface: str, shape: Shape) -> dict:
-    out = client.run([sys.executable, "-m", "bench.storm_client", "--interface", iface, "--first-ip", FIRST_CLIENT,
-                      "--machines", str(shape.machines), "--concurrency", str(shape.concurrency),
-                      "--loader-sha256", hashlib.sha256(LOADER.read_bytes()).hexdigest(),
-                      "--kernel-size", str(shape.kernel), "--initrd-size", str(shape.initrd),
-                      "--deadline", str(shape.deadline)], timeout=shape.deadline + 60)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    """Run the load: `shape.clients` processes, each a slice of the machines (own addresses and MACs)
+    and of the concurrency, all on port 68 (DHCP replies are broadcast: each takes its own by xid)."""
+    share, procs = -(-shape.machines // shape.clients), []
+    for k in range(shape.clients):
+        first, machines = k * share, min(share, shape.machines - k * share)
+        procs.append(subprocess.Popen(client.cmd([
+            sys.executable, "-m", "bench.storm_client", "--interface", iface,
+            "--first-ip", str(ipaddress.IPv4Address(FIRST_CLIENT) + first), "--first-mac", str(first),
+            "--machines", str(machines), "--concurrency", str(max(1, shape.concurrency // shape.clients)),
+            "--loader-sha256", hashlib.sha256(LOADER.read_bytes()).hexdigest(),
+            "--kernel-size", str(shape.kernel), "--initrd-size", str(shape.initrd),
+            "--deadline", str(shape.deadline)]), stdout=subprocess.PIPE, cwd=REPO))
+    try:
+        outs = [p.communicate(timeout=shape.deadline + 60)[0] for p in procs]
+    finally:
+        for p in procs:
+            stop(p)
+    return merge([json.loads(out.decode().strip().splitlines()[-1]) for out in outs])
+
+
+def merge(parts: list[dict]) -> dict:
+    """One storm's figures from its client processes' (they start together: the wall time is the longest)."""
+    if len(parts) == 1:
+        return parts[0]
+    errors, retries, steps = Counter(), Counter(), {}
+    for part in parts:
+        errors.update(part["errors"])
+        retries.update(part.get("retries", {}))
+        for name, values in part["steps"].items():
+            steps.setdefault(name, []).extend(values)
+    return {"wall": max(p["wall"] for p in parts), "done": sum(p["done"] for p in parts), "errors": dict(errors),
+            "acked": [a for p in parts for a in p["acked"]], "client_cpu": sum(p["client_cpu"] for p in parts),
+            "retries": dict(retries), "durations": [d for p in parts for d in p["durations"]],
+            "steps": {k: sorted(v) for k, v in steps.items()}, "clients": len(parts)}
 
 
 def measure(pids: callable, client: Netns, iface: str, shape: Shape) -> dict:

@@ -19,6 +19,8 @@ from bootserver.config import Settings
 GRUB = "grubx64.efi"
 SHIM = "shimx64.efi"
 GRUB_ARM64 = "grubaa64.efi"
+#: arm64 UEFI HTTP Boot: bootserver's own unsigned build (bootserver.arm64_http_grub), over HTTP only
+GRUB_ARM64_HTTP = "grubhttpaa64.efi"
 #: where Debian's grubnetx64 looks: $prefix/grub.cfg, $prefix being /grub on its TFTP server; it asks
 #: with the leading slash, which TFTP otherwise refuses as an absolute path
 GRUB_CONFIGS = ("/grub/grub.cfg", "grub/grub.cfg")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bootserver.boot.loaders import GRUB_ARM64, SHIM
+from bootserver.boot.loaders import GRUB_ARM64, GRUB_ARM64_HTTP, SHIM
 from bootserver.boot.request import Stage
 from bootserver.config import Settings
 
@@ -122,9 +122,10 @@ def choose(arch_code: int, stage: Stage, vendor_class: str, action: str, reason:
         what = "arm64_loader is not set" if method.loader == ARM64_LOADER else "no iPXE binary exists"
         return Silence(f"{method.name}: {what}, so {method.arch} firmware is not answered", notice=True)
     if stage is Stage.HTTPBOOT or method.stage is Stage.HTTPBOOT:
-        if loader == GRUB_ARM64:  # measured in the lab: it starts, finds no network, stops at its prompt
-            return Silence(f"{method.name}: Debian's arm64 GRUB gets no network configuration from UEFI HTTP "
-                           "Boot (it reads PXE's DHCP packet), so HTTP Boot is not answered; the firmware's "
-                           "PXE entry (arch 11) gets it", notice=True)
+        if loader == GRUB_ARM64:  # Debian's image finds no config after HTTP Boot: bootserver's own build
+            if not settings.arm64_http_boot:
+                return Silence(f"{method.name}: arm64_http_boot is off (or its GRUB cannot be built), so HTTP "
+                               "Boot is not answered; the firmware's PXE entry (arch 11) gets it", notice=True)
+            loader = GRUB_ARM64_HTTP
         return Answer(method.name, advertise_url + HTTP_LOADER_PATH + loader, "HTTPClient", False)
     return Answer(method.name, loader, echo, bios)

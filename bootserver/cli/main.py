@@ -109,6 +109,9 @@ def _serve_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--tls-key", metavar="FILE", help="PEM private key for --https (default: none)")
     g.add_argument("--dhcp", metavar="IFACE[,IFACE...]|off",
                    help="interfaces for proxyDHCP, ports 67 and 4011 (default: none, proxyDHCP off)")
+    g.add_argument("--http-workers", metavar="N", type=int,
+                   help="processes serving HTTP on the same port (SO_REUSEPORT), for a big rack on several cores; "
+                        "they share state through the store, so not with memory:// (default 1)")
     g.add_argument("--advertise-url", metavar="URL",
                    help="base URL machines use to reach HTTP (default: the boot interface's address)")
     g.add_argument("--floating-address", metavar="IP",
@@ -120,7 +123,7 @@ def _serve_options(p: argparse.ArgumentParser) -> None:
 
 def _serve_flags(args: argparse.Namespace) -> dict:
     return {"http": args.http, "https": args.https, "tls_cert": args.tls_cert, "tls_key": args.tls_key,
-            "tftp": args.tftp, "tftp_root": args.tftp_root, "dhcp": args.dhcp,
+            "http_workers": args.http_workers, "tftp": args.tftp, "tftp_root": args.tftp_root, "dhcp": args.dhcp,
             "advertise_url": args.advertise_url, "floating_address": args.floating_address,
             "log_format": args.log_format, "log_level": args.log_level}
 

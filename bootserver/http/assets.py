@@ -5,7 +5,7 @@ Why it is written by hand rather than with aiohttp's static route or `FileRespon
   (literal, `%2e`, double-encoded `%252e`) or of a separator (`%2f`, `%5c`, `\\`) gets through, and
   every refusal is logged; then the real path must still lie in the folder, so a symlink pointing
   outside is refused while one inside (such as `current -> 4081.2.0`) keeps working;
-- large files go out zero-copy (`os.sendfile`, by asyncio's loop.sendfile), and when a client
+- large files go out zero-copy (`os.sendfile`, in threads: bootserver.http.sendfile), and when a client
   hangs up the bytes that did go out are still counted (metrics, access log);
 - small hot files (scripts, configs) are served from memory: `FileResponse` takes two thread-pool
   hops per file, which costs more than sending the file. `stat`/`open` run on the loop: the
@@ -14,7 +14,6 @@ Why it is written by hand rather than with aiohttp's static route or `FileRespon
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import mimetypes
 import os
@@ -29,6 +28,7 @@ from aiohttp import web
 from prometheus_client import Counter, Gauge
 
 from bootserver.http.common import MACHINE, MAC
+from bootserver.http.sendfile import BYTES_SENT, TransferAborted, sendfile
 from bootserver.catalog.mac import MacError, normalize_mac
 from bootserver.metrics import REGISTRY
 from bootserver.runtime import StoreError
@@ -37,7 +37,6 @@ log = logging.getLogger("bootserver.http.assets")
 
 PREFIX = "/assets/"
 
-BYTES_SENT = Counter("bootserver_http_asset_bytes_sent", "Asset body bytes sent over HTTP", registry=REGISTRY)
 OPEN_TRANSFERS = Gauge("bootserver_http_asset_open_transfers", "Asset responses being sent right now",
                        registry=REGISTRY)
 REFUSED = Counter("bootserver_http_asset_refused", "Asset requests refused: the path would leave the folder",
@@ -200,39 +199,6 @@ class SmallFileCache:
         entry = self._entries.pop(real, None)
         if entry is not None:
             self._used -= len(entry[1])
-
-
-class TransferAborted(ConnectionResetError):
-    """The client went away mid-transfer; `sent` bytes had gone out."""
-
-    def __init__(self, sent: int, reason: str):
-        super().__init__(reason)
-        self.sent = sent
-
-
-async def sendfile(transport: asyncio.Transport, fd: int, offset: int, count: int) -> int:
-    """Send `count` bytes of `fd` from `offset` (os.sendfile, through asyncio's loop.sendfile).
-
-    Returns the bytes sent; raises TransferAborted, with the bytes that did go out, when the client
-    hangs up or the file shrinks under us. asyncio leaves the file position just past the last byte
-    sent, also on failure, which is how that count is known. (A hand-written os.sendfile loop that
-    keeps the socket registered with epoll measured the same CPU per GB, so the public API it is.)
-    """
-    if transport is None or transport.is_closing():
-        raise TransferAborted(0, "connection lost")
-    loop = asyncio.get_running_loop()
-    with os.fdopen(fd, "rb", buffering=0, closefd=False) as fileobj:  # the caller closes fd
-        fileobj.seek(offset)
-        try:
-            sent = await loop.sendfile(transport, fileobj, offset, count)
-        except (ConnectionError, OSError) as exc:
-            sent = fileobj.seek(0, os.SEEK_CUR) - offset
-            BYTES_SENT.inc(sent)
-            raise TransferAborted(sent, str(exc) or type(exc).__name__) from exc
-    BYTES_SENT.inc(sent)
-    if sent < count:  # the file shrank under us: the promised Content-Length cannot be kept
-        raise TransferAborted(sent, "file truncated during transfer")
-    return sent
 
 
 class SentFileResponse(web.StreamResponse):

@@ -18,7 +18,7 @@ SETTINGS = web.AppKey("settings", Settings)
 MACHINE = web.RequestKey("machine", str)  # the machine's name, for the access log
 MAC = web.RequestKey("mac", str)
 #: query parameters that describe the request itself; any other parameter becomes a label
-RESERVED = {"mac", "uuid", "arch", "platform", "token", "stage"}
+RESERVED = {"mac", "uuid", "arch", "platform", "token", "stage", "assets"}
 
 
 def runtime_of(request: web.Request) -> Runtime:

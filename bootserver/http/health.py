@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -11,6 +13,7 @@ from bootserver.metrics import REGISTRY
 
 async def get_healthz(request: web.Request) -> web.Response:
     health = runtime_of(request).health()
+    health["pid"] = os.getpid()  # which process answered: with http_workers, one of several
     return web.json_response(health, status=200 if health["status"] == "ok" else 503)
 
 

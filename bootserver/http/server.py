@@ -65,13 +65,16 @@ async def access_log(request: web.Request, handler) -> web.StreamResponse:
         requests, sent = _counters(_endpoint(request), status)
         requests.inc()
         sent.inc(size)
-        if request.app[SETTINGS].access_log:
+        settings = request.app[SETTINGS]
+        if settings.access_log and access.isEnabledFor(logging.INFO):
             ms = (time.perf_counter() - started) * 1000
-            fields = {"client": request.remote, "machine": request.get(MACHINE), "mac": request.get(MAC),
-                      "method": request.method, "path": request.path, "status": status, "bytes": size,
-                      "ms": round(ms, 1)}
-            if reason:
-                fields["reason"] = reason
+            fields = None
+            if settings.log_format == "json":  # only the JSON formatter reads them
+                fields = {"client": request.remote, "machine": request.get(MACHINE), "mac": request.get(MAC),
+                          "method": request.method, "path": request.path, "status": status, "bytes": size,
+                          "ms": round(ms, 1)}
+                if reason:
+                    fields["reason"] = reason
             access.info("%s %s %s %s %s %d %dB %.1fms%s", request.remote, request.get(MACHINE, "unknown"),
                         request.get(MAC, "-"), request.method, request.path, status, size, ms,
                         f": {reason}" if reason else "", extra={"fields": fields})

@@ -182,6 +182,8 @@ def check_host() -> list[str]:
                           (Path("/usr/lib/shim/shimx64.efi.signed"), "shim-signed"),
                           (Path("/usr/share/AAVMF/AAVMF_CODE.fd"), "qemu-efi-aarch64"),
                           (Settings().grub_arm64_efi, "grub-efi-arm64-signed:arm64, unpacked by scripts/bootstrap.sh"),
+                          (Settings().grub_arm64_modules / "http.mod",
+                           "grub-efi-arm64-bin:arm64, unpacked by scripts/bootstrap.sh"),
                           (ARM64_ROOT / "bin/busybox", "busybox-static:arm64, unpacked by scripts/bootstrap.sh"),
                           (ARM64_ROOT / "usr/lib/dracut/modules.d/30ignition/ignition",
                            "ignition:arm64 and the rest of scripts/arm64-packages.txt, unpacked by scripts/bootstrap.sh")):

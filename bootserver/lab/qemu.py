@@ -27,7 +27,7 @@ from bootserver.lab.netns import in_netns
 from bootserver.lab.stall import StallWatch
 
 FIRMWARES = ("bios", "uefi", "uefi-snponly", "uefi-ipxerom", "uefi-secureboot", "uefi-http",
-             "arm64-uefi")
+             "arm64-uefi", "arm64-uefi-http")
 OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
 OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
 #: Secure Boot enforcing: Microsoft's keys enrolled (so shim, signed by Microsoft's UEFI CA, runs)
@@ -49,7 +49,7 @@ class QemuError(RuntimeError):
 def lab_mac(index: int, firmware: str) -> str:
     """Stable MACs: 52:54:00:77:<firmware>:<index> (QEMU's locally administered OUI)."""
     code = {"bios": 0x01, "uefi": 0x02, "uefi-snponly": 0x03, "uefi-ipxerom": 0x04, "uefi-secureboot": 0x05,
-            "uefi-http": 0x06, "arm64-uefi": 0x07}[firmware]
+            "uefi-http": 0x06, "arm64-uefi": 0x07, "arm64-uefi-http": 0x08}[firmware]
     return f"52:54:00:77:{code:02x}:{index:02x}"
 
 
@@ -102,6 +102,8 @@ class Machine:
                      "-drive", f"if=pflash,format=raw,unit=1,file={self.vars_file}",
                      "-fw_cfg", "name=opt/org.tianocore/IPv6Support,string=no",
                      "-fw_cfg", "name=opt/org.tianocore/IPv6PXESupport,string=no"]
+            if self.firmware == "arm64-uefi-http":  # AAVMF honours it too: its only network entry is HTTPv4
+                argv += ["-fw_cfg", "name=opt/org.tianocore/IPv4PXESupport,string=no"]
         elif self.firmware == "bios":
             argv += ["-machine", "pc,graphics=off"]
         elif self.firmware == "uefi-secureboot":  # SMM keeps the variable store out of the OS's reach
@@ -131,8 +133,8 @@ class Machine:
         if shutil.which(qemu) is None:
             raise QemuError(f"{qemu} not found: install {package}")
         if self.firmware != "bios":
-            code, vars_ = {"uefi-secureboot": (OVMF_CODE_SB, OVMF_VARS_SB),
-                           "arm64-uefi": (AAVMF_CODE, AAVMF_VARS)}.get(self.firmware, (OVMF_CODE, OVMF_VARS))
+            code, vars_ = ((AAVMF_CODE, AAVMF_VARS) if arm64 else
+                           {"uefi-secureboot": (OVMF_CODE_SB, OVMF_VARS_SB)}.get(self.firmware, (OVMF_CODE, OVMF_VARS)))
             for f in (code, vars_):
                 if not f.exists():
                     raise QemuError(f"{f} not found: install {'qemu-efi-aarch64' if code == AAVMF_CODE else 'ovmf'}")

@@ -5,13 +5,15 @@ nothing a catalog says can split a GRUB command or expand inside it.
 
 Debian's signed netboot GRUB has TFTP and no HTTP module (and under Secure Boot it loads no
 unsigned modules), so kernel and initrds come from bootserver's TFTP server, which serves the
-assets folder under `assets/`: `(tftp,SERVER)/assets/<ref>`. Profiles whose kernel is an
+assets folder under `assets/`: `(tftp,SERVER)/assets/<ref>`. bootserver's own arm64 HTTP Boot GRUB
+has HTTP and asks for `(http,HOST:PORT)/assets/<ref>` instead. Profiles whose kernel is an
 absolute URL cannot boot through GRUB.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
 
 from bootserver.boot.lifecycle import BootDecision
 from bootserver.boot.request import BootRequest
@@ -34,6 +36,24 @@ class GrubRenderError(ValueError):
     pass
 
 
+_DNS_NAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                       r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+
+
+def http_server(host: str, port: int) -> str:
+    """`HOST:PORT` as GRUB's http device names it (in a config, or built into the arm64 HTTP Boot
+    GRUB); GrubRenderError for anything else."""
+    if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
+        raise GrubRenderError(f"HTTP port {port!r} is not a port number (1-65535)")
+    try:
+        ipaddress.IPv4Address(host)
+    except ValueError:
+        if not _DNS_NAME.match(host) or host.replace(".", "").isdigit():
+            raise GrubRenderError(f"HTTP host {host!r} is neither an IPv4 address nor a DNS name, so GRUB "
+                                  "is not pointed at it") from None
+    return f"{host}:{port}"
+
+
 def _word(text: str, what: str) -> str:
     bad = UNSAFE.search(text)
     if bad:
@@ -41,11 +61,14 @@ def _word(text: str, what: str) -> str:
     return f"'{text}'"
 
 
-def grub_path(ref: str, server_ip: str) -> str:
-    """An asset reference as GRUB's name for it on bootserver's TFTP server."""
+def grub_path(ref: str, server_ip: str, http: tuple[str, int] | None = None) -> str:
+    """An asset reference as GRUB's name for it on bootserver's TFTP server, or on its HTTP server
+    (`http`: host and port, for a GRUB that has HTTP)."""
     if ref.startswith(("http://", "https://")):
-        raise GrubRenderError(f"{ref!r}: GRUB (Debian's signed netboot image) fetches over TFTP only, "
-                              "so the kernel and initrds must be assets")
+        raise GrubRenderError(f"{ref!r}: GRUB fetches assets from bootserver only (Debian's signed image over "
+                              "TFTP), so the kernel and initrds must be assets")
+    if http is not None:
+        return f"(http,{http_server(*http)})/{ASSETS_ON_TFTP}{ref}"
     try:
         ipaddress.IPv4Address(server_ip)
     except ValueError:
@@ -58,10 +81,11 @@ def _echo(text: str) -> str:
     return f"echo '{clean}'"
 
 
-def boot_config(name: str, profile: Profile, context: dict, server_ip: str) -> str:
+def boot_config(name: str, profile: Profile, context: dict, server_ip: str,
+                http: tuple[str, int] | None = None) -> str:
     """Kernel (verified by shim under Secure Boot), initrds, the rendered args."""
-    kernel = _word(grub_path(profile.boot.kernel, server_ip), "kernel path")
-    initrds = [_word(grub_path(ref, server_ip), "initrd path") for ref in profile.boot.initrd]
+    kernel = _word(grub_path(profile.boot.kernel, server_ip, http), "kernel path")
+    initrds = [_word(grub_path(ref, server_ip, http), "initrd path") for ref in profile.boot.initrd]
     args = [_word(arg, "kernel argument") for arg in render_args(profile.boot.args, context)]
     lines = [_echo(f"bootserver: {name} boots profile {profile.name}"), " ".join(["linux", kernel, *args])]
     if initrds:
@@ -99,12 +123,14 @@ def no_boot_config(reason: str) -> str:
     return _echo(f"bootserver: not booting this machine: {reason}") + "\nsleep 3\nexit 1\n"
 
 
-def config_for(decision: BootDecision, request: BootRequest, base: str, token: str | None, server_ip: str) -> str:
+def config_for(decision: BootDecision, request: BootRequest, base: str, token: str | None, server_ip: str,
+               http: tuple[str, int] | None = None) -> str:
     """The GRUB config for a decision: the one place a decision becomes GRUB (TFTP, HTTP and
-    `bootserver render grub` all call it). Raises ArgError or GrubRenderError (ValueErrors)."""
+    `bootserver render grub` all call it); `http`: assets from this host and port over HTTP.
+    Raises ArgError or GrubRenderError (ValueErrors)."""
     if decision.action == "ignore" or decision.match is None:
         return no_boot_config(decision.reason)
     if decision.action == "local-disk":
         return local_disk_config(decision.match.name)
     context = template_context(decision.match, request, base, token)
-    return boot_config(decision.match.name, decision.match.profile, context, server_ip)
+    return boot_config(decision.match.name, decision.match.profile, context, server_ip, http)

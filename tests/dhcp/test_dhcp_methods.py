@@ -44,13 +44,19 @@ def test_missing_loaders_are_silence_with_a_notice(code, reason):
     assert isinstance(result, Silence) and result.notice and reason in result.reason
 
 
-def test_arm64_http_boot_is_not_offered_debians_arm64_grub():
-    """It starts from HTTP Boot but finds no network configuration; silence sends the firmware to PXE."""
+def test_arm64_http_boot_gets_bootservers_own_grub_as_an_http_url():
+    """UEFI spec (HTTP Boot): the answer echoes HTTPClient in option 60 and the file is a URI.
+    Debian's image finds no network after HTTP Boot, so arch 19 gets grubhttpaa64.efi, machine
+    installed or not; with arm64_http_boot off it is silence, and the firmware's PXE entry boots it."""
     settings = Settings(arm64_loader="grubaa64.efi")
-    result = choose(19, Stage.HTTPBOOT, "HTTPClient:Arch:00019:UNDI:003000", "boot", "m", settings, URL)
+    for action in ("boot", "local-disk"):
+        result = choose(19, Stage.HTTPBOOT, "HTTPClient:Arch:00019:UNDI:003000", action, "m", settings, URL)
+        assert result == Answer("http-uefi-arm64", URL + "/loaders/grubhttpaa64.efi", "HTTPClient", False)
+    off = Settings(arm64_loader="grubaa64.efi", arm64_http_boot=False)
+    result = choose(19, Stage.HTTPBOOT, "HTTPClient:Arch:00019:UNDI:003000", "boot", "m", off, URL)
     assert isinstance(result, Silence) and result.notice and "PXE entry (arch 11)" in result.reason
-    installed = choose(19, Stage.HTTPBOOT, "HTTPClient", "local-disk", "installed", settings, URL)
-    assert isinstance(installed, Silence)
+    pxe = choose(11, Stage.PXE, "PXEClient:Arch:00011:UNDI:003000", "boot", "m", settings, URL)
+    assert pxe == Answer("pxe-uefi-arm64", "grubaa64.efi", "PXEClient", False)  # PXE keeps the signed image
 
 
 def test_unknown_architecture_and_ignored_machines_are_silent():

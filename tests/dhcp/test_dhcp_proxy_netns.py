@@ -252,6 +252,23 @@ async def test_uefi_http_boot_gets_a_url(reactor, link):
     assert (await runtime.store.events(request.mac))[-1].detail["stage"] == "httpboot"
 
 
+async def test_arm64_uefi_http_boot_gets_an_http_client_answer_with_a_url(reactor, link):
+    """UEFI spec 24.7 (HTTP Boot): a proxy offer to an HTTPClient echoes `HTTPClient` in option 60
+    and gives the boot file as a URI; arch 19 gets bootserver's HTTP Boot GRUB, arch 11 Debian's."""
+    request = with_arch(first_discover("uefi-virtio", ipxe=False), 19, "HTTPClient:Arch:00019:UNDI:003000")
+    runtime = make_runtime(settings(link, arm64_loader="grubaa64.efi"), known={request.mac})
+    async with running(link, runtime):
+        got, _ = await ask(link, P.encode(request))
+    reply = P.decode(got[0])
+    assert reply.op == 2 and reply.options[P.OPT_MESSAGE_TYPE] == bytes([P.OFFER])
+    assert reply.options[P.OPT_VENDOR_CLASS] == b"HTTPClient"
+    url = reply.file or reply.options[P.OPT_BOOTFILE]
+    assert url == f"http://{SERVER_IP}:8080/loaders/grubhttpaa64.efi".encode()
+    assert reply.yiaddr == "0.0.0.0" and reply.xid == request.xid and reply.chaddr == request.chaddr
+    event = (await runtime.store.events(request.mac))[-1].detail
+    assert (event["stage"], event["arch"], event["method"]) == ("httpboot", "arm64-efi", "http-uefi-arm64")
+
+
 async def test_long_boot_url_moves_to_option_67(reactor, link):
     request = first_discover("uefi-virtio", ipxe=True)
     base = "http://boot.example.internal:8080/" + "x" * 120

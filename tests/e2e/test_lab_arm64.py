@@ -2,7 +2,8 @@
 with Debian's arm64 netboot GRUB into the arm64 test OS (Debian's arm64 kernel, systemd and real
 Ignition), which applies the machine's config to its disk and reports; on the next power-on GRUB's
 local-disk config starts the disk's \\EFI\\BOOT\\BOOTAA64.EFI. A second machine's config Ignition
-must refuse ends `failed` with Ignition's reason. Times are printed (run with -s).
+must refuse ends `failed` with Ignition's reason. Another test HTTP-Boots (arch 19) bootserver's own
+arm64 GRUB the same way. Times are printed (run with -s).
 """
 
 import re
@@ -78,3 +79,42 @@ def test_arm64_ignition_install_then_boot_from_disk(make_lab):
     assert "CRITICAL : Ignition failed: hash verification failed" in reason, reason
     assert "TESTOS: init started arch=aarch64" in lab.machines[bad.name].serial_text()
     check_untouched_disk(lab.machines[bad.name].disk)
+
+
+def test_arm64_http_boot_install_then_boot_from_disk(make_lab):
+    """AAVMF without its PXE entry (fw_cfg IPv4PXESupport=no) takes UEFI HTTP Boot; the proxy's
+    answer is an HTTPClient offer whose file is the URL of grubhttpaa64.efi (UEFI spec 24.7); that
+    GRUB brings its network up, and everything after comes over HTTP: no TFTP at all."""
+    spec = MachineSpec.make(1, "arm64-uefi-http")
+    server = BootserverService()
+    lab = make_lab([spec], server)
+    results = {}
+    install_story(lab, server, spec, results)
+    report(spec, results[spec.name])
+    machine = lab.machines[spec.name]
+    assert read_install_marker(machine.disk) == f"BOOTSERVER-LAB-INSTALLED host={spec.hostname} mac={spec.mac}"
+    record = server.machine(spec.mac)
+    assert record["state"] == "installed" and record["arch"] == "arm64-efi"
+    timeline = server.timeline(spec.mac)
+    k = kinds(timeline)
+    installed_at = k.index("installer.installed")
+    first_boot, second_boot = timeline[:installed_at], timeline[installed_at + 1:]
+    url = f"{lab.base_url}/loaders/grubhttpaa64.efi"
+    offers = [e["detail"] for e in timeline if e["kind"] == "dhcp.offer"]
+    assert len(offers) == 2 and all((o["method"], o["stage"], o["file"]) == ("http-uefi-arm64", "httpboot", url)
+                                    for o in offers)
+    assert [e["detail"]["action"] for e in timeline if e["kind"] == "grub.config"] == ["boot", "local-disk"]
+    assert "tftp.transfer" not in k and "http.ipxe" not in k
+    fetched = {e["detail"]["path"] for e in first_boot if e["kind"] in ("http.kernel", "http.asset")}
+    assert {lab.arm64_kernel_asset, lab.arm64_initrd_asset} <= fetched
+    assert "http.ignition" in kinds(first_boot)
+    assert not [e for e in second_boot if e["kind"] in ("http.kernel", "http.asset")]
+    console = machine.serial_text()
+    assert "Start HTTP Boot over IPv4" in console and "Start PXE over IPv4" not in console
+    assert console.count(f"URI: {url}") == 2
+    assert re.search(r'BdsDxe: starting Boot\d+ "UEFI HTTPv4', console)
+    first, second = console[:console.index("TESTOS-POSTED")], console[console.index("TESTOS-POSTED"):]
+    assert "TESTOS: init started arch=aarch64" in first and "TESTOS: ignition applied" in first
+    assert console.count("TESTOS-INSTALLED") == 1, "the machine installed twice"
+    assert re.search(r"bootserver: starting \(hd0,(gpt|msdos)1\)/EFI/BOOT/BOOTAA64.EFI", second)
+    check_installed_disk(machine.disk, spec, [])

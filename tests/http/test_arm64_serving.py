@@ -55,3 +55,47 @@ async def test_arm64_group_profile_holds_for_requests_without_an_arch(serve, tmp
         # Ignition's own request says no arch: the arch from the boot request still selects the group
         status, body = await get(s, f"{server.url}/ignition?mac={ARM_MAC}")
         assert status == 200 and b'"version":"3.3.0"' in body.replace(b" ", b"")
+
+
+async def test_serve_builds_the_arm64_http_boot_grub_for_the_address_machines_reach(serve, catalog_dir):
+    server = serve("--state", "memory://", "--catalog", str(catalog_dir),
+                   env={"BOOTSERVER_ARM64_LOADER": "grubaa64.efi"})
+    assert "arm64 HTTP Boot: serving grubhttpaa64.efi, GRUB built by grub-mkimage" in server.log()
+    port = server.url.rsplit(":", 1)[1]
+    async with aiohttp.ClientSession() as s:
+        async with s.get(f"{server.url}/loaders/grubhttpaa64.efi") as r:
+            assert r.status == 200 and r.headers["Content-Type"] == "application/efi"
+            image = await r.read()
+        assert image[:2] == b"MZ"
+        assert f'configfile "(http,127.0.0.1:{port})/grub.cfg?arch=arm64-efi&assets=http&mac='.encode() in image
+        # the address is the one the connection came in on: a Host header builds nothing of its choosing
+        for host in ("bad_host:8080", "evil.example:80", "a'b"):
+            async with s.get(f"{server.url}/loaders/grubhttpaa64.efi", headers={"Host": host}) as r:
+                assert r.status == 200 and await r.read() == image
+
+
+async def test_arm64_http_boot_grub_is_not_built_for_an_https_server(serve, catalog_dir):
+    """GRUB's http module speaks plain HTTP only: an https advertise_url cannot go into the image;
+    a host in advertise_url that GRUB cannot be pointed at is refused with the reason."""
+    server = serve("--state", "memory://", "--catalog", str(catalog_dir),
+                   env={"BOOTSERVER_ARM64_LOADER": "grubaa64.efi", "BOOTSERVER_ADVERTISE_URL": "https://boot.example"})
+    async with aiohttp.ClientSession() as s:
+        async with s.get(f"{server.url}/loaders/grubhttpaa64.efi") as r:
+            assert r.status == 404 and "plain http://" in await r.text()
+    odd = serve("--state", "memory://", "--catalog", str(catalog_dir),
+                env={"BOOTSERVER_ARM64_LOADER": "grubaa64.efi", "BOOTSERVER_ADVERTISE_URL": "http://boot_server:8080"})
+    async with aiohttp.ClientSession() as s:
+        async with s.get(f"{odd.url}/loaders/grubhttpaa64.efi") as r:
+            assert r.status == 404 and "neither an IPv4 address nor a DNS name" in await r.text()
+
+
+async def test_serve_says_why_arm64_http_boot_is_not_answered(serve, catalog_dir, tmp_path):
+    server = serve("--state", "memory://", "--catalog", str(catalog_dir),
+                   env={"BOOTSERVER_ARM64_LOADER": "grubaa64.efi",
+                        "BOOTSERVER_GRUB_ARM64_MODULES": str(tmp_path / "no-modules")})
+    assert f"arm64 HTTP Boot: not answered: {tmp_path / 'no-modules'} lacks kernel.img" in server.log()
+    async with aiohttp.ClientSession() as s:
+        status, _ = await get(s, f"{server.url}/loaders/grubhttpaa64.efi")
+        assert status == 404
+        status, body = await get(s, f"{server.url}/loaders/grubaa64.efi")  # PXE's loader still served
+        assert status == 200 and body == Settings().grub_arm64_efi.read_bytes()

@@ -83,3 +83,25 @@ async def test_values_that_could_inject_into_grub_are_refused(serve, tmp_path, h
     assert status == 200 and "linux" not in text and "cannot render the boot config" in text
     grub_accepts(text)
     assert "cannot render GRUB config for profile install" in server.log()
+
+
+async def test_grub_with_http_gets_assets_over_http_and_the_connection_closed(serve, catalog_dir, tmp_path):
+    """The arm64 HTTP Boot GRUB asks with assets=http: kernel and initrd from this HTTP server as the
+    machine reached it. Every answer closes its connection (GRUB reuses its first source port each run)."""
+    (tmp_path / "assets" / "os").mkdir(parents=True)
+    (tmp_path / "assets" / "os" / "vmlinuz").write_bytes(b"arm64-kernel")
+    server = serve("--catalog", str(catalog_dir), "--state", "memory://")
+    async with aiohttp.ClientSession() as s:
+        async with s.get(f"{server.url}/grub.cfg?mac={MAC}&arch=arm64-efi&assets=http") as r:
+            assert r.status == 200 and r.headers["Connection"].lower() == "close"
+            text = await r.text()
+        grub_accepts(text)
+        port = server.url.rsplit(":", 1)[1]
+        assert f"linux '(http,127.0.0.1:{port})/assets/os/vmlinuz' 'console=ttyS0'" in text
+        assert f"initrd '(http,127.0.0.1:{port})/assets/os/initrd.img'" in text.splitlines()
+        assert await get(s, f"{server.url}/assets/os/vmlinuz") == (200, b"arm64-kernel")  # what GRUB asks for
+        # a Host that is not an address or DNS name is not written into GRUB: no boot, and says why
+        async with s.get(f"{server.url}/grub.cfg?mac={MAC}&assets=http", headers={"Host": "bad_host:80"}) as r:
+            refused = await r.text()
+        assert "linux" not in refused and "neither an IPv4 address nor a DNS name" in refused
+        grub_accepts(refused)

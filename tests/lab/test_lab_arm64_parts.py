@@ -76,3 +76,13 @@ def test_arm64_machine_on_the_qemu_command_line(tmp_path):
     line = " ".join(argv)
     assert argv[0] == "qemu-system-aarch64" and "-machine virt -cpu cortex-a57" in line and "-accel tcg" in line
     assert f"file={AAVMF_CODE}" in line and "virtio-net-pci" in line and "virtio-blk-pci" in line
+    assert "IPv4PXESupport" not in line  # PXE (arch 11) stays
+
+
+def test_arm64_http_machine_has_no_pxe_entry(tmp_path):
+    """AAVMF reads the same fw_cfg knob as OVMF: without its PXE entry, HTTPv4 is its network entry."""
+    argv = Machine(name="m", mac="52:54:00:77:08:01", firmware="arm64-uefi-http", disk=Path("d"), workdir=tmp_path,
+                   tap="tap0").command()
+    line = " ".join(argv)
+    assert argv[0] == "qemu-system-aarch64" and f"file={AAVMF_CODE}" in line
+    assert "-fw_cfg name=opt/org.tianocore/IPv4PXESupport,string=no" in line
