@@ -63,7 +63,7 @@ class OperatorActions:
                          lost.current)
                 continue
             log.info("machine %s: %s -> %s after reinstall", mac, record.state, moved.state)
-            moved = await self.store.rotate_token(mac) or moved  # the next install gets a token of its own
+            moved = await self.store.rotate_token(mac)  # the next install gets a token of its own
             self._note_step(mac, "reinstall", time.time(), moved=True)
             return record.state, moved
         raise StateChanged(mac, record.state, "still changing")  # the operator may simply ask again

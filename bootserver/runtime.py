@@ -15,14 +15,14 @@ from typing import Any
 
 from bootserver.boot import lifecycle, methods
 from bootserver.boot.loaders import loader_for
-from bootserver.boot.machine import (DISCOVERED, Event, MachineRecord, boot_address_from, ignition_access,
-                                     token_matches)
+from bootserver.boot.machine import DISCOVERED, Event, MachineRecord, boot_address_from, ignition_access
 from bootserver.boot.matching import Match, named_by_catalog
 from bootserver.boot.request import BootRequest
 from bootserver.boot.updates import UpdateRecord
 from bootserver.catalog.model import Catalog, Profile
 from bootserver.changes import TooManySubscribers
 from bootserver.config import Settings
+from bootserver.installer_reports import INSTALLER_EVENTS, InstallerReports, WrongToken
 from bootserver.operator_actions import TRANSITION_ATTEMPTS, NotAdopted, OperatorActions
 from bootserver.operator_reads import OperatorReads
 from bootserver.omaha.codec import AppAnswer, OmahaApp
@@ -40,12 +40,6 @@ __all__ = ["INSTALLER_EVENTS", "NotAdopted", "Runtime", "StateChanged", "StoreEr
 
 log = logging.getLogger("bootserver.boot")
 LAST_SEEN_RESOLUTION = 60.0  # seconds: a machine's last_seen is refreshed at most this often
-INSTALLER_EVENTS = ("installed", "failed", "progress")
-FINAL_EVENTS = ("installed", "failed")  # each spends the install's token: a new one comes with the next install
-
-
-class WrongToken(PermissionError):
-    """An installer event carried no token, or not this machine's."""
 
 
 def _unchanged(record: MachineRecord, names: dict[str, Any], facts: dict[str, Any]) -> bool:
@@ -56,7 +50,7 @@ def _unchanged(record: MachineRecord, names: dict[str, Any], facts: dict[str, An
     return all(getattr(record, key) == value for key, value in wanted.items())
 
 
-class Runtime(OperatorReads, OperatorActions):
+class Runtime(OperatorReads, OperatorActions, InstallerReports):
     def __init__(self, settings: Settings, catalog: Catalog, store: Store) -> None:
         self.settings = settings
         self.catalog = catalog
@@ -281,34 +275,6 @@ class Runtime(OperatorReads, OperatorActions):
         log.warning("machine %s: %s not applied: its state kept changing under %d attempts", mac, kind,
                     TRANSITION_ATTEMPTS)
         return None
-
-    async def report(self, mac: str, token: str | None, event: Any, detail: str,
-                     source: str | None, key: str | None = None) -> MachineRecord:
-        """An installer's report (one of INSTALLER_EVENTS), authenticated by the machine's token.
-
-        `key` is the installer's idempotency key: a report whose key the timeline already holds (a
-        retry after a lost answer, to this replica or another) is answered again but not applied again.
-        Raises WrongToken first, then ValueError for an unknown event, and StoreUnavailable when the
-        report cannot be kept (the installer is told to retry).
-        """
-        record = await self.store.get(mac)
-        if not token_matches(record, token):
-            if record is not None and key is not None and await self.store.key_seen(mac, key):
-                log.info("machine %s: %s with key %s is already recorded: a retry after its token was spent, "
-                         "not applied again", mac, event, key)  # the key, as secret as the token, says so
-                return record
-            raise WrongToken("missing token" if not token else "wrong token")
-        if record.client_ip and source != record.client_ip:
-            raise WrongToken(f"right token from another address (the machine booted from {record.client_ip})")
-        if event not in INSTALLER_EVENTS:
-            raise ValueError(f"unknown installer event {event!r}")
-        if key is not None and await self.store.key_seen(mac, key):
-            log.info("machine %s: %s with key %s is already recorded: a retry, not applied again", mac, event, key)
-            return await self.store.get(mac) or record
-        if event in FINAL_EVENTS and await self.store.rotate_token(mac, expected=token) is None:
-            raise WrongToken("spent token (a final report was already made with it)")  # replayed, or a race lost
-        await self.observe(mac, f"installer.{event}", {"detail": detail}, source=source, key=key)
-        return await self.store.get(mac) or record
 
     def ignition_access(self, record: MachineRecord | None, request: BootRequest) -> tuple[bool, str, str | None]:
         """(allowed, event kind to record, why it is not the machine's own request): boot.machine.ignition_access."""

@@ -10,10 +10,10 @@
 from __future__ import annotations
 
 from bootserver.state.base import (AlreadyRecorded, Event, MachineRecord, SchemaTooNew, StateChanged, Store, StoreError,
-                                   StoreUnavailable, UnknownMachine, redact)
+                                   StoreUnavailable, TokenSpent, UnknownMachine, redact)
 
 __all__ = ["AlreadyRecorded", "Event", "MachineRecord", "SchemaTooNew", "StateChanged", "Store", "StoreError", "StoreUnavailable",
-           "UnknownMachine", "connect_store", "open_store", "redact"]
+           "TokenSpent", "UnknownMachine", "connect_store", "open_store", "redact"]
 
 
 def open_store(url: str, retention: int = 1000, **options) -> Store:

@@ -51,6 +51,15 @@ class AlreadyRecorded(StoreError):
         self.mac, self.key = mac, key
 
 
+class TokenSpent(StoreError):
+    """An installer's final report carried a token that is no longer the machine's (spent by an
+    earlier final report, or replaced by a reinstall): nothing was written."""
+
+    def __init__(self, mac: str) -> None:
+        super().__init__(f"machine {mac}: the installer token was already spent or replaced")
+        self.mac = mac
+
+
 def redact(url: str) -> str:
     """A state URL without its password, for logs and errors."""
     parts = urlsplit(url)
@@ -103,9 +112,16 @@ class Store(Protocol):
 
     async def by_token(self, token: str) -> MachineRecord | None: ...
 
-    async def rotate_token(self, mac: str, expected: str | None = None) -> MachineRecord | None:
-        """Give the machine a new installer token. With `expected`, only while that is still its
-        token (None when it was already replaced: a token is spent once). UnknownMachine if none."""
+    async def rotate_token(self, mac: str) -> MachineRecord:
+        """Give the machine a new installer token (a reinstall). UnknownMachine if none."""
+
+    async def spend_token(self, mac: str, token: str, event: Event, *, expected: str,
+                          state: str | None = None) -> MachineRecord:
+        """An installer's final report, all or nothing in one transaction: the machine's token is
+        replaced, if it is still `token` (else TokenSpent), while the machine is in `expected`
+        (else StateChanged); `event` is appended with its idempotency key (AlreadyRecorded if the
+        key is there); with `state`, the machine moves to it. When any part fails, nothing is written,
+        so the installer's retry finds its token unspent. UnknownMachine if there is no such machine."""
 
     async def forget(self, mac: str) -> bool:
         """Delete the machine and its timeline; False if it was not there."""

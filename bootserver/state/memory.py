@@ -9,12 +9,14 @@ per record and per event made them 100+ ms).
 from __future__ import annotations
 
 import dataclasses
+import hmac
 import itertools
 import time
 from typing import Any
 
 from bootserver.state.updates_memory import MemoryUpdates
-from bootserver.state.base import AlreadyRecorded, Event, MachineRecord, StateChanged, UnknownMachine, check_facts
+from bootserver.state.base import (AlreadyRecorded, Event, MachineRecord, StateChanged, TokenSpent, UnknownMachine,
+                                   check_facts)
 from bootserver.state.tokens import new_token
 
 _FIELDS = tuple(f.name for f in dataclasses.fields(MachineRecord))
@@ -113,15 +115,32 @@ class MemoryStore(MemoryUpdates):
     async def discovered(self) -> list[MachineRecord]:
         return await self.machines("discovered")
 
-    async def rotate_token(self, mac: str, expected: str | None = None) -> MachineRecord | None:
+    async def rotate_token(self, mac: str) -> MachineRecord:
         row = self._rows.get(mac)
         if row is None:
             raise UnknownMachine(mac)
-        if expected is not None and row[_TOKEN] != expected:
-            return None
         values = list(row)
         values[_TOKEN] = new_token()
         row = self._rows[mac] = tuple(values)
+        return MachineRecord(*row)
+
+    async def spend_token(self, mac: str, token: str, event: Event, *, expected: str,
+                          state: str | None = None) -> MachineRecord:
+        row = self._rows.get(mac)  # every check before any write: all or nothing
+        if row is None:
+            raise UnknownMachine(mac)
+        if not hmac.compare_digest(row[_TOKEN].encode(), token.encode()):
+            raise TokenSpent(mac)
+        if row[_STATE] != expected:
+            raise StateChanged(mac, expected, row[_STATE])
+        if event.key is not None and self._key_seen(mac, event.key):
+            raise AlreadyRecorded(mac, event.key)
+        values = list(row)
+        values[_TOKEN] = new_token()
+        if state is not None:
+            values[_STATE], values[_STATE_CHANGED] = state, time.time()
+        row = self._rows[mac] = tuple(values)
+        self.record_later(event)
         return MachineRecord(*row)
 
     async def by_token(self, token: str) -> MachineRecord | None:

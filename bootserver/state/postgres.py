@@ -24,7 +24,7 @@ from bootserver.state.metrics import (COMMIT_BATCH, COMMIT_SECONDS, EVENTS_BUFFE
                                       EVENTS_DROPPED)
 from bootserver.state.updates_postgres import PostgresUpdates
 from bootserver.state.sql import (POSTGRES, Statements, event_from_row, event_row, machine_from_row, new_machine_row,
-                                  pending_migrations)
+                                  not_spent, pending_migrations)
 from bootserver.state.tokens import new_token
 
 log = logging.getLogger(__name__)
@@ -279,16 +279,32 @@ class PostgresStore(PostgresUpdates):
     async def discovered(self) -> list[MachineRecord]:
         return await self.machines("discovered")
 
-    async def rotate_token(self, mac: str, expected: str | None = None) -> MachineRecord | None:
-        new = new_token()
-        if expected is None:
-            row = await self._run(lambda c: c.fetchrow(SQL.rotate_token, new, mac))
-        else:
-            row = await self._run(lambda c: c.fetchrow(SQL.rotate_token_if, new, mac, expected))
+    async def rotate_token(self, mac: str) -> MachineRecord:
+        row = await self._run(lambda c: c.fetchrow(SQL.rotate_token, new_token(), mac))
         if row is None:
-            if await self.get(mac) is None:
-                raise UnknownMachine(mac)
-            return None
+            raise UnknownMachine(mac)
+        return self._seen(machine_from_row(row))
+
+    async def spend_token(self, mac: str, token: str, event: Event, *, expected: str,
+                          state: str | None = None) -> MachineRecord:
+        new = new_token()
+
+        async def work(conn: asyncpg.Connection) -> Any:
+            async with conn.transaction():  # raising (or a dropped connection) rolls all of it back
+                row = await conn.fetchrow(SQL.spend_token, new, mac, token, expected)
+                if row is None:
+                    raise not_spent(mac, token, expected, await conn.fetchrow(SQL.token_and_state_of, mac))
+                if state is not None:
+                    row = await conn.fetchrow(SQL.set_state_if, state, time.time(), mac, expected)
+                if await conn.fetchval(SQL.insert_event_seq, *event_row(event)) is None:
+                    raise AlreadyRecorded(mac, event.key)
+                await conn.execute(SQL.trim_events, mac, self._retention)
+                return row
+        try:
+            row = await self._run(work)
+        except (StateChanged, UnknownMachine):
+            self._known.pop(mac, None)
+            raise
         return self._seen(machine_from_row(row))
 
     async def by_token(self, token: str) -> MachineRecord | None:

@@ -7,12 +7,13 @@ so the two backends cannot drift apart.
 
 from __future__ import annotations
 
+import hmac
 import json
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 from bootserver.boot.machine import Event, MachineRecord
-from bootserver.state.base import SchemaTooNew
+from bootserver.state.base import SchemaTooNew, StateChanged, StoreError, TokenSpent, UnknownMachine
 from bootserver.state.updates_sql import migration as update_migration
 
 MACHINE_COLUMNS = ("mac", "state", "token", "name", "profile", "arch", "uuid", "vendor", "interface",
@@ -88,10 +89,12 @@ class Statements:
         self.set_state_if = (f"UPDATE machines SET state = {p(1)}, state_changed = {p(2)} "
                              f"WHERE mac = {p(3)} AND state = {p(4)} RETURNING {MACHINE_SELECT}")
         self.state_of = f"SELECT state FROM machines WHERE mac = {p(1)}"
-        #: a new installer token; with the old one given, only if it is still the machine's (used once)
+        #: a new installer token (a reinstall)
         self.rotate_token = (f"UPDATE machines SET token = {p(1)} WHERE mac = {p(2)} RETURNING {MACHINE_SELECT}")
-        self.rotate_token_if = (f"UPDATE machines SET token = {p(1)} WHERE mac = {p(2)} AND token = {p(3)} "
-                                f"RETURNING {MACHINE_SELECT}")
+        #: a final report spends the token: only while it is still the machine's, in the state decided from
+        self.spend_token = (f"UPDATE machines SET token = {p(1)} WHERE mac = {p(2)} AND token = {p(3)} "
+                            f"AND state = {p(4)} RETURNING {MACHINE_SELECT}")
+        self.token_and_state_of = f"SELECT token, state FROM machines WHERE mac = {p(1)}"
         self.delete_events = f"DELETE FROM events WHERE mac = {p(1)}"
         self.delete_machine = f"DELETE FROM machines WHERE mac = {p(1)}"
 
@@ -120,6 +123,16 @@ def event_row(event: Event) -> tuple:
 
 def detail_json(detail: dict[str, Any]) -> str:
     return json.dumps(detail or {}, separators=(",", ":"), sort_keys=True, default=str)
+
+
+def not_spent(mac: str, token: str, expected: str, found: Sequence[Any] | None) -> StoreError | KeyError:
+    """Why `spend_token` matched no row, from the machine's (token, state) read in the same
+    transaction (None: no such machine)."""
+    if found is None:
+        return UnknownMachine(mac)
+    if not hmac.compare_digest(found[0].encode(), token.encode()):
+        return TokenSpent(mac)
+    return StateChanged(mac, expected, found[1])
 
 
 def pending_migrations(current: int, migrations: Sequence[tuple[int, Any]], where: str) -> list[tuple[int, Any]]:

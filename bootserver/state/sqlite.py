@@ -24,7 +24,7 @@ from bootserver.state.base import (AlreadyRecorded, Event, MachineRecord, StateC
 from bootserver.state.metrics import COMMIT_BATCH, COMMIT_SECONDS, EVENTS_COMMITTED
 from bootserver.state.updates_sqlite import SqliteUpdates
 from bootserver.state.sql import (SQLITE, Statements, event_from_row, event_row, machine_from_row,
-                                  new_machine_row, pending_migrations)
+                                  new_machine_row, not_spent, pending_migrations)
 from bootserver.state.tokens import new_token
 
 log = logging.getLogger(__name__)
@@ -168,10 +168,7 @@ class _GroupCommitWriter(threading.Thread):
                     committed += 1
                     continue
                 flush_events()
-                try:  # a failing statement is rolled back alone; the transaction goes on
-                    outcomes.append((fut, op(conn), None))
-                except Exception as exc:
-                    outcomes.append((fut, None, exc))
+                outcomes.append((fut, *self._run_whole(conn, op)))
             flush_events()
             trim = self._due_for_trim(macs)
             if trim:
@@ -189,6 +186,24 @@ class _GroupCommitWriter(threading.Thread):
                 pass
             outcomes = [(fut, None, StoreUnavailable(f"write to {self._path} failed: {exc}")) for _, fut in work]
         self._loop.call_soon_threadsafe(_settle_all, outcomes)
+
+
+    def _run_whole(self, conn: sqlite3.Connection, op: Callable[[sqlite3.Connection], Any]
+                   ) -> tuple[Any, BaseException | None]:
+        """Run one write in a savepoint: if it raises, all its statements are rolled back (not the
+        others of the group) and a failed write reads as StoreUnavailable, so the caller may retry."""
+        conn.execute("SAVEPOINT write")
+        try:
+            result = op(conn)
+        except Exception as exc:
+            conn.execute("ROLLBACK TO write")
+            conn.execute("RELEASE write")
+            if isinstance(exc, sqlite3.Error):
+                log.error("state store: a write to %s failed: %s", self._path, exc)
+                exc = StoreUnavailable(f"write to {self._path} failed: {exc}")
+            return None, exc
+        conn.execute("RELEASE write")
+        return result, None
 
 
 def _settle_one(fut: asyncio.Future, result: Any, exc: BaseException | None) -> None:
@@ -352,14 +367,25 @@ class SqliteStore(SqliteUpdates):
     async def discovered(self) -> list[MachineRecord]:
         return await self.machines("discovered")
 
-    async def rotate_token(self, mac: str, expected: str | None = None) -> MachineRecord | None:
-        def op(conn: sqlite3.Connection) -> MachineRecord | None:
-            new = new_token()
-            found = (conn.execute(SQL.rotate_token, (new, mac)) if expected is None
-                     else conn.execute(SQL.rotate_token_if, (new, mac, expected))).fetchone()
-            if found is None and conn.execute(SQL.machine_by_mac, (mac,)).fetchone() is None:
+    async def rotate_token(self, mac: str) -> MachineRecord:
+        def op(conn: sqlite3.Connection) -> MachineRecord:
+            found = conn.execute(SQL.rotate_token, (new_token(), mac)).fetchone()
+            if found is None:
                 raise UnknownMachine(mac)
-            return machine_from_row(found) if found else None
+            return machine_from_row(found)
+        return await self._write(op)
+
+    async def spend_token(self, mac: str, token: str, event: Event, *, expected: str,
+                          state: str | None = None) -> MachineRecord:
+        def op(conn: sqlite3.Connection) -> MachineRecord:  # in its own savepoint: all or nothing
+            found = conn.execute(SQL.spend_token, (new_token(), mac, token, expected)).fetchone()
+            if found is None:
+                raise not_spent(mac, token, expected, conn.execute(SQL.token_and_state_of, (mac,)).fetchone())
+            if state is not None:
+                found = conn.execute(SQL.set_state_if, (state, time.time(), mac, expected)).fetchone()
+            if conn.execute(SQL.insert_event_seq, event_row(event)).fetchone() is None:
+                raise AlreadyRecorded(mac, event.key)
+            return machine_from_row(found)
         return await self._write(op)
 
     async def by_token(self, token: str) -> MachineRecord | None:

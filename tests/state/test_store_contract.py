@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from bootserver.state import Event, StateChanged, UnknownMachine
+from bootserver.state import AlreadyRecorded, Event, StateChanged, TokenSpent, UnknownMachine
 
 MAC = "52:54:00:a1:9c:ae"
 OTHER = "52:54:00:00:00:02"
@@ -136,12 +136,26 @@ async def test_concurrent_writers_all_land(store):
                                                               "http.ipxe", "http.asset"]
 
 
-async def test_rotate_token_spends_a_token_once(store):
+async def test_a_final_report_spends_the_token_once_all_or_nothing(store):
     first = await store.ensure(MAC, state="installing")
-    rotated = await store.rotate_token(MAC, expected=first.token)
-    assert rotated is not None and rotated.token != first.token and (await store.get(MAC)).token == rotated.token
-    assert await store.rotate_token(MAC, expected=first.token) is None  # already spent
-    again = await store.rotate_token(MAC)  # unconditional (a reinstall)
-    assert again.token not in (first.token, rotated.token)
+    report = Event(MAC, "installer.installed", key="k-1")
+    with pytest.raises(StateChanged):  # decided from a state the machine has left: nothing written
+        await store.spend_token(MAC, first.token, report, expected="ready", state="installed")
+    await store.record(Event(MAC, "installer.progress", key="k-0"))
+    with pytest.raises(AlreadyRecorded):  # its key is on the timeline: nothing written
+        await store.spend_token(MAC, first.token, Event(MAC, "installer.installed", key="k-0"),
+                                expected="installing", state="installed")
+    unchanged = await store.get(MAC)
+    assert (unchanged.token, unchanged.state) == (first.token, "installing")
+    spent = await store.spend_token(MAC, first.token, report, expected="installing", state="installed")
+    assert spent.state == "installed" and spent.token != first.token and (await store.get(MAC)).token == spent.token
+    with pytest.raises(TokenSpent):  # replayed
+        await store.spend_token(MAC, first.token, Event(MAC, "installer.failed"), expected="installed")
+    assert [(e.kind, e.key) for e in await store.events(MAC)] == [("installer.progress", "k-0"),
+                                                                  ("installer.installed", "k-1")]
+    again = await store.rotate_token(MAC)  # a reinstall
+    assert again.token not in (first.token, spent.token)
     with pytest.raises(UnknownMachine):
         await store.rotate_token(OTHER)
+    with pytest.raises(UnknownMachine):
+        await store.spend_token(OTHER, "x", Event(OTHER, "installer.failed"), expected="installing")
