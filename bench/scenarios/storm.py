@@ -5,7 +5,7 @@ defaults (SQLite store, access log on) and against the static equivalent: dnsmas
 TFTP) with nginx serving the same files and pre-written scripts.
 
 Two namespaces joined by a veth pair: the server side (bootserver, or dnsmasq + nginx) and the
-machines (one address each). One storm per server and repetition (at most two repetitions: a
+machines (one address each). One storm per server and repetition (at most three repetitions: a
 storm moves 72 GB).
 """
 
@@ -49,7 +49,7 @@ class Shape:
     clients: int = 1
 
 
-RACK = Shape("boot storm", 1000, 200, 8 << 20, 64 << 20, 150, 2)
+RACK = Shape("boot storm", 1000, 200, 8 << 20, 64 << 20, 150, 3)
 
 
 def assets(root: Path, shape: Shape) -> None:
