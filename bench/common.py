@@ -382,19 +382,13 @@ def table(rows: list[dict]) -> str:
 
 def machine_description(python: str | None = None) -> str:
     """Cores, CPU model, memory, kernel, and the Python that runs bootserver."""
-    model = "unknown CPU"
-    with contextlib.suppress(OSError):
+    model, mem = "unknown CPU", 0.0
+    with contextlib.suppress(OSError, ValueError, IndexError):
         found = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.M)
         model = found.group(1) if found else model
-    mem = _meminfo_gb()
+        mem = int(Path("/proc/meminfo").read_text().split()[1]) / 1024 / 1024
     return (f"{os.cpu_count()} cores, {model}, {mem:.0f} GB RAM; Linux {platform.release()}; "
             f"Python {python or platform.python_version()}")
-
-
-def _meminfo_gb() -> float:
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        return int(Path("/proc/meminfo").read_text().split()[1]) / 1024 / 1024
-    return 0.0
 
 
 def scenario_main(run: Callable[..., list[dict]]) -> None:
