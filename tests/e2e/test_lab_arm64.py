@@ -7,7 +7,6 @@ arm64 GRUB the same way. Times are printed (run with -s).
 """
 
 import re
-import threading
 
 from bootserver.lab import catalog as lab_catalog
 from bootserver.lab.disk import read_install_marker
@@ -15,7 +14,18 @@ from bootserver.lab.lab import MachineSpec
 from bootserver.lab.server import BootserverService
 
 from ignition_checks import BAD_CONFIG, check_installed_disk, check_untouched_disk
-from test_lab import install_story, kinds, rejected_story, report
+from test_lab import in_parallel, install_story, kinds, rejected_story, report
+
+
+def installed_arm64(lab, server, spec):
+    """The checks every installed arm64 machine passes; its timeline split at the install report."""
+    machine = lab.machines[spec.name]
+    assert read_install_marker(machine.disk) == f"BOOTSERVER-LAB-INSTALLED host={spec.hostname} mac={spec.mac}"
+    record = server.machine(spec.mac)
+    assert record["state"] == "installed" and record["arch"] == "arm64-efi"
+    timeline = server.timeline(spec.mac)
+    installed_at = kinds(timeline).index("installer.installed")
+    return machine, timeline, timeline[:installed_at], timeline[installed_at + 1:]
 
 
 def test_arm64_ignition_install_then_boot_from_disk(make_lab):
@@ -23,32 +33,13 @@ def test_arm64_ignition_install_then_boot_from_disk(make_lab):
     bad = MachineSpec.make(2, "arm64-uefi", metadata=BAD_CONFIG)
     server = BootserverService()
     lab = make_lab([spec, bad], server)
-    results, errors = {}, []
-
-    def story(machine, run):
-        try:
-            run(machine)
-        except BaseException as exc:  # reported below, from the test's thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=story, args=(spec, lambda s: install_story(lab, server, s, results))),
-               threading.Thread(target=story, args=(bad, lambda s: rejected_story(lab, s, results)))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
+    results = {}
+    in_parallel([spec, bad], lambda s: rejected_story(lab, s, results) if s is bad
+                else install_story(lab, server, s, results))
     report(spec, results[spec.name])
     print(f"arm64 bad config: power-on to failed {results[bad.name]:.1f} s")
-    machine = lab.machines[spec.name]
-    assert read_install_marker(machine.disk) == f"BOOTSERVER-LAB-INSTALLED host={spec.hostname} mac={spec.mac}"
-    record = server.machine(spec.mac)
-    assert record["state"] == "installed" and record["arch"] == "arm64-efi"
-    timeline = server.timeline(spec.mac)
+    machine, timeline, first_boot, second_boot = installed_arm64(lab, server, spec)
     k = kinds(timeline)
-    installed_at = k.index("installer.installed")
-    first_boot, second_boot = timeline[:installed_at], timeline[installed_at + 1:]
     offers = [e["detail"] for e in timeline if e["kind"] == "dhcp.offer"]
     assert {(o["method"], o["file"]) for o in offers} == {("pxe-uefi-arm64", "grubaa64.efi")}
     # GRUB rendered the boot config, then the local-disk one; nothing went through iPXE
@@ -59,7 +50,7 @@ def test_arm64_ignition_install_then_boot_from_disk(make_lab):
     assert fetched[:2] == ["grubaa64.efi", "/grub/grub.cfg"]
     assert f"/assets/{lab.arm64_kernel_asset}" in fetched and f"/assets/{lab.arm64_initrd_asset}" in fetched
     # what Ignition fetched over HTTP: its config, the merged fragment (fetch), the payload (files)
-    assert k.index("http.ignition") < installed_at
+    assert "http.ignition" in kinds(first_boot)
     served = [e["detail"]["file"] for e in first_boot if e["kind"] == "http.asset"]
     assert served == [lab_catalog.FRAGMENT_ASSET, lab_catalog.PAYLOAD_ASSET]
     assert not [e for e in second_boot if e["kind"] == "tftp.transfer" and "/assets/" in e["detail"]["file"]]
@@ -91,14 +82,8 @@ def test_arm64_http_boot_install_then_boot_from_disk(make_lab):
     results = {}
     install_story(lab, server, spec, results)
     report(spec, results[spec.name])
-    machine = lab.machines[spec.name]
-    assert read_install_marker(machine.disk) == f"BOOTSERVER-LAB-INSTALLED host={spec.hostname} mac={spec.mac}"
-    record = server.machine(spec.mac)
-    assert record["state"] == "installed" and record["arch"] == "arm64-efi"
-    timeline = server.timeline(spec.mac)
+    machine, timeline, first_boot, second_boot = installed_arm64(lab, server, spec)
     k = kinds(timeline)
-    installed_at = k.index("installer.installed")
-    first_boot, second_boot = timeline[:installed_at], timeline[installed_at + 1:]
     url = f"{lab.base_url}/loaders/grubhttpaa64.efi"
     offers = [e["detail"] for e in timeline if e["kind"] == "dhcp.offer"]
     assert len(offers) == 2 and all((o["method"], o["stage"], o["file"]) == ("http-uefi-arm64", "httpboot", url)

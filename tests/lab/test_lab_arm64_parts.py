@@ -7,7 +7,6 @@ import os
 import shutil
 import struct
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,8 @@ import pytest
 from bootserver.lab import testos
 from bootserver.lab.disk import DISK_BOOT_MARKER, ESP_START, SECTOR, create_disk, disk_payload
 from bootserver.lab.qemu import AAVMF_CODE, AAVMF_VARS, Machine
+
+from tests.lab.disk_boot import console_until_disk_marker
 
 EM_AARCH64 = 183
 
@@ -58,16 +59,7 @@ def test_arm64_disk_boots_in_aavmf_and_prints_the_marker(tmp_path):
             "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={AAVMF_CODE}",
             "-drive", f"if=pflash,format=raw,unit=1,file={tmp_path / 'vars.fd'}",
             "-drive", f"if=none,id=d0,format=raw,file={disk}", "-device", "virtio-blk-pci,drive=d0,bootindex=1"]
-    qemu = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and f"{DISK_BOOT_MARKER} firmware=" not in (
-                log.read_text(errors="replace") if log.exists() else ""):
-            time.sleep(0.2)
-    finally:
-        qemu.kill()
-        qemu.wait()
-    assert f"{DISK_BOOT_MARKER} firmware=uefi" in log.read_text(errors="replace")
+    assert f"{DISK_BOOT_MARKER} firmware=uefi" in console_until_disk_marker(argv, log, 120)
 
 
 def test_arm64_machine_on_the_qemu_command_line(tmp_path):

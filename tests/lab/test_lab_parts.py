@@ -6,7 +6,6 @@ import secrets
 import shutil
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -17,6 +16,8 @@ from bootserver.lab.disk import (DISK_BOOT_MARKER, MARKER_SECTOR, boot_sector, c
 from bootserver.lab.lab import MachineSpec
 from bootserver.lab.netns import Topology, in_netns, list_netns
 from bootserver.lab.qemu import OVMF_CODE, OVMF_VARS
+
+from tests.lab.disk_boot import console_until_disk_marker
 
 
 @pytest.fixture(scope="module")
@@ -60,16 +61,7 @@ def boot_disk(tmp_path, firmware):
         shutil.copyfile(OVMF_VARS, tmp_path / "vars.fd")
         argv += ["-machine", "q35", "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}",
                  "-drive", f"if=pflash,format=raw,unit=1,file={tmp_path / 'vars.fd'}"]
-    qemu = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and f"{DISK_BOOT_MARKER} firmware=" not in (
-                log.read_text(errors="replace") if log.exists() else ""):
-            time.sleep(0.2)
-    finally:
-        qemu.kill()
-        qemu.wait()
-    return log.read_text(errors="replace")
+    return console_until_disk_marker(argv, log, 90)
 
 
 def test_boot_sector_fits_beside_the_partition_table():
