@@ -87,6 +87,17 @@ def rejected_story(lab, spec, results):
     wait_for(lambda: not machine.running(), 60, f"{spec.name} to power off")
 
 
+def check_rejected_by_ignition(server, lab, bad):
+    """The bad config: Ignition's fetch stage refused it, the timeline says why, the disk is untouched."""
+    assert server.machine(bad.mac)["state"] == "failed"
+    failed = [e for e in server.timeline(bad.mac) if e["kind"] == "installer.failed"]
+    assert len(failed) == 1
+    reason = failed[0]["detail"]["detail"]
+    assert "ignition fetch stage failed" in reason, reason
+    assert "CRITICAL : Ignition failed: hash verification failed" in reason, reason
+    check_untouched_disk(lab.machines[bad.name].disk)
+
+
 def test_bios_and_uefi_install_then_boot_from_disk(make_lab):
     """Real Ignition applies each machine's config to its disk (and refuses a bad one); the
     machines then boot from their disks."""
@@ -129,15 +140,8 @@ def test_bios_and_uefi_install_then_boot_from_disk(make_lab):
             assert_disk_booted_through_grub(server, spec, second_console)
         assert console.count("TESTOS-INSTALLED") == 1, "the machine installed twice"
         check_installed_disk(machine.disk, spec, [s for s in (bios, uefi, bad) if s is not spec])
-    # the bad config: Ignition's fetch stage refused it, bootserver's timeline says why
     print(f"bad config: power-on to failed {results[bad.name]:.1f} s")
-    assert server.machine(bad.mac)["state"] == "failed"
-    failed = [e for e in server.timeline(bad.mac) if e["kind"] == "installer.failed"]
-    assert len(failed) == 1
-    reason = failed[0]["detail"]["detail"]
-    assert "ignition fetch stage failed" in reason, reason
-    assert "CRITICAL : Ignition failed: hash verification failed" in reason, reason
-    check_untouched_disk(lab.machines[bad.name].disk)
+    check_rejected_by_ignition(server, lab, bad)
 
 
 def test_uefi_snponly_http_boot_and_ipxe_rom_install_then_boot_from_disk(make_lab):
