@@ -39,11 +39,11 @@ async def get_ipxe(request: web.Request) -> web.Response:
         log.error("%s (%s): cannot render profile %s (%s): %s", name, boot.mac, profile.name, profile.source, exc)
         await runtime.observe(boot, "render.failed", {"what": "ipxe", "error": str(exc)})
         raise web.HTTPInternalServerError(text=f"cannot render the boot script: {exc}\n") from None
-    log.info("%s (%s) gets %s: %s", name, boot.mac, decision.action, decision.reason)
     detail = {"action": decision.action, "reason": decision.reason}
     if decision.match is not None and decision.action != "ignore":
         detail["profile"] = decision.match.profile.name
-    await runtime.observe(boot, "http.ipxe", detail)
+    if await runtime.observe(boot, "http.ipxe", detail):  # not the same answer again a moment later
+        log.info("%s (%s) gets %s: %s", name, boot.mac, decision.action, decision.reason)
     return web.Response(text=script, content_type=IPXE_TYPE)
 
 
