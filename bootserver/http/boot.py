@@ -8,10 +8,12 @@ from aiohttp import web
 
 from bootserver.boot.request import Stage
 from bootserver.http.common import MACHINE, base_url, boot_request, runtime_of
+from bootserver.logs import FastInfo
 from bootserver.render.args import ArgError
 from bootserver.render.ipxe import chain_script
 
 log = logging.getLogger("bootserver.http")
+decided = FastInfo(log)  # a line per answer that is not a repeat (timeline_fold): up to one per machine a second
 IPXE_TYPE = "text/plain"
 
 
@@ -43,7 +45,7 @@ async def get_ipxe(request: web.Request) -> web.Response:
     if decision.match is not None and decision.action != "ignore":
         detail["profile"] = decision.match.profile.name
     if await runtime.observe(boot, "http.ipxe", detail):  # not the same answer again a moment later
-        log.info("%s (%s) gets %s: %s", name, boot.mac, decision.action, decision.reason)
+        decided.info("%s (%s) gets %s: %s", name, boot.mac, decision.action, decision.reason)
     return web.Response(text=script, content_type=IPXE_TYPE)
 
 

@@ -52,11 +52,6 @@ def _nothing(conn: sqlite3.Connection) -> None:
     """A write that writes nothing: awaiting it waits for everything queued before it."""
 
 
-def _log_failed_event(fut: asyncio.Future) -> None:
-    if not fut.cancelled() and fut.exception() is not None:
-        log.warning("timeline event not recorded: %s", fut.exception())
-
-
 class SqliteStore(SqliteUpdates):
     def __init__(self, path: str | Path, retention: int = 1000, *, max_batch: int = 1000) -> None:
         self.path = Path(path)
@@ -66,7 +61,6 @@ class SqliteStore(SqliteUpdates):
         self._reader: ThreadPoolExecutor | None = None
         self._read_conn: sqlite3.Connection | None = None
         self._lookup_conn: sqlite3.Connection | None = None  # used on the loop thread: see get()
-        self._later = 0  # timeline entries queued by record_later and not yet settled
 
     def __repr__(self) -> str:
         return f"SqliteStore({str(self.path)!r})"
@@ -165,16 +159,11 @@ class SqliteStore(SqliteUpdates):
         may wait LATER_LINGER for more). A timeline read of this process commits queued ones first."""
         if self._writer is None:
             raise StoreError("the state store is not open")
-        self._writer.submit(event, later=True).add_done_callback(self._later_done)
-        self._later += 1
-
-    def _later_done(self, fut: asyncio.Future) -> None:
-        self._later -= 1
-        _log_failed_event(fut)
+        self._writer.submit_later(event)
 
     async def _settle_later(self) -> None:
         """Commit the timeline entries this process queued, before a read of the timeline shows it."""
-        if self._later and self._writer is not None:
+        if self._writer is not None and self._writer.later_pending:
             try:
                 await self._writer.submit(_nothing)
             except StoreUnavailable:

@@ -68,35 +68,43 @@ class GroupCommitWriter(threading.Thread):
         self._accepting = threading.Lock()  # held while a write is queued, and when the writer stops taking them
         self._closed = False
         self._since_trim: dict[str, int] = {}  # MAC -> events written since its timeline was last trimmed
+        self._urgent = threading.Event()  # set when a write someone awaits (or the stop) is queued
+        self.later_pending = 0  # timeline entries queued without a waiter, not yet settled (loop thread only)
         self.ready: asyncio.Future = loop.create_future()
 
-    def submit(self, op: Event | Callable[[sqlite3.Connection], Any], later: bool = False) -> asyncio.Future:
-        """Queue a write; `later`: nobody awaits it (a timeline entry), so its commit may wait a little."""
+    def submit(self, op: Event | Callable[[sqlite3.Connection], Any]) -> asyncio.Future:
         with self._accepting:
             if self._closed or not self.is_alive():
                 raise StoreUnavailable(f"the writer of {self._path} has stopped")
             fut = self._loop.create_future()
-            self._queue.put((op, fut) if not later else (op, fut, True))
+            self._queue.put((op, fut))
+        self._urgent.set()
         return fut
 
+    def submit_later(self, event: Event) -> None:
+        """Queue a timeline entry nobody waits for (its commit may wait LATER_LINGER for company; a
+        failed commit is logged). Called on the loop's thread."""
+        with self._accepting:
+            if self._closed or not self.is_alive():
+                raise StoreUnavailable(f"the writer of {self._path} has stopped")
+            self._queue.put((event, None))
+        self.later_pending += 1
+
     def _linger(self, batch: list) -> None:
-        """A batch of queued timeline entries only: take what comes within LATER_LINGER, up to
-        max_batch, and stop at once when a write that is awaited (or the stop) arrives."""
-        deadline = time.monotonic() + LATER_LINGER
+        """A batch of unawaited timeline entries only: sleep up to LATER_LINGER (cut short by a write
+        someone awaits, or the stop), then take what came meanwhile, up to max_batch. Entries queued
+        meanwhile wake nobody: one hand-off per batch, not one per entry."""
+        self._urgent.wait(LATER_LINGER)
+        self._urgent.clear()
         while len(batch) < self._max_batch:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return
             try:
-                item = self._queue.get(timeout=left)
+                batch.append(self._queue.get_nowait())
             except queue.Empty:
-                return
-            batch.append(item)
-            if len(item) == 2:  # awaited, or the stop
                 return
 
     def stop(self) -> None:
         self._queue.put((_STOP, None))
+        self._urgent.set()
 
     def run(self) -> None:
         try:
@@ -117,14 +125,14 @@ class GroupCommitWriter(threading.Thread):
                         batch.append(self._queue.get_nowait())
                     except queue.Empty:
                         break
-                if all(len(item) == 3 for item in batch):
+                if all(fut is None and op is not _STOP for op, fut in batch):
                     self._linger(batch)
-                stopping = any(item[0] is _STOP for item in batch)
+                stopping = any(op is _STOP for op, _ in batch)
                 if stopping:  # take no more writes; the ones already queued behind the stop go in too
                     with self._accepting:
                         self._closed = True
                     batch += self._drain()
-                work = [(item[0], item[1]) for item in batch if item[0] is not _STOP]
+                work = [(op, fut) for op, fut in batch if op is not _STOP]
                 if work:
                     self._commit(conn, work)
                 if stopping:
@@ -159,13 +167,13 @@ class GroupCommitWriter(threading.Thread):
     def _commit(self, conn: sqlite3.Connection, work: list) -> None:
         outcomes: list[tuple[asyncio.Future, Any, BaseException | None]] = []
         events: list[tuple] = []
-        event_futs: list[asyncio.Future] = []
+        event_futs: list[asyncio.Future | None] = []
         macs: list[str] = []
 
         def flush_events() -> None:
             if events:
                 conn.executemany(SQL.insert_event, events)
-                outcomes.extend((f, True, None) for f in event_futs)
+                outcomes.extend((f, True, None) for f in event_futs if f is not None)
                 events.clear()
                 event_futs.clear()
 
@@ -197,9 +205,15 @@ class GroupCommitWriter(threading.Thread):
                     conn.execute("ROLLBACK")
             except sqlite3.Error:
                 pass
-            outcomes = [(fut, None, StoreUnavailable(f"write to {self._path} failed: {exc}")) for _, fut in work]
-        self._loop.call_soon_threadsafe(_settle_all, outcomes)
+            outcomes = [(fut, None, StoreUnavailable(f"write to {self._path} failed: {exc}")) for _, fut in work
+                        if fut is not None]
+        self._loop.call_soon_threadsafe(self._settled, outcomes, sum(fut is None for _, fut in work))
 
+    def _settled(self, outcomes: list, later: int) -> None:
+        """On the loop: the batch's waiters learn how it went; its unawaited entries are no longer pending."""
+        self.later_pending -= later
+        for fut, result, exc in outcomes:
+            settle_one(fut, result, exc)
 
     def _run_whole(self, conn: sqlite3.Connection, op: Callable[[sqlite3.Connection], Any]
                    ) -> tuple[Any, BaseException | None]:
@@ -226,8 +240,3 @@ def settle_one(fut: asyncio.Future, result: Any, exc: BaseException | None) -> N
         fut.set_exception(exc)
     else:
         fut.set_result(result)
-
-
-def _settle_all(outcomes: list) -> None:
-    for fut, result, exc in outcomes:
-        settle_one(fut, result, exc)
