@@ -211,7 +211,7 @@ class Runtime(OperatorReads, OperatorActions, InstallerReports):
     # -- what machines tell us ----------------------------------------------------------------
 
     async def observe(self, who: BootRequest | str, kind: str, detail: dict[str, Any] | None = None,
-                      source: str | None = None, key: str | None = None) -> bool:
+                      source: str | None = None, key: str | None = None, known: MachineRecord | None = None) -> bool:
         """Record a timeline event for a machine (by request or MAC) and apply lifecycle transitions.
 
         An event that moves the machine to another state is committed with the transition (one
@@ -221,6 +221,8 @@ class Runtime(OperatorReads, OperatorActions, InstallerReports):
         event (most of the timeline) is queued in order without holding up the answer to the machine,
         and the same answer to the same machine again within a second is counted, not written
         (timeline_fold): then this returns False (True otherwise), and the caller need not log it either.
+        `known`: the machine's record as this request just read it, to decide a transition from without
+        reading it again (a compare-and-set: if it changed meanwhile, the next try reads it afresh).
         """
         mac = who.mac if isinstance(who, BootRequest) else who
         if source is None and isinstance(who, BootRequest):
@@ -231,7 +233,7 @@ class Runtime(OperatorReads, OperatorActions, InstallerReports):
             if not lifecycle.can_change_state(kind, detail):
                 return self._record_later(event)
             try:
-                moved = await self._transition(event)
+                moved = await self._transition(event, known)
             except AlreadyRecorded:  # a retried report that won a transition through another replica
                 log.info("machine %s: %s with key %s is already recorded: a retry, not applied again", mac, kind, key)
                 return True
@@ -250,14 +252,15 @@ class Runtime(OperatorReads, OperatorActions, InstallerReports):
             log.warning("machine %s: %s event not applied: %s", mac, kind, exc)
         return True
 
-    async def _transition(self, event: Event) -> tuple[str, MachineRecord] | None:
+    async def _transition(self, event: Event, known: MachineRecord | None = None) -> tuple[str, MachineRecord] | None:
         """Apply the lifecycle transition `event` causes as a compare-and-set on the state it was
         decided from, committed together with the event (which names the transition), deciding
         again from the fresh state when another writer (request or replica) got there first.
         Returns (previous state, record) when the machine moved, None when the event moves nothing."""
         mac, kind = event.mac, event.kind
         for _ in range(TRANSITION_ATTEMPTS):
-            record = await self.store.get(mac)
+            record = known if known is not None and known.mac == mac else await self.store.get(mac)
+            known = None
             if record is None:
                 return None
             profile = self.catalog.profiles.get(record.profile or "")
@@ -296,7 +299,7 @@ class Runtime(OperatorReads, OperatorActions, InstallerReports):
         fetched = detail.get("method") == "GET" and detail.get("status") in (200, 206)
         kernel = fetched and profile is not None and profile.boot.kernel == path
         await self.observe(mac, "http.kernel" if kernel else "http.asset", {"path": path, **detail},
-                           source=client_ip)
+                           source=client_ip, known=record)
         return record
 
     # -- timeline plumbing --------------------------------------------------------------------

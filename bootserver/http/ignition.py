@@ -68,7 +68,8 @@ async def get_ignition(request: web.Request) -> web.Response:
     unchanged = etag in request.headers.get("If-None-Match", "")  # 304: no body goes out
     await runtime.observe(boot, fetched, {"profile": profile.name, "status": 304 if unchanged else 200,
                                           "bytes": 0 if unchanged else len(body),
-                                          **({"stage": "final"} if profile is not decision.match.profile else {})})
+                                          **({"stage": "final"} if profile is not decision.match.profile else {})},
+                          known=decision.record)
     if unchanged:
         return web.Response(status=304, headers={"ETag": etag})
     return web.Response(body=body, content_type="application/json", headers={"ETag": etag})
