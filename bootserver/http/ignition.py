@@ -16,17 +16,22 @@ from bootserver.resources import OncePerSecond
 log = logging.getLogger("bootserver.http")
 said = OncePerSecond(log)  # a client probing MACs cannot flood the log
 _ETAGS: dict[bytes, str] = {}  # served body -> its ETag: the answers are kept, so each is hashed once
-ETAGS_KEPT = 4096
+ETAGS_KEPT = 4096  # bodies, and at most ETAG_BYTES_KEPT bytes of them (the answer cache holds the same objects)
+ETAG_BYTES_KEPT = 32 * 1024 * 1024
+_etag_bytes = 0
 
 
 def etag_of(body: bytes) -> str:
     """The body's ETag (a SHA-256 prefix). A body the answer cache hands out again is the same object,
     whose hash Python keeps, so the look-up costs nothing next to hashing it again."""
+    global _etag_bytes
     found = _ETAGS.get(body)
     if found is None:
-        if len(_ETAGS) >= ETAGS_KEPT:
+        if len(_ETAGS) >= ETAGS_KEPT or _etag_bytes + len(body) > ETAG_BYTES_KEPT:
             _ETAGS.clear()
+            _etag_bytes = 0
         found = _ETAGS[body] = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+        _etag_bytes += len(body)
     return found
 
 
