@@ -142,6 +142,10 @@ def run_bootserver(wd: Path, server: Netns, client: Netns, iface_s: str, iface_c
                            ("loop_busy_ms", "bootserver_loop_block_busy_max_seconds")):
             found = re.search(rf"^{gauge} (\S+)$", metrics, re.M)
             figures[key] = float(found.group(1)) * 1000 if found else float("nan")
+        figures["tftp_outcomes"] = {m.group(1): int(float(m.group(2))) for m in re.finditer(
+            r'^bootserver_tftp_transfers_total\{outcome="([^"]+)"\} (\S+)$', metrics, re.M)}
+        found = re.search(r"^bootserver_tftp_retransmits_total (\S+)$", metrics, re.M)
+        figures["tftp_outcomes"]["server retransmits"] = int(float(found.group(1))) if found else -1
         return figures
     finally:
         stop(probe)
@@ -221,8 +225,8 @@ def rows(shape: Shape, reps: int, how: str, ours: list[dict], peer: list[dict]) 
         return lambda f: percentile(f["durations"], p) if f["durations"] else float("nan")
 
     errors = [f"{k} ×{v}" for f in ours + peer for k, v in f["errors"].items()]
-    steps = ours[-1]["steps"]
-    breakdown = ", ".join(f"{k} {statistics.median(v) * 1000:.0f} ms" for k, v in steps.items() if v)
+    def breakdown(figures: dict) -> str:
+        return ", ".join(f"{k} {statistics.median(v) * 1000:.0f} ms" for k, v in figures["steps"].items() if v)
     client_cpu = ", ".join(f"{f['client_cpu']:.0f} s" for f in ours + peer)
     retries = ", ".join(json.dumps(f.get("retries", {})) for f in ours + peer)
     port68 = ", ".join(json.dumps(f.get("port68", {})) for f in ours + peer)
@@ -233,10 +237,12 @@ def rows(shape: Shape, reps: int, how: str, ours: list[dict], peer: list[dict]) 
                per(peer, lambda f: f["wall"]), False, {"ratio": 0.9} if shape is RACK else None,
                note=(f"{shape.machines} machines, {shape.concurrency} at once, kernel + initrd "
                      f"{(shape.kernel + shape.initrd) / 2**20:.1f} MiB, {reps} storm(s) per server; /ignition from a "
-                     f"{how}; bootserver per-machine median by step: {breakdown}; load client CPU per storm "
+                     f"{how}; per-machine median by step, last storm: bootserver: {breakdown(ours[-1])}; {peer_name}: "
+                     f"{breakdown(peer[-1]) if peer else '-'}; load client CPU per storm "
                      f"(ours, peer): {client_cpu}; retransmissions by the machines (ours, peer): {retries}; port-68 replies received / matched / "
                      f"dropped by the kernel, summed over the load processes (ours, peer): {port68}; ARP table "
-                     f"full events during the storm, machine-wide (ours, peer): {fulls}")),
+                     f"full events during the storm, machine-wide (ours, peer): {fulls}; bootserver's TFTP transfers by "
+                     f"outcome: {', '.join(json.dumps(f.get('tftp_outcomes', {})) for f in ours)}")),
         result(name, "per-machine p50", "s", per(ours, pct(50)), peer_name, per(peer, pct(50)), False),
         result(name, "per-machine p99", "s", per(ours, pct(99)), peer_name, per(peer, pct(99)), False),
         result(name, "errors", "machines", per(ours, lambda f: sum(f["errors"].values())), peer_name,

@@ -1,11 +1,43 @@
-"""Mapping the files TFTP serves into memory once (found by bootserver.boot_files.resolve)."""
+"""Mapping the files TFTP serves into memory once (found by bootserver.boot_files.resolve), and
+their DATA packets built once per block size.
+
+A boot file is sent whole, block after block, to every machine that boots: each DATA packet is the
+same bytes every time (a 4-byte header and a slice of the file). `Frames` holds them ready, with the
+ACK each one expects, so answering an ACK is one comparison and one `send` of a prepared bytes
+object: no header packing, no slicing, no scatter-gather. Only small files get frames (they cost
+their size again in memory, and rollover needs more than 65,535 blocks); larger ones are sent from
+the mapping with `sendmsg`.
+"""
 
 from __future__ import annotations
 
 import mmap
 import os
 import stat
-from dataclasses import dataclass
+import struct
+from dataclasses import dataclass, field
+
+FRAMES_MAX_BYTES = 16 << 20  # files up to this size get their DATA packets built once per block size
+FRAMES_MAX_BLOCKS = 65535  # and only when the block numbers do not roll over
+_HEADER = struct.Struct("!HH").pack
+
+
+@dataclass(frozen=True)
+class Frames:
+    """packets[n] is DATA block n (header and payload); acks[n] the ACK of block n (acks[0]: of the OACK)."""
+
+    packets: list[bytes]
+    acks: list[bytes]
+
+
+def build_frames(view: memoryview, blksize: int) -> Frames | None:
+    size = len(view)
+    last = size // blksize + 1  # a final short (maybe empty) block ends the transfer
+    if size > FRAMES_MAX_BYTES or last > FRAMES_MAX_BLOCKS:
+        return None
+    packets = [b""]
+    packets.extend(_HEADER(3, n) + view[(n - 1) * blksize:n * blksize] for n in range(1, last + 1))
+    return Frames(packets, [_HEADER(4, n) for n in range(last + 1)])
 
 
 @dataclass
@@ -14,16 +46,27 @@ class _Mapping:
     mm: mmap.mmap | None
     view: memoryview
     refs: int = 0
+    frames: dict[int, Frames | None] = field(default_factory=dict)  # by block size
 
 
 class Lease:
     """One session's hold on a file's bytes; `release()` exactly once when the session ends."""
 
-    __slots__ = ("view", "_release")
+    __slots__ = ("view", "_release", "_frames")
 
-    def __init__(self, view: memoryview, release=None) -> None:
+    def __init__(self, view: memoryview, release=None, frames: dict[int, Frames | None] | None = None) -> None:
         self.view = view
         self._release = release
+        self._frames = frames  # shared by every lease of one mapping; None: built per lease
+
+    def frames(self, blksize: int) -> Frames | None:
+        """The file's DATA packets for this block size (built on first use), or None for a large file."""
+        cache = self._frames
+        if cache is None:
+            cache = self._frames = {}
+        if blksize not in cache:
+            cache[blksize] = build_frames(self.view, blksize)
+        return cache[blksize]
 
     def release(self) -> None:
         if self._release is not None:
@@ -60,12 +103,13 @@ class MappedFiles:
         finally:
             os.close(fd)
         mapping.refs += 1
-        return Lease(mapping.view, lambda: self._release(mapping))
+        return Lease(mapping.view, lambda: self._release(mapping), mapping.frames)
 
     def _release(self, mapping: _Mapping) -> None:
         mapping.refs -= 1
         if mapping.refs == 0:
             del self._maps[mapping.key]
+            mapping.frames.clear()
             mapping.view.release()
             if mapping.mm is not None:
                 mapping.mm.close()

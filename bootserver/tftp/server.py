@@ -1,12 +1,19 @@
 """The TFTP component: read-only serving of iPXE binaries and generated files on the shared loop.
 
 One listening socket receives requests (with IP_PKTINFO, so each transfer answers from the address
-the client asked and its block size fits that interface's MTU). Each transfer gets its own
-connected, non-blocking socket watched with `loop.add_reader` (see session.py), and one periodic
-sweep drives every retransmission. Raw sockets rather than asyncio DatagramProtocol: the protocol
-path allocates a 256 KiB buffer per received datagram and needs one contiguous bytes object per
-sent datagram, where a raw socket reads a 4-byte ACK into a small buffer and sends header + mmap
-slice with one scatter-gather `sendmsg` (measured in bench/loop_io.py).
+the client asked and its block size fits that interface's MTU); each time it is readable, the
+requests queued on it are read (up to `_REQUESTS_PER_ROUND`), so a burst of machines is not held
+one request per loop round. Each transfer gets its own connected, non-blocking socket (see
+session.py). All the transfers' sockets are in one epoll of the server's, itself watched by the
+loop: one loop callback answers every ACK that arrived (up to `_EVENTS_PER_ROUND`), without a
+loop handle per packet. One periodic sweep drives every retransmission. Raw sockets rather than
+asyncio DatagramProtocol: the protocol path allocates a 256 KiB buffer per received datagram and
+needs one contiguous bytes object per sent datagram (measured in bench/loop_io.py).
+
+A transfer is given up after `retries` retransmissions in a row without an ACK that moves it on:
+with the 1 s first timeout doubling up to 8 s, 9 retries is 63 s of silence (tftpd-hpa's default
+also gives up after 63 s; dnsmasq after 120 s without progress). A machine whose firmware is
+starved of CPU for half a minute still finishes.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import select
 import socket
 import struct
 import time
@@ -45,6 +53,10 @@ log = logging.getLogger("bootserver.tftp")
 IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)  # Linux value; not exported by Python 3.11
 _PKTINFO = struct.Struct("=i4s4s")  # struct in_pktinfo: ifindex, spec_dst, addr
 _HEADERS = 20 + 8 + 4  # IPv4 + UDP + TFTP DATA header
+DEFAULT_RETRIES = 9  # 1 + 2 + 4 + 7 x 8 = 63 s of silence before a transfer is given up
+_REQUESTS_PER_ROUND = 64  # requests read from the listening socket per loop callback
+_EVENTS_PER_ROUND = 512  # transfer sockets answered per loop callback (the rest in the next round)
+_REQUEST_RCVBUF = 1 << 20  # room for a burst of requests (and their retransmissions) on port 69
 
 
 @dataclass(frozen=True)
@@ -88,7 +100,7 @@ class TFTPServer:
     """
 
     def __init__(self, runtime: Any, settings: Any, dynamic: Mapping[str, Generator] | None = None, *,
-                 retransmit_timeout: float = 1.0, retries: int = 5, max_sessions: int = 1000,
+                 retransmit_timeout: float = 1.0, retries: int = DEFAULT_RETRIES, max_sessions: int = 1000,
                  per_client: int = 8) -> None:
         self.runtime = runtime
         self.settings = settings
@@ -101,6 +113,8 @@ class TFTPServer:
         self._per_ip: dict[str, int] = {}  # client address -> transfers running or being prepared
         self._no_socket = OncePerSecond(log)
         self.sessions: dict[tuple[str, int], ReadSession] = {}
+        self._by_fd: dict[int, ReadSession] = {}  # the same sessions by socket, for the epoll
+        self._epoll: select.epoll | None = None
         self.files = MappedFiles()
         self.address: tuple[str, int] | None = None
         self._preparing: dict[tuple[str, int], bytes] = {}  # request being answered by a generator
@@ -140,6 +154,7 @@ class TFTPServer:
         try:
             sock.setsockopt(socket.SOL_IP, IP_PKTINFO, 1)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _REQUEST_RCVBUF)  # capped by rmem_max
             sock.bind((host, port))
             sock.setblocking(False)
         except OSError:
@@ -147,7 +162,9 @@ class TFTPServer:
             raise
         self._sock = sock
         self.address = sock.getsockname()
-        self._loop.add_reader(sock.fileno(), self._on_request)
+        self._epoll = select.epoll()
+        self._loop.add_reader(self._epoll.fileno(), self._on_transfers)
+        self._loop.add_reader(sock.fileno(), self._on_requests)
         log.info("tftp: listening on %s:%d%s, serving %s", *self.address,
                  " (every interface; tftp: ADDRESS:PORT limits it)" if self.address[0] == "0.0.0.0" else "",
                  ", ".join(r.path for r in self.roots))
@@ -162,6 +179,10 @@ class TFTPServer:
             self._sweeper = None
         for session in list(self.sessions.values()):
             self._close(session)
+        if self._epoll is not None:
+            self._loop.remove_reader(self._epoll.fileno())
+            self._epoll.close()
+            self._epoll = None
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
@@ -169,14 +190,31 @@ class TFTPServer:
 
     # -- requests ---------------------------------------------------------------------------
 
-    def _on_request(self) -> None:
+    def _on_transfers(self) -> None:
+        """Every transfer socket with a packet waiting: one callback for all of them."""
+        epoll = self._epoll
+        if epoll is None:
+            return
+        by_fd = self._by_fd
+        for fd, _events in epoll.poll(0, _EVENTS_PER_ROUND):
+            session = by_fd.get(fd)
+            if session is not None:
+                session.on_readable()
+
+    def _on_requests(self) -> None:
+        for _ in range(_REQUESTS_PER_ROUND):
+            if self._sock is None or not self._on_request():
+                return
+
+    def _on_request(self) -> bool:
+        """Read and answer one request; False when none was waiting."""
         try:
             data, ancillary, _flags, peer = self._sock.recvmsg(2048, socket.CMSG_SPACE(_PKTINFO.size))
         except (BlockingIOError, InterruptedError):
-            return
+            return False
         except OSError as exc:  # e.g. an ICMP error queued on the socket
             log.debug("tftp: receive error on the request socket: %s", exc)
-            return
+            return True
         local_ip, ifindex = self.address[0], 0
         for level, kind, value in ancillary:
             if level == socket.SOL_IP and kind == IP_PKTINFO and len(value) >= _PKTINFO.size:
@@ -187,21 +225,26 @@ class TFTPServer:
         except MalformedPacket as exc:
             metrics.ERRORS.labels("malformed").inc()
             log.debug("tftp: dropped a malformed packet from %s:%d: %s", *peer, exc)
-            return
+            return True
         running = self.sessions.get(peer)
-        if running is not None and running.request == data and running.base <= 1:
-            return  # a retransmitted request: the transfer already running answers it
+        if running is not None and running.request == data:
+            # A retransmitted request: the transfer already running answers it. Also when it arrives
+            # late, after the transfer moved on (a client resends its request when our first answer
+            # is slow; both copies can wait on this socket): restarting would move the transfer to a
+            # new port while the client's socket is connected to the old one.
+            return True
         if self._preparing.get(peer) == data:
-            return
+            return True
         if running is None and self._preparing.get(peer) is None:
             if len(self.sessions) + len(self._preparing) >= self.max_sessions:
                 self._refuse(peer, local_ip, "busy", ERR_UNDEFINED, "too many transfers, try again", None)
-                return
+                return True
             if self._per_ip.get(peer[0], 0) >= self.per_client:
                 self._refuse(peer, local_ip, "client_busy", ERR_UNDEFINED,
                              "too many transfers from your address, try again", None)
-                return
+                return True
         self._handle(request, peer, local_ip, ifindex)
+        return True
 
     def _handle(self, request: Request, peer: tuple[str, int], local_ip: str, ifindex: int) -> None:
         if request.write:
@@ -280,6 +323,8 @@ class TFTPServer:
                               agreed.windowsize, timeout,
                               oack_packet(agreed.oack) if agreed.oack else None, self._finished)
         self.sessions[peer] = session
+        self._by_fd[session.fd] = session
+        self._epoll.register(session.fd, select.EPOLLIN)
         self._count_ip(peer[0], +1)
         metrics.SESSIONS.inc()
         session.start()
@@ -328,6 +373,8 @@ class TFTPServer:
     def _sweep(self) -> None:
         now = self._loop.time()
         for session in list(self.sessions.values()):
+            if session.progressed(now):
+                continue
             if now >= session.deadline and self.sessions.get(session.peer) is session:
                 before = session.retransmits
                 if session.retransmit(self.retries):
@@ -343,6 +390,9 @@ class TFTPServer:
     def _close(self, session: ReadSession) -> None:
         if self.sessions.get(session.peer) is session:
             del self.sessions[session.peer]
+            del self._by_fd[session.fd]
+            if self._epoll is not None:
+                self._epoll.unregister(session.fd)
             self._count_ip(session.peer[0], -1)
             metrics.SESSIONS.dec()
             session.close()
