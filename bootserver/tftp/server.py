@@ -19,26 +19,22 @@ starved of CPU for half a minute still finishes.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import select
 import socket
-import struct
 import time
-from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Mapping
+from typing import Any, Awaitable, Mapping
 
-from bootserver.config import split_hostport
 from bootserver.resources import OncePerSecond
 from bootserver.tftp import metrics
 from bootserver.boot_files import PathRefused, Root, resolve
+from bootserver.tftp.addressing import (IP_PKTINFO, PKTINFO, FileRequest, Generator, blksize_cap, listen_address,
+                                        reply_socket)
 from bootserver.tftp.files import Lease, MappedFiles
 from bootserver.tftp.packets import (
     ERR_ACCESS,
     ERR_NOT_FOUND,
     ERR_UNDEFINED,
-    MAX_BLKSIZE,
-    MIN_BLKSIZE,
     MalformedPacket,
     Request,
     error_packet,
@@ -50,46 +46,10 @@ from bootserver.tftp.session import ReadSession
 
 log = logging.getLogger("bootserver.tftp")
 
-IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)  # Linux value; not exported by Python 3.11
-_PKTINFO = struct.Struct("=i4s4s")  # struct in_pktinfo: ifindex, spec_dst, addr
-_HEADERS = 20 + 8 + 4  # IPv4 + UDP + TFTP DATA header
 DEFAULT_RETRIES = 9  # 1 + 2 + 4 + 7 x 8 = 63 s of silence before a transfer is given up
 _REQUESTS_PER_ROUND = 64  # requests read from the listening socket per loop callback
 _EVENTS_PER_ROUND = 512  # transfer sockets answered per loop callback (the rest in the next round)
 _REQUEST_RCVBUF = 1 << 20  # room for a burst of requests (and their retransmissions) on port 69
-
-
-@dataclass(frozen=True)
-class FileRequest:
-    """What a dynamic-file generator learns about the client asking."""
-
-    filename: str
-    client_ip: str
-    client_port: int
-    mac: str | None  # from the runtime's DHCP knowledge (`mac_for_ip`), when it has one
-    server_ip: str = ""  # our address the request arrived on: what the client can reach
-
-
-Generator = Callable[[FileRequest], Awaitable[bytes | None]]
-
-
-def listen_address(value: str) -> tuple[str, int]:
-    if value == "auto":
-        return "0.0.0.0", 69
-    if value == "off":
-        raise ValueError("TFTP is off (settings.tftp = off)")
-    host, port = split_hostport(value)
-    if ipaddress.ip_address(host or "0.0.0.0").version != 4:
-        raise ValueError(f"TFTP listens on IPv4 only (PXE is IPv4): {value!r}")
-    return host or "0.0.0.0", port
-
-
-def interface_mtu(ifindex: int) -> int | None:
-    try:
-        with open(f"/sys/class/net/{socket.if_indextoname(ifindex)}/mtu") as f:
-            return int(f.read())
-    except (OSError, ValueError):
-        return None
 
 
 class TFTPServer:
@@ -209,7 +169,7 @@ class TFTPServer:
     def _on_request(self) -> bool:
         """Read and answer one request; False when none was waiting."""
         try:
-            data, ancillary, _flags, peer = self._sock.recvmsg(2048, socket.CMSG_SPACE(_PKTINFO.size))
+            data, ancillary, _flags, peer = self._sock.recvmsg(2048, socket.CMSG_SPACE(PKTINFO.size))
         except (BlockingIOError, InterruptedError):
             return False
         except OSError as exc:  # e.g. an ICMP error queued on the socket
@@ -217,8 +177,8 @@ class TFTPServer:
             return True
         local_ip, ifindex = self.address[0], 0
         for level, kind, value in ancillary:
-            if level == socket.SOL_IP and kind == IP_PKTINFO and len(value) >= _PKTINFO.size:
-                ifindex, local, _dst = _PKTINFO.unpack_from(value)
+            if level == socket.SOL_IP and kind == IP_PKTINFO and len(value) >= PKTINFO.size:
+                ifindex, local, _dst = PKTINFO.unpack_from(value)
                 local_ip = socket.inet_ntoa(local)  # our address on that interface (also for broadcasts)
         try:
             request = parse_request(data)
@@ -302,13 +262,13 @@ class TFTPServer:
 
     def _open(self, request: Request, peer: tuple[str, int], local_ip: str, ifindex: int,
               lease: Lease) -> None:
-        agreed = negotiate(request.options, len(lease.view), self._blksize_cap(ifindex))
+        agreed = negotiate(request.options, len(lease.view), blksize_cap(self.settings.tftp_blksize_max, ifindex))
         # A client's timeout option is honoured as an upper bound: curl asks 6 s, but on a boot
         # network resending a lost block after our own (shorter) timeout costs nothing: duplicate
         # DATA is ignored by every client and duplicate ACKs by us.
         timeout = min(agreed.timeout or self.retransmit_timeout, self.retransmit_timeout)
         try:
-            sock = self._reply_socket(local_ip, peer)
+            sock = reply_socket(local_ip, peer)
         except OSError as exc:
             lease.release()
             metrics.ERRORS.labels("socket").inc()
@@ -331,32 +291,13 @@ class TFTPServer:
         if self._sweeper is None and peer in self.sessions:
             self._sweeper = self._loop.call_later(self._tick, self._sweep)
 
-    def _blksize_cap(self, ifindex: int) -> int:
-        """settings.tftp_blksize_max, or (0) the largest block one unfragmented IPv4 packet carries."""
-        if self.settings.tftp_blksize_max > 0:
-            return max(MIN_BLKSIZE, min(self.settings.tftp_blksize_max, MAX_BLKSIZE))
-        mtu = interface_mtu(ifindex) if ifindex else None
-        return max(MIN_BLKSIZE, min(MAX_BLKSIZE, (mtu or 1500) - _HEADERS))
-
-    @staticmethod
-    def _reply_socket(local_ip: str, peer: tuple[str, int]) -> socket.socket:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            sock.setblocking(False)
-            sock.bind((local_ip, 0))
-            sock.connect(peer)
-        except OSError:
-            sock.close()
-            raise
-        return sock
-
     def _refuse(self, peer: tuple[str, int], local_ip: str, reason: str, code: int,
                 message: str | None, logline: str | None) -> None:
         metrics.ERRORS.labels(reason).inc()
         if logline:
             log.info("tftp: %s:%d: %s", *peer, logline)
         try:
-            with self._reply_socket(local_ip, peer) as sock:
+            with reply_socket(local_ip, peer) as sock:
                 sock.send(error_packet(code, message))
         except OSError as exc:
             log.debug("tftp: could not send an error to %s:%d: %s", *peer, exc)
