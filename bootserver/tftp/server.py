@@ -72,6 +72,8 @@ class TFTPServer:
         self.per_client = per_client  # one host cannot hold every session (and renew them forever)
         self._per_ip: dict[str, int] = {}  # client address -> transfers running or being prepared
         self._no_socket = OncePerSecond(log)
+        self._full = OncePerSecond(log)
+        self._waiting = False  # at max_sessions: requests wait on the socket until a transfer ends
         self.sessions: dict[tuple[str, int], ReadSession] = {}
         self._by_fd: dict[int, ReadSession] = {}  # the same sessions by socket, for the epoll
         self._epoll: select.epoll | None = None
@@ -131,7 +133,8 @@ class TFTPServer:
 
     async def stop(self) -> None:
         if self._sock is not None:
-            self._loop.remove_reader(self._sock.fileno())
+            if not self._waiting:
+                self._loop.remove_reader(self._sock.fileno())
             self._sock.close()
             self._sock = None
         if self._sweeper is not None:
@@ -162,9 +165,30 @@ class TFTPServer:
                 session.on_readable()
 
     def _on_requests(self) -> None:
-        for _ in range(_REQUESTS_PER_ROUND):
-            if self._sock is None or not self._on_request():
+        for i in range(_REQUESTS_PER_ROUND):
+            if self._sock is None:
                 return
+            if len(self.sessions) + len(self._preparing) >= self.max_sessions:
+                if i == 0:  # readable: a request waits, and there is no room for it
+                    self._wait_for_room()
+                return
+            if not self._on_request():
+                return
+
+    def _wait_for_room(self) -> None:
+        """As dnsmasq does: at the limit, stop reading requests rather than refuse them. They wait
+        in the socket (and the clients resend them) until a transfer ends; an error would end the
+        machine's boot."""
+        if not self._waiting:
+            self._waiting = True
+            self._loop.remove_reader(self._sock.fileno())
+            metrics.ERRORS.labels("busy").inc()
+            self._full.warning("tftp: %d transfers running (the limit): new requests wait", len(self.sessions))
+
+    def _room_again(self) -> None:
+        if self._waiting and self._sock is not None and len(self.sessions) + len(self._preparing) < self.max_sessions:
+            self._waiting = False
+            self._loop.add_reader(self._sock.fileno(), self._on_requests)
 
     def _on_request(self) -> bool:
         """Read and answer one request; False when none was waiting."""
@@ -196,9 +220,6 @@ class TFTPServer:
         if self._preparing.get(peer) == data:
             return True
         if running is None and self._preparing.get(peer) is None:
-            if len(self.sessions) + len(self._preparing) >= self.max_sessions:
-                self._refuse(peer, local_ip, "busy", ERR_UNDEFINED, "too many transfers, try again", None)
-                return True
             if self._per_ip.get(peer[0], 0) >= self.per_client:
                 self._refuse(peer, local_ip, "client_busy", ERR_UNDEFINED,
                              "too many transfers from your address, try again", None)
@@ -259,6 +280,7 @@ class TFTPServer:
             if self._preparing.get(peer) == request.datagram:
                 del self._preparing[peer]
                 self._count_ip(peer[0], -1)
+                self._room_again()
 
     def _open(self, request: Request, peer: tuple[str, int], local_ip: str, ifindex: int,
               lease: Lease) -> None:
@@ -337,6 +359,7 @@ class TFTPServer:
             self._count_ip(session.peer[0], -1)
             metrics.SESSIONS.dec()
             session.close()
+            self._room_again()
 
     def _finished(self, session: ReadSession, outcome: str) -> None:
         if self.sessions.get(session.peer) is not session:

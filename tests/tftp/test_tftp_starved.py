@@ -104,3 +104,33 @@ def test_default_give_up_is_bounded_like_tftpd_hpa():
     from bootserver.tftp.session import MAX_INTERVAL
     waits = [1.0] + [min(1.0 * 2 ** r, MAX_INTERVAL) for r in range(1, DEFAULT_RETRIES + 1)]
     assert sum(waits) == 63.0
+
+
+async def test_requests_beyond_max_sessions_wait_for_a_free_slot(runtime):
+    """At the limit a request is not refused (an error ends a machine's boot): it waits, unread,
+    until a transfer ends, then is served; a resent copy that waited with it is a duplicate."""
+    srv = TFTPServer(runtime, runtime.settings, max_sessions=2)
+    await srv.start()
+    clients = [RawClient() for _ in range(3)]
+    try:
+        tids = []
+        for c in clients[:2]:
+            c.send(rrq("f1m"), srv.address)
+            data, tid = await c.recv()
+            assert data[:4] == b"\0\x03\0\x01"
+            tids.append(tid)
+        before = counter(metrics.ERRORS, "busy")
+        clients[2].send(rrq("f1m", blksize=1024), srv.address)
+        await clients[2].recv_none(0.3)
+        clients[2].send(rrq("f1m", blksize=1024), srv.address)  # resent by the waiting client
+        assert len(srv.sessions) == 2 and counter(metrics.ERRORS, "busy") == before + 1
+        clients[0].send(b"\0\x05\0\x00gave up\0", tids[0])  # one transfer ends
+        oack, tid = await clients[2].recv()
+        assert parse_oack(oack) == {"blksize": "1024"}
+        await clients[2].recv_none(0.1)  # the resent copy started nothing more
+        assert sorted(srv.sessions) == sorted(c.sock.getsockname() for c in clients[1:])
+    finally:
+        for c in clients:
+            c.close()
+        await srv.stop()
+    assert not srv.sessions and len(srv.files) == 0
