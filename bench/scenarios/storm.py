@@ -114,9 +114,10 @@ def merge(parts: list[dict]) -> dict:
 
 
 def measure(pids: callable, client: Netns, iface: str, shape: Shape) -> dict:
-    cpu0, fulls0 = sum(tree_cpu_seconds(pid) for pid in pids()), arp_table_fulls()
+    cpu0, fulls0, backlog0 = sum(tree_cpu_seconds(pid) for pid in pids()), arp_table_fulls(), backlog_drops()
     figures = storm(client, iface, shape)
     figures["arp_table_fulls"] = arp_table_fulls() - fulls0
+    figures["backlog_drops"] = backlog_drops() - backlog0
     figures["cpu"] = sum(tree_cpu_seconds(pid) for pid in pids()) - cpu0
     figures["rss"] = sum(tree_peak_rss_mb(pid) for pid in pids())
     return figures
@@ -196,6 +197,12 @@ def arp_table_fulls() -> int:
     return sum(int(line.split()[column], 16) for line in lines[1:] if line.strip())
 
 
+def backlog_drops() -> int:
+    """Packets the kernel dropped because a CPU's input backlog (net.core.netdev_max_backlog) was
+    full, all CPUs (a veth hands every packet to it): /proc/net/softnet_stat's second column."""
+    return sum(int(line.split()[1], 16) for line in Path("/proc/net/softnet_stat").read_text().splitlines())
+
+
 def run(reps: int = 3, shape: Shape = RACK) -> list[dict]:
     reps = min(reps, shape.max_reps)  # a storm moves up to 72 GB in 30-60 s per server: keep the suite short
     with workdir("storm") as wd, Netns("storm-s") as server, Netns("storm-c") as client:
@@ -230,7 +237,7 @@ def rows(shape: Shape, reps: int, how: str, ours: list[dict], peer: list[dict]) 
     client_cpu = ", ".join(f"{f['client_cpu']:.0f} s" for f in ours + peer)
     retries = ", ".join(json.dumps(f.get("retries", {})) for f in ours + peer)
     port68 = ", ".join(json.dumps(f.get("port68", {})) for f in ours + peer)
-    fulls = ", ".join(str(f.get("arp_table_fulls", "?")) for f in ours + peer)
+    fulls = ", ".join(f"{f.get('arp_table_fulls', '?')} / {f.get('backlog_drops', '?')}" for f in ours + peer)
     healthz = [f["healthz"] for f in ours]
     return [
         result(name, "time to last machine done", "s", per(ours, lambda f: f["wall"]), peer_name,
@@ -241,7 +248,7 @@ def rows(shape: Shape, reps: int, how: str, ours: list[dict], peer: list[dict]) 
                      f"{breakdown(peer[-1]) if peer else '-'}; load client CPU per storm "
                      f"(ours, peer): {client_cpu}; retransmissions by the machines (ours, peer): {retries}; port-68 replies received / matched / "
                      f"dropped by the kernel, summed over the load processes (ours, peer): {port68}; ARP table "
-                     f"full events during the storm, machine-wide (ours, peer): {fulls}; bootserver's TFTP transfers by "
+                     f"full events / input backlog drops during the storm, machine-wide (ours, peer): {fulls}; bootserver's TFTP transfers by "
                      f"outcome: {', '.join(json.dumps(f.get('tftp_outcomes', {})) for f in ours)}")),
         result(name, "per-machine p50", "s", per(ours, pct(50)), peer_name, per(peer, pct(50)), False),
         result(name, "per-machine p99", "s", per(ours, pct(99)), peer_name, per(peer, pct(99)), False),

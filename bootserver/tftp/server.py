@@ -1,19 +1,16 @@
 """The TFTP component: read-only serving of iPXE binaries and generated files on the shared loop.
 
 One listening socket receives requests (with IP_PKTINFO, so each transfer answers from the address
-the client asked and its block size fits that interface's MTU); each time it is readable, the
-requests queued on it are read (up to `_REQUESTS_PER_ROUND`), so a burst of machines is not held
-one request per loop round. Each transfer gets its own connected, non-blocking socket (see
-session.py). All the transfers' sockets are in one epoll of the server's, itself watched by the
-loop: one loop callback answers every ACK that arrived (up to `_EVENTS_PER_ROUND`), without a
-loop handle per packet. One periodic sweep drives every retransmission. Raw sockets rather than
-asyncio DatagramProtocol: the protocol path allocates a 256 KiB buffer per received datagram and
-needs one contiguous bytes object per sent datagram (measured in bench/loop_io.py).
+the client asked and its block size fits that interface's MTU), read in bursts (a rack booting at
+once is not held one request per loop round). Each transfer gets its own connected, non-blocking
+socket (session.py); they are all in one epoll of the server's, watched by the loop: one loop
+callback answers every ACK that arrived, without a loop handle per packet. One periodic sweep
+drives every retransmission. Raw sockets rather than asyncio DatagramProtocol: the protocol path
+allocates a 256 KiB buffer per received datagram (measured in bench/loop_io.py).
 
 A transfer is given up after `retries` retransmissions in a row without an ACK that moves it on:
-with the 1 s first timeout doubling up to 8 s, 9 retries is 63 s of silence (tftpd-hpa's default
-also gives up after 63 s; dnsmasq after 120 s without progress). A machine whose firmware is
-starved of CPU for half a minute still finishes.
+with the 1 s first timeout doubling up to 8 s, 9 retries is 63 s of silence (tftpd-hpa: 63 s;
+dnsmasq: 120 s without progress): a machine starved of CPU for half a minute still finishes.
 """
 
 from __future__ import annotations
@@ -116,7 +113,10 @@ class TFTPServer:
         try:
             sock.setsockopt(socket.SOL_IP, IP_PKTINFO, 1)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _REQUEST_RCVBUF)  # capped by rmem_max
+            try:  # room for a burst; as root past net.core.rmem_max
+                sock.setsockopt(socket.SOL_SOCKET, getattr(socket, "SO_RCVBUFFORCE", 33), _REQUEST_RCVBUF)
+            except PermissionError:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _REQUEST_RCVBUF)
             sock.bind((host, port))
             sock.setblocking(False)
         except OSError:
@@ -176,9 +176,8 @@ class TFTPServer:
                 return
 
     def _wait_for_room(self) -> None:
-        """As dnsmasq does: at the limit, stop reading requests rather than refuse them. They wait
-        in the socket (and the clients resend them) until a transfer ends; an error would end the
-        machine's boot."""
+        """At the limit stop reading requests (as dnsmasq does): they wait on the socket until a
+        transfer ends. An error would end the machine's boot."""
         if not self._waiting:
             self._waiting = True
             self._loop.remove_reader(self._sock.fileno())
