@@ -148,3 +148,14 @@ def test_several_workers_need_a_shared_store():
     with pytest.raises(SettingsError, match="expected 1 to 32"):
         load_settings(None, {"http_workers": 0}, environ={})
     assert load_settings(None, {}, environ={}).http_workers == 1  # one process unless asked
+
+
+def test_auto_is_one_http_process_per_core():
+    cores = len(os.sched_getaffinity(0))
+    assert load_settings(None, {"http_workers": "auto"}, environ={}).http_workers == min(cores, 32)
+    assert load_settings(None, {}, environ={"BOOTSERVER_HTTP_WORKERS": "AUTO"}).http_workers == min(cores, 32)
+    with pytest.raises(SettingsError, match="expected a whole number or auto, got 'all'"):
+        load_settings(None, {"http_workers": "all"}, environ={})
+    if cores > 1:  # auto counts as the processes it means: they need a shared store too
+        with pytest.raises(SettingsError, match="memory:// lives in one process"):
+            load_settings(None, {"http_workers": "auto", "state": "memory://"}, environ={})
