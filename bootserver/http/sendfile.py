@@ -31,10 +31,12 @@ NICE = 5  # the pool threads yield a core to the event loop (DHCP, TFTP, every r
 
 
 def _lower_priority() -> None:
-    """Each pool thread runs at a lower priority than the loop's (Linux nice values are per thread): a body's
-    copy can wait a few milliseconds, an answer should not wait behind it. Best effort."""
+    """Each pool thread runs NICE steps below the priority of the thread that started it (Linux nice values are
+    per thread and a new thread inherits its creator's): a body's copy can wait a few milliseconds, an answer
+    should not wait behind it. Best effort."""
     try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICE)
+        me = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, me, min(19, os.getpriority(os.PRIO_PROCESS, me) + NICE))
     except (OSError, AttributeError):
         pass
 
