@@ -25,7 +25,7 @@ from bootserver.config import Settings, split_hostport
 from bootserver.http.connections import ConnectionCap
 from bootserver.http.server import make_app
 from bootserver.http_workers import HTTPWorkers, WorkerError
-from bootserver.loop_lag import LoopLagProbe
+from bootserver.loop_lag import LoopLagProbe, share
 from bootserver.reload import CatalogWatcher
 from bootserver.render.ipxe import chain_script
 from bootserver.resources import Budget, quiet_out_of_files, raise_open_file_limit
@@ -250,6 +250,7 @@ async def _serve(settings: Settings) -> int:
     workers = None
     if settings.http_workers > 1:
         workers = HTTPWorkers(settings, server.http_port(), lambda why: (gave_up.append(why), stopping.set()))
+        share(workers.lag, 0)  # /metrics in any process reports the worst loop block of them all
         try:
             await workers.start()
         except WorkerError as exc:

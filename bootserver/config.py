@@ -60,7 +60,7 @@ class Settings:
     new_machines_per_second: int = 20  # new records for MACs the catalog does not name (burst: 10 s worth)
     strict_machine_address: bool = False  # /ignition only to the address the machine booted from (docs/security.md)
     http_requests_per_client: int = 20  # per second on /ipxe, /ignition, /metadata (burst: 2 s worth); 0 = off
-    http_workers: int = 1  # processes serving HTTP on one port (SO_REUSEPORT); docs/performance.md
+    http_workers: int = 1  # processes serving HTTP on one port (SO_REUSEPORT), or auto: one per core; docs/performance.md
     sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def effective_advertise_url(self, host_ip: str | None = None, port: int | None = None) -> str:
@@ -118,6 +118,14 @@ def _check_state(url: str, source: str) -> None:
 MAX_HTTP_WORKERS = 32
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity), for `http_workers: auto`."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def _check_http_workers(workers: int, state: str, source: str) -> None:
     """Several HTTP processes agree only through a store they all open: not memory://."""
     where = "--http-workers" if source.startswith("flag") else f"http_workers ({source})"
@@ -147,11 +155,14 @@ def _coerce(name: str, value: Any) -> Any:
         return tuple(Path(v) if "Path" in kind else str(v) for v in value)
     if kind.startswith("Path"):  # Path, or Path | None
         return Path(str(value))
+    if name == "http_workers" and isinstance(value, str) and value.strip().lower() == "auto":
+        return min(usable_cores(), MAX_HTTP_WORKERS)  # as nginx's worker_processes auto: one per core
     if kind == "int":
         try:
             return int(value)
         except (TypeError, ValueError):
-            raise SettingsError(f"{name}: expected a whole number, got {value!r}") from None
+            also = " or auto" if name == "http_workers" else ""
+            raise SettingsError(f"{name}: expected a whole number{also}, got {value!r}") from None
     if kind == "bool":
         if isinstance(value, bool):
             return value

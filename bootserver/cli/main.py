@@ -109,9 +109,10 @@ def _serve_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--tls-key", metavar="FILE", help="PEM private key for --https (default: none)")
     g.add_argument("--dhcp", metavar="IFACE[,IFACE...]|off",
                    help="interfaces for proxyDHCP, ports 67 and 4011 (default: none, proxyDHCP off)")
-    g.add_argument("--http-workers", metavar="N", type=int,
-                   help="processes serving HTTP on the same port (SO_REUSEPORT), for a big rack on several cores; "
-                        "they share state through the store, so not with memory:// (default 1)")
+    g.add_argument("--http-workers", metavar="N|auto",
+                   help="processes serving HTTP on the same port (SO_REUSEPORT), for a big rack on several cores: "
+                        "this one (also proxyDHCP and TFTP) and N - 1 workers; auto = one per core. They share state "
+                        "through the store, so not with memory://; about 60 MB each (default 1)")
     g.add_argument("--advertise-url", metavar="URL",
                    help="base URL machines use to reach HTTP (default: the boot interface's address)")
     g.add_argument("--floating-address", metavar="IP",

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import select
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -26,7 +27,21 @@ CHUNK = 4 << 20  # bytes asked of one os.sendfile (the socket buffer usually tak
 THREADS = 8
 THREAD_WAIT_MS = 20  # a pool thread waits this long for room in a socket buffer before handing back
 DRAIN_TIMEOUT = 30.0  # seconds for the response headers to leave before the body goes
-_POOL = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="sendfile")
+NICE = 5  # the pool threads yield a core to the event loop (DHCP, TFTP, every request) when both want one
+
+
+def _lower_priority() -> None:
+    """Each pool thread runs NICE steps below the priority of the thread that started it (Linux nice values are
+    per thread and a new thread inherits its creator's): a body's copy can wait a few milliseconds, an answer
+    should not wait behind it. Best effort."""
+    try:
+        me = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, me, min(19, os.getpriority(os.PRIO_PROCESS, me) + NICE))
+    except (OSError, AttributeError):
+        pass
+
+
+_POOL = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="sendfile", initializer=_lower_priority)
 
 
 class TransferAborted(ConnectionResetError):

@@ -105,6 +105,23 @@ def test_a_transition_and_a_reload_reach_every_process(serve, tmp_path, catalog_
             os.kill(pid, 0)  # gone, and reaped by the main process
 
 
+def test_metrics_in_every_process_report_every_loops_worst_block(serve, tmp_path, catalog_dir):
+    """Each process runs its own loop-lag probe; /metrics, whichever process answers, names both and
+    reports the worst of them as the server's figure (bootserver.loop_lag.SharedWorst)."""
+    server = serve("--catalog", str(catalog_dir), "--state", f"sqlite:///{tmp_path}/state.db", "--http-workers", "2")
+    pids = {server.proc.pid} | worker_pids(server)
+    time.sleep(0.5)  # a few of each probe's 10 ms ticks: every slot holds some lateness
+    for pid, answers in each_process(server.url, pids, "/metrics").items():
+        for [metrics] in answers:
+            assert metrics.startswith("200 "), metrics
+            by = {name: float(value) for name, value in
+                  re.findall(r'^bootserver_loop_block_process_max_seconds\{process="([^"]+)"\} (\S+)$', metrics, re.M)}
+            assert set(by) == {"main", "http-worker-1"} and all(v > 0 for v in by.values()), (pid, by)
+            worst = float(re.search(r"^bootserver_loop_block_max_seconds (\S+)$", metrics, re.M).group(1))
+            assert worst == max(by.values()), (pid, worst, by)
+    assert server.stop() == 0
+
+
 def test_a_dead_worker_is_replaced_and_one_that_keeps_dying_stops_the_server(serve, tmp_path, catalog_dir):
     server = serve("--catalog", str(catalog_dir), "--state", f"sqlite:///{tmp_path}/state.db", "--http-workers", "2")
     [first] = worker_pids(server)
@@ -131,3 +148,14 @@ def test_several_workers_need_a_shared_store():
     with pytest.raises(SettingsError, match="expected 1 to 32"):
         load_settings(None, {"http_workers": 0}, environ={})
     assert load_settings(None, {}, environ={}).http_workers == 1  # one process unless asked
+
+
+def test_auto_is_one_http_process_per_core():
+    cores = len(os.sched_getaffinity(0))
+    assert load_settings(None, {"http_workers": "auto"}, environ={}).http_workers == min(cores, 32)
+    assert load_settings(None, {}, environ={"BOOTSERVER_HTTP_WORKERS": "AUTO"}).http_workers == min(cores, 32)
+    with pytest.raises(SettingsError, match="expected a whole number or auto, got 'all'"):
+        load_settings(None, {"http_workers": "all"}, environ={})
+    if cores > 1:  # auto counts as the processes it means: they need a shared store too
+        with pytest.raises(SettingsError, match="memory:// lives in one process"):
+            load_settings(None, {"http_workers": "auto", "state": "memory://"}, environ={})
