@@ -66,7 +66,7 @@ def main() -> None:
     times.sort()
     print(json.dumps({"count": len(times), "failures": failures, "max_ms": times[-1] if times else None,
                       "p99_ms": times[int(len(times) * 0.99)] if times else None,
-                      "by_pid": {pid: round(ms, 1) for pid, ms in by_pid.items()}}), flush=True)
+                      "by_pid": by_pid}), flush=True)
 
 
 if __name__ == "__main__":
