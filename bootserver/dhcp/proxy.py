@@ -20,15 +20,14 @@ import socket
 import struct
 from typing import Any, Coroutine
 
-from prometheus_client import Counter
 
 from bootserver.boot.methods import Answer, Silence, arch_for, stage_for
 from bootserver.boot.request import BootRequest
 from bootserver.dhcp.packet import (ACK, BOOTREQUEST, DISCOVER, INFORM, MAX_PACKET, MESSAGE_TYPES, OFFER, OPT_IPXE,
                                     OPT_REQUESTED_IP, REQUEST, MalformedPacket, Packet, decode)
+from bootserver.dhcp.counts import Counts
 from bootserver.dhcp.ratelimit import MacRateLimiter
 from bootserver.dhcp.reply import ReplyTemplates
-from bootserver.metrics import REGISTRY
 
 log = logging.getLogger("bootserver.dhcp")
 
@@ -42,11 +41,11 @@ IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)  # Linux value; not exported by Py
 RECEIVE_BUFFER = 4 << 20
 DRAIN = 64  # datagrams read per readiness event at most: a flood cannot keep the loop from other work
 
-MALFORMED = Counter("bootserver_dhcp_malformed", "DHCP datagrams dropped as malformed, by reason",
-                    ["reason"], registry=REGISTRY)
-UNANSWERED = Counter("bootserver_dhcp_unanswered", "Well-formed DHCP packets the proxy left unanswered",
-                     ["reason"], registry=REGISTRY)
-REPLIES = Counter("bootserver_dhcp_replies", "ProxyDHCP replies sent", ["kind"], registry=REGISTRY)
+MALFORMED = Counts("bootserver_dhcp_malformed", "DHCP datagrams dropped as malformed, by reason", "reason")
+UNANSWERED = Counts("bootserver_dhcp_unanswered", "Well-formed DHCP packets the proxy left unanswered", "reason")
+REPLIES = Counts("bootserver_dhcp_replies", "ProxyDHCP replies sent", "kind")
+REPLIES.values.update(offer=0, ack=0)
+_REPLY_KINDS = {OFFER: "offer", ACK: "ack"}
 
 
 class ProxyStartError(OSError):
@@ -203,9 +202,6 @@ class ProxyDHCP:
         self.listeners: list[_Listener] = []
         self._tasks: set[asyncio.Task] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._malformed: dict[str, Any] = {}
-        self._unanswered: dict[str, Any] = {}
-        self._replies = {OFFER: REPLIES.labels("offer"), ACK: REPLIES.labels("ack")}
         self._templates = ReplyTemplates()
 
     async def start(self) -> None:
@@ -255,17 +251,10 @@ class ProxyDHCP:
                 receive(listener, data, source)
             except Exception:  # never lose the socket to one packet
                 log.exception("proxyDHCP failed on a packet from %s on %s", source, listener.interface)
-                self._count(self._unanswered, UNANSWERED, "error")
-
-    @staticmethod
-    def _count(children: dict[str, Any], metric: Counter, reason: str) -> None:
-        child = children.get(reason)
-        if child is None:  # labels() takes a lock and builds a key: look each child up once
-            child = children[reason] = metric.labels(reason)
-        child.inc()
+                UNANSWERED.inc("error")
 
     def _drop(self, reason: str, why: str, listener: _Listener, source: Any, packet: Packet) -> None:
-        self._count(self._unanswered, UNANSWERED, reason)
+        UNANSWERED.inc(reason)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("unanswered %s from %s:%s on %s:%d: %s", packet.chaddr[:6].hex(":"), source[0], source[1],
                       listener.interface, listener.port, why)
@@ -274,7 +263,7 @@ class ProxyDHCP:
         try:
             packet = decode(data)
         except MalformedPacket as exc:
-            self._count(self._malformed, MALFORMED, exc.reason)
+            MALFORMED.inc(exc.reason)
             if log.isEnabledFor(logging.DEBUG):
                 log.debug("unanswered %d bytes from %s:%s on %s:%d: malformed (%s: %s)", len(data),
                           source[0], source[1], listener.interface, listener.port, exc.reason, exc)
@@ -303,7 +292,7 @@ class ProxyDHCP:
         # spoofer silence the victim; its own transactions (xid, relay) have buckets of their own
         allowed, dropped = self.limiter.allow(data[24:34] + data[4:8])  # giaddr, MAC, xid as they came
         if not allowed:
-            self._count(self._unanswered, UNANSWERED, "rate_limited")
+            UNANSWERED.inc("rate_limited")
             if dropped == 1:  # one line per run of drops, so a flooding client cannot flood the log
                 log.debug("unanswered %s on %s:%d: rate limited (further drops are counted, not logged)",
                           mac, listener.interface, listener.port)
@@ -347,7 +336,7 @@ class ProxyDHCP:
                 send_from(listener.socket, reply, target, self.floating_address)
             else:
                 listener.socket.sendto(reply, target)
-            self._replies[kind].inc()
+            REPLIES.inc(_REPLY_KINDS[kind])
             event = "dhcp.offer" if kind == OFFER else "dhcp.ack"
             if log.isEnabledFor(logging.DEBUG):
                 log.debug("%s to %s (%s, %s) on %s:%d -> %s:%d: %s", event, request.mac, request.arch,
