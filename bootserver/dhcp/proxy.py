@@ -300,9 +300,8 @@ class ProxyDHCP:
         if len(self._tasks) >= self.max_in_flight:
             self._drop("overloaded", f"{len(self._tasks)} requests already in flight", listener, source, packet)
             return
-        request = BootRequest(mac=mac, arch=arch, stage=stage, uuid=packet.client_uuid,
-                              client_ip=client_address(packet, source), relay_ip=relay_address(packet),
-                              interface=listener.interface)
+        request = BootRequest(mac, arch, stage, packet.client_uuid, client_address(packet, source),  # positional:
+                              relay_address(packet), listener.interface)  # mac, arch, stage, uuid, client, relay, interface
         self._start(self._answer(listener, data, packet, kind, request, arches[0], vendor, source))
 
     def _start(self, coro: Coroutine[Any, Any, None]) -> None:

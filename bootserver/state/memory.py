@@ -24,6 +24,7 @@ _AT = {name: i for i, name in enumerate(_FIELDS)}
 _STATE, _TOKEN, _LAST_SEEN, _STATE_CHANGED = _AT["state"], _AT["token"], _AT["last_seen"], _AT["state_changed"]
 # a new row: (mac, state, token, *these facts, first_seen, last_seen, state_changed)
 _FACTS = _FIELDS[3:-3]
+_flat = itertools.chain.from_iterable
 assert _FIELDS[:3] == ("mac", "state", "token") and _FIELDS[-3:] == ("first_seen", "last_seen", "state_changed")
 
 
@@ -93,9 +94,8 @@ class MemoryStore(MemoryUpdates):
     def record_later(self, event: Event) -> None:
         if event.key is not None and self._key_seen(event.mac, event.key):
             return
-        event.seq = next(self._seq)  # the event is the caller's to give away, as with the SQL stores
-        entry = (event.kind, event.source, event.at, event.seq, event.key,
-                 *itertools.chain.from_iterable(event.detail.items()))
+        event.seq = seq = next(self._seq)  # the event is the caller's to give away, as with the SQL stores
+        entry = (event.kind, event.source, event.at, seq, event.key, *_flat(event.detail.items()))
         timeline = self._events.get(event.mac, ()) + (entry,)
         if len(timeline) > self._retention:
             timeline = timeline[len(timeline) - self._retention:]
