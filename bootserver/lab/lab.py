@@ -22,11 +22,13 @@ from bootserver.lab.netns import SERVER_IP, Topology
 from bootserver.lab.qemu import FIRMWARES, Machine, QemuError, lab_mac
 from bootserver.lab.services import Service, ordinary_dhcp, wait_for_port
 
-#: Serial-console lines that mark the steps of the install story.
-INSTALLED_RE = r"TESTOS-INSTALLED host=(?P<host>\S+)"
+#: Serial-console lines that mark the steps of the install story. A captured field must be followed
+#: by the whitespace that ends it: the console log is read while QEMU is still writing it, so a
+#: poll can see half a line ("host=lab-uefi-se").
+INSTALLED_RE = r"TESTOS-INSTALLED host=(?P<host>\S+)(?=\s)"
 POSTED_RE = r"TESTOS-POSTED installed"
-FAILED_RE = r"TESTOS-FAILED reason=(?P<reason>\S+)"
-DISK_BOOT_RE = r"BOOTSERVER-LAB-DISK-BOOT firmware=(?P<firmware>\w+)"
+FAILED_RE = r"TESTOS-FAILED reason=(?P<reason>\S+)(?=\s)"
+DISK_BOOT_RE = r"BOOTSERVER-LAB-DISK-BOOT firmware=(?P<firmware>\w+)(?=\s)"
 HTTP_PORT = 8080
 
 

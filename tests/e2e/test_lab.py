@@ -233,6 +233,8 @@ def test_secure_boot_install_and_disk_boot_through_shim_and_grub(make_lab):
     results = {}
     install_story(lab, server, signed, results)
     report(signed, results[signed.name])
+    # the whole disk-boot line, written by the disk's GRUB (the console is read while QEMU writes it)
+    lab.machines[signed.name].wait_for(r"BOOTSERVER-LAB-DISK-BOOT firmware=uefi via=shim-grub\s", 30)
     console = lab.machines[signed.name].serial_text()
     first, second = console[:console.index("TESTOS-POSTED")], console[console.index("TESTOS-POSTED"):]
     assert "TESTOS-SECUREBOOT state=on" in first and "EFI stub: UEFI Secure Boot is enabled." in first
