@@ -43,13 +43,77 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out)
 
 
+HUMAN_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+
+class LineHandler(logging.StreamHandler):
+    """The handler `setup` installs (a StreamHandler; its type tells FastInfo the stream is ours)."""
+
+
 def setup(fmt: str = "human", level: str = "info") -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    handler = LineHandler(sys.stderr)
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(HumanFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+        handler.setFormatter(HumanFormatter(HUMAN_FORMAT))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+class FastInfo:
+    """`logger.info` for a line logged on every request (the access log): when the record would only
+    reach the human-format handler `setup` installed (no other handler or filter on the way, as
+    pytest's caplog adds), the same line is written to its stream directly, without a LogRecord,
+    its caller lookup and per-record formatting (a fifth of an /ipxe answer's time); otherwise, and
+    for `extra` fields (the JSON format reads them), the ordinary call. Like the handler it writes
+    under the handler's lock and flushes each line: a line is out before the answer is sent."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self.logger = logger
+        self._second = -1
+        self._stamp = ""
+
+    def _direct(self) -> LineHandler | None:
+        logger = self.logger
+        while logger is not None:
+            if logger.filters:
+                return None
+            if logger.handlers:
+                break
+            if not logger.propagate:
+                return None
+            logger = logger.parent
+        if logger is None or logger.parent is not None or len(logger.handlers) != 1:
+            return None  # only the root logger may hold a handler: the one setup installed
+        handler = logger.handlers[0]
+        formatter = handler.formatter
+        if (type(handler) is not LineHandler or handler.filters or handler.level > logging.INFO
+                or type(formatter) is not HumanFormatter or formatter._fmt != HUMAN_FORMAT
+                or formatter.datefmt is not None or formatter.converter is not time.localtime):
+            return None
+        return handler
+
+    def info(self, msg: str, *args: object, extra: dict | None = None) -> None:
+        logger = self.logger
+        if not logger.isEnabledFor(logging.INFO):
+            return
+        handler = self._direct() if extra is None else None
+        if handler is None:
+            logger.info(msg, *args, extra=extra, stacklevel=2)
+            return
+        now = time.time()
+        second = int(now)
+        if second != self._second:  # Formatter.formatTime's text, made once a second
+            self._second, self._stamp = second, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
+        line = (f"{self._stamp},{int((now - second) * 1000):03d} INFO    {logger.name}: "
+                f"{escape_controls(msg % args if args else msg)}{handler.terminator}")
+        handler.acquire()
+        try:
+            handler.stream.write(line)
+            handler.stream.flush()
+        except Exception:  # as logging does: a broken stream is said on stderr, never raised to the caller
+            handler.handleError(logging.LogRecord(logger.name, logging.INFO, "", 0, msg, args, None))
+        finally:
+            handler.release()

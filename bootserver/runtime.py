@@ -31,6 +31,7 @@ from bootserver import discovery
 from bootserver.answers import Answers
 from bootserver.ratelimit import Buckets
 from bootserver.resources import OncePerSecond
+from bootserver.timeline_fold import RepeatFolder
 from bootserver.state.base import AlreadyRecorded, StateChanged, Store, StoreError, StoreUnavailable, UnknownMachine
 from bootserver.update_service import UpdateService
 
@@ -68,6 +69,7 @@ class Runtime(OperatorReads, OperatorActions, InstallerReports):
         self._not_recorded = OncePerSecond(log)
         self._updates = UpdateService(self)
         self._answers = Answers(settings)
+        self._repeats = RepeatFolder()  # the same answer again within a second: counted, not written
 
     # -- the app's side: what changed in the process --------------------------------------------
 
@@ -103,18 +105,24 @@ class Runtime(OperatorReads, OperatorActions, InstallerReports):
         return self._answers.match(self.catalog, request)
 
     async def decide(self, request: BootRequest) -> lifecycle.BootDecision:
-        """Match, bring the machine's record up to date, and decide what it gets."""
-        if request.arch is None:
-            request = await self._with_remembered_arch(request)
+        """Match, bring the machine's record up to date, and decide what it gets (one read of the record)."""
+        record, answered = None, False
+        if request.arch is None:  # Ignition, the installer: match as the firmware said over DHCP, so a
+            try:  # Group's `arch` selector gives an arm64 machine the same profile all the way
+                record, answered = await self.store.get(request.mac), True
+            except StoreUnavailable:
+                pass
+            if record is not None and record.arch:
+                request = dataclasses.replace(request, arch=record.arch)
         found = self.match(request)
         if request.client_ip:
             self.remember_ip(request.client_ip, request.mac)
         if found is None and self.settings.unknown_machines == "ignore":
             return lifecycle.decide(None, None, self.settings)
-        record, answered = None, False
         try:
-            record = await self.store.get(request.mac)
-            answered = True  # the store knows whether this machine is new
+            if not answered:
+                record = await self.store.get(request.mac)
+                answered = True  # the store knows whether this machine is new
             if record is None and not named_by_catalog(found) and not self._new_machines.allow():
                 self._not_recorded.warning("new machines arrive faster than %d/s: %s and others not recorded "
                                            "or answered now (they will be when they ask again)",
@@ -126,15 +134,6 @@ class Runtime(OperatorReads, OperatorActions, InstallerReports):
                         "its last known record" if record else "the catalog alone")
             return lifecycle.decide(found, record, self.settings, store_ok=answered)
         return lifecycle.decide(found, record, self.settings)
-
-    async def _with_remembered_arch(self, request: BootRequest) -> BootRequest:
-        """Requests that do not say their arch (Ignition, the installer) match as the firmware said over
-        DHCP, so a Group's `arch` selector gives an arm64 machine the same profile all the way."""
-        try:
-            record = await self.store.get(request.mac)
-        except StoreUnavailable:
-            return request
-        return dataclasses.replace(request, arch=record.arch) if record is not None and record.arch else request
 
     async def dhcp_answer(self, request: BootRequest, arch_code: int, vendor_class: str,
                           local_ip: str) -> methods.Answer | methods.Silence:
@@ -169,10 +168,10 @@ class Runtime(OperatorReads, OperatorActions, InstallerReports):
                       decision.match.profile.name, exc)
             await self.observe(request, "render.failed", {"what": "grub", "error": str(exc)})
             return grub.no_boot_config(f"cannot render the boot config: {exc}")
-        log.info("%s (%s) gets GRUB %s: %s", name, request.mac, decision.action, decision.reason)
-        await self.observe(request, "grub.config", {
-            "action": decision.action, "reason": decision.reason,
-            "profile": decision.match.profile.name if decision.match else None})
+        if await self.observe(request, "grub.config", {
+                "action": decision.action, "reason": decision.reason,
+                "profile": decision.match.profile.name if decision.match else None}):  # not a repeat (timeline_fold)
+            log.info("%s (%s) gets GRUB %s: %s", name, request.mac, decision.action, decision.reason)
         return text
 
     def ipxe_script(self, decision: lifecycle.BootDecision, request: BootRequest, base: str,
@@ -224,14 +223,18 @@ class Runtime(OperatorReads, OperatorActions, InstallerReports):
     # -- what machines tell us ----------------------------------------------------------------
 
     async def observe(self, who: BootRequest | str, kind: str, detail: dict[str, Any] | None = None,
-                      source: str | None = None, key: str | None = None) -> None:
+                      source: str | None = None, key: str | None = None, known: MachineRecord | None = None) -> bool:
         """Record a timeline event for a machine (by request or MAC) and apply lifecycle transitions.
 
         An event that moves the machine to another state is committed with the transition (one
         transaction), and with the store unreachable it raises StoreUnavailable for installer
         reports, so the installer is told to try again instead of an install being forgotten. An
         installer report (`key`: its idempotency key) is durable before this returns. Every other
-        event (most of the timeline) is queued in order without holding up the answer to the machine.
+        event (most of the timeline) is queued in order without holding up the answer to the machine,
+        and the same answer to the same machine again within a second is counted, not written
+        (timeline_fold): then this returns False (True otherwise), and the caller need not log it either.
+        `known`: the machine's record as this request just read it, to decide a transition from without
+        reading it again (a compare-and-set: if it changed meanwhile, the next try reads it afresh).
         """
         mac = who.mac if isinstance(who, BootRequest) else who
         if source is None and isinstance(who, BootRequest):
@@ -240,13 +243,12 @@ class Runtime(OperatorReads, OperatorActions, InstallerReports):
         self._note_step(mac, kind, event.at)
         try:
             if not lifecycle.can_change_state(kind, detail):
-                self._record_later(event)
-                return
+                return self._record_later(event)
             try:
-                moved = await self._transition(event)
+                moved = await self._transition(event, known)
             except AlreadyRecorded:  # a retried report that won a transition through another replica
                 log.info("machine %s: %s with key %s is already recorded: a retry, not applied again", mac, kind, key)
-                return
+                return True
             if moved is not None:
                 self._moved(mac)
                 log.info("machine %s (%s): %s -> %s after %s", moved[1].name or "unknown", mac, moved[0],
@@ -255,20 +257,22 @@ class Runtime(OperatorReads, OperatorActions, InstallerReports):
                 if not await self.store.record(event):
                     raise StoreUnavailable("the state store is unreachable; the report waits in memory")
             else:
-                self._record_later(event)
+                return self._record_later(event)
         except StoreUnavailable as exc:
             if kind in lifecycle.TRANSITIONS:
                 raise
             log.warning("machine %s: %s event not applied: %s", mac, kind, exc)
+        return True
 
-    async def _transition(self, event: Event) -> tuple[str, MachineRecord] | None:
+    async def _transition(self, event: Event, known: MachineRecord | None = None) -> tuple[str, MachineRecord] | None:
         """Apply the lifecycle transition `event` causes as a compare-and-set on the state it was
         decided from, committed together with the event (which names the transition), deciding
         again from the fresh state when another writer (request or replica) got there first.
         Returns (previous state, record) when the machine moved, None when the event moves nothing."""
         mac, kind = event.mac, event.kind
         for _ in range(TRANSITION_ATTEMPTS):
-            record = await self.store.get(mac)
+            record = known if known is not None and known.mac == mac else await self.store.get(mac)
+            known = None
             if record is None:
                 return None
             profile = self.catalog.profiles.get(record.profile or "")
@@ -307,22 +311,36 @@ class Runtime(OperatorReads, OperatorActions, InstallerReports):
         fetched = detail.get("method") == "GET" and detail.get("status") in (200, 206)
         kernel = fetched and profile is not None and profile.boot.kernel == path
         await self.observe(mac, "http.kernel" if kernel else "http.asset", {"path": path, **detail},
-                           source=client_ip)
+                           source=client_ip, known=record)
         return record
 
     # -- timeline plumbing --------------------------------------------------------------------
 
-    def _record_later(self, event: Event) -> None:
+    def _record_later(self, event: Event) -> bool:
+        """Queue an event that moves nothing; False when it folds into the same answer a moment ago."""
+        event = self._repeats.fold(event)
+        if event is None:
+            return False
         record_later = getattr(self.store, "record_later", None)
         if record_later is None:  # no queue in this store: a task keeps the answer from waiting
             task = asyncio.get_running_loop().create_task(self._record_quietly(event))
             self._pending.add(task)
             task.add_done_callback(self._pending.discard)
-            return
+            return True
         try:
             record_later(event)
         except Exception as exc:  # never fail a boot for the timeline
             log.warning("machine %s: %s event not recorded: %s", event.mac, event.kind, exc)
+        return True
+
+    def _moved(self, mac: str) -> None:
+        super()._moved(mac)
+        self._repeats.forget(mac)  # its next answer is news
+
+    def _note_step(self, mac: str, kind: str, at: float, limit: int = 65536, moved: bool = False) -> None:
+        if moved:  # a reinstall: the next answer is news too
+            self._repeats.forget(mac)
+        super()._note_step(mac, kind, at, limit, moved)
 
     async def _record_quietly(self, event: Event) -> None:
         try:

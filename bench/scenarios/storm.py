@@ -114,9 +114,10 @@ def merge(parts: list[dict]) -> dict:
 
 
 def measure(pids: callable, client: Netns, iface: str, shape: Shape) -> dict:
-    cpu0, fulls0 = sum(tree_cpu_seconds(pid) for pid in pids()), arp_table_fulls()
+    cpu0, fulls0, backlog0 = sum(tree_cpu_seconds(pid) for pid in pids()), arp_table_fulls(), backlog_drops()
     figures = storm(client, iface, shape)
     figures["arp_table_fulls"] = arp_table_fulls() - fulls0
+    figures["backlog_drops"] = backlog_drops() - backlog0
     figures["cpu"] = sum(tree_cpu_seconds(pid) for pid in pids()) - cpu0
     figures["rss"] = sum(tree_peak_rss_mb(pid) for pid in pids())
     return figures
@@ -142,6 +143,10 @@ def run_bootserver(wd: Path, server: Netns, client: Netns, iface_s: str, iface_c
                            ("loop_busy_ms", "bootserver_loop_block_busy_max_seconds")):
             found = re.search(rf"^{gauge} (\S+)$", metrics, re.M)
             figures[key] = float(found.group(1)) * 1000 if found else float("nan")
+        figures["tftp_outcomes"] = {m.group(1): int(float(m.group(2))) for m in re.finditer(
+            r'^bootserver_tftp_transfers_total\{outcome="([^"]+)"\} (\S+)$', metrics, re.M)}
+        found = re.search(r"^bootserver_tftp_retransmits_total (\S+)$", metrics, re.M)
+        figures["tftp_outcomes"]["server retransmits"] = int(float(found.group(1))) if found else -1
         return figures
     finally:
         stop(probe)
@@ -192,6 +197,12 @@ def arp_table_fulls() -> int:
     return sum(int(line.split()[column], 16) for line in lines[1:] if line.strip())
 
 
+def backlog_drops() -> int:
+    """Packets the kernel dropped because a CPU's input backlog (net.core.netdev_max_backlog) was
+    full, all CPUs (a veth hands every packet to it): /proc/net/softnet_stat's second column."""
+    return sum(int(line.split()[1], 16) for line in Path("/proc/net/softnet_stat").read_text().splitlines())
+
+
 def run(reps: int = 3, shape: Shape = RACK) -> list[dict]:
     reps = min(reps, shape.max_reps)  # a storm moves up to 72 GB in 30-60 s per server: keep the suite short
     with workdir("storm") as wd, Netns("storm-s") as server, Netns("storm-c") as client:
@@ -221,22 +232,24 @@ def rows(shape: Shape, reps: int, how: str, ours: list[dict], peer: list[dict]) 
         return lambda f: percentile(f["durations"], p) if f["durations"] else float("nan")
 
     errors = [f"{k} ×{v}" for f in ours + peer for k, v in f["errors"].items()]
-    steps = ours[-1]["steps"]
-    breakdown = ", ".join(f"{k} {statistics.median(v) * 1000:.0f} ms" for k, v in steps.items() if v)
+    def breakdown(figures: dict) -> str:
+        return ", ".join(f"{k} {statistics.median(v) * 1000:.0f} ms" for k, v in figures["steps"].items() if v)
     client_cpu = ", ".join(f"{f['client_cpu']:.0f} s" for f in ours + peer)
     retries = ", ".join(json.dumps(f.get("retries", {})) for f in ours + peer)
     port68 = ", ".join(json.dumps(f.get("port68", {})) for f in ours + peer)
-    fulls = ", ".join(str(f.get("arp_table_fulls", "?")) for f in ours + peer)
+    fulls = ", ".join(f"{f.get('arp_table_fulls', '?')} / {f.get('backlog_drops', '?')}" for f in ours + peer)
     healthz = [f["healthz"] for f in ours]
     return [
         result(name, "time to last machine done", "s", per(ours, lambda f: f["wall"]), peer_name,
                per(peer, lambda f: f["wall"]), False, {"ratio": 0.9} if shape is RACK else None,
                note=(f"{shape.machines} machines, {shape.concurrency} at once, kernel + initrd "
                      f"{(shape.kernel + shape.initrd) / 2**20:.1f} MiB, {reps} storm(s) per server; /ignition from a "
-                     f"{how}; bootserver per-machine median by step: {breakdown}; load client CPU per storm "
+                     f"{how}; per-machine median by step, last storm: bootserver: {breakdown(ours[-1])}; {peer_name}: "
+                     f"{breakdown(peer[-1]) if peer else '-'}; load client CPU per storm "
                      f"(ours, peer): {client_cpu}; retransmissions by the machines (ours, peer): {retries}; port-68 replies received / matched / "
                      f"dropped by the kernel, summed over the load processes (ours, peer): {port68}; ARP table "
-                     f"full events during the storm, machine-wide (ours, peer): {fulls}")),
+                     f"full events / input backlog drops during the storm, machine-wide (ours, peer): {fulls}; bootserver's TFTP transfers by "
+                     f"outcome: {', '.join(json.dumps(f.get('tftp_outcomes', {})) for f in ours)}")),
         result(name, "per-machine p50", "s", per(ours, pct(50)), peer_name, per(peer, pct(50)), False),
         result(name, "per-machine p99", "s", per(ours, pct(99)), peer_name, per(peer, pct(99)), False),
         result(name, "errors", "machines", per(ours, lambda f: sum(f["errors"].values())), peer_name,

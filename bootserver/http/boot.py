@@ -8,10 +8,12 @@ from aiohttp import web
 
 from bootserver.boot.request import Stage
 from bootserver.http.common import MACHINE, base_url, boot_request, runtime_of
+from bootserver.logs import FastInfo
 from bootserver.render.args import ArgError
 from bootserver.render.ipxe import chain_script
 
 log = logging.getLogger("bootserver.http")
+decided = FastInfo(log)  # a line per answer that is not a repeat (timeline_fold): up to one per machine a second
 IPXE_TYPE = "text/plain"
 
 
@@ -39,11 +41,11 @@ async def get_ipxe(request: web.Request) -> web.Response:
         log.error("%s (%s): cannot render profile %s (%s): %s", name, boot.mac, profile.name, profile.source, exc)
         await runtime.observe(boot, "render.failed", {"what": "ipxe", "error": str(exc)})
         raise web.HTTPInternalServerError(text=f"cannot render the boot script: {exc}\n") from None
-    log.info("%s (%s) gets %s: %s", name, boot.mac, decision.action, decision.reason)
     detail = {"action": decision.action, "reason": decision.reason}
     if decision.match is not None and decision.action != "ignore":
         detail["profile"] = decision.match.profile.name
-    await runtime.observe(boot, "http.ipxe", detail)
+    if await runtime.observe(boot, "http.ipxe", detail):  # not the same answer again a moment later
+        decided.info("%s (%s) gets %s: %s", name, boot.mac, decision.action, decision.reason)
     return web.Response(text=script, content_type=IPXE_TYPE)
 
 

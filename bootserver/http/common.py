@@ -57,8 +57,26 @@ def base_url(request: web.Request) -> str:
     return f"{request.scheme}://{request.host}"
 
 
+#: (query string, client address, stage) -> its BootRequest (immutable): a machine asking again
+#: costs a look-up, not a parse; bounded (a flood of new MACs starts it over).
+_REQUESTS: dict[tuple, BootRequest] = {}
+REQUESTS_KEPT = 8192
+
+
 def boot_request(request: web.Request, stage: Stage) -> BootRequest:
-    """The BootRequest for `?mac=…&arch=…`."""
+    """The BootRequest for `?mac=…&arch=…` (a bad or missing MAC is a 400: request_mac)."""
+    key = (request.query_string, request.remote, stage)
+    found = _REQUESTS.get(key)
+    if found is not None:
+        request[MAC] = found.mac
+        return found
+    if len(_REQUESTS) >= REQUESTS_KEPT:
+        _REQUESTS.clear()
+    found = _REQUESTS[key] = _parse_boot_request(request, stage)
+    return found
+
+
+def _parse_boot_request(request: web.Request, stage: Stage) -> BootRequest:
     query = request.query
     mac = request_mac(request, query.get("mac"), "query parameter 'mac'")
     arch = query.get("arch")

@@ -15,6 +15,24 @@ from bootserver.resources import OncePerSecond
 
 log = logging.getLogger("bootserver.http")
 said = OncePerSecond(log)  # a client probing MACs cannot flood the log
+_ETAGS: dict[bytes, str] = {}  # served body -> its ETag: the answers are kept, so each is hashed once
+ETAGS_KEPT = 4096  # bodies, and at most ETAG_BYTES_KEPT bytes of them (the answer cache holds the same objects)
+ETAG_BYTES_KEPT = 32 * 1024 * 1024
+_etag_bytes = 0
+
+
+def etag_of(body: bytes) -> str:
+    """The body's ETag (a SHA-256 prefix). A body the answer cache hands out again is the same object,
+    whose hash Python keeps, so the look-up costs nothing next to hashing it again."""
+    global _etag_bytes
+    found = _ETAGS.get(body)
+    if found is None:
+        if len(_ETAGS) >= ETAGS_KEPT or _etag_bytes + len(body) > ETAG_BYTES_KEPT:
+            _ETAGS.clear()
+            _etag_bytes = 0
+        found = _ETAGS[body] = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+        _etag_bytes += len(body)
+    return found
 
 
 def _json_error(status: type[web.HTTPException], message: str, **extra) -> web.HTTPException:
@@ -51,11 +69,12 @@ async def get_ignition(request: web.Request) -> web.Response:
                   decision.match.profile.name, exc)
         await runtime.observe(boot, "render.failed", {"what": "ignition", "error": str(exc)})
         raise _json_error(web.HTTPInternalServerError, f"render failed: {exc}") from None
-    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+    etag = etag_of(body)
     unchanged = etag in request.headers.get("If-None-Match", "")  # 304: no body goes out
     await runtime.observe(boot, fetched, {"profile": profile.name, "status": 304 if unchanged else 200,
                                           "bytes": 0 if unchanged else len(body),
-                                          **({"stage": "final"} if profile is not decision.match.profile else {})})
+                                          **({"stage": "final"} if profile is not decision.match.profile else {})},
+                          known=decision.record)
     if unchanged:
         return web.Response(status=304, headers={"ETag": etag})
     return web.Response(body=body, content_type="application/json", headers={"ETag": etag})

@@ -1,19 +1,19 @@
 """SQLite `Store`: the embedded default, one file in WAL mode.
 
-Writes go through one writer thread that commits in groups: every write waiting when the writer
-becomes free joins the next transaction, and each caller's `await` returns only after that
-transaction is committed. Hundreds of booting machines thus share one fsync, and an event that was
-acknowledged is on disk (a SIGKILL of the process cannot lose it). Reads use their own connection
-(WAL lets them run beside the writer).
+Writes go through one writer thread (sqlite_writer.py) that commits in groups: every write waiting
+when the writer becomes free joins the next transaction, and each caller's `await` returns only
+after that transaction is committed. Hundreds of booting machines thus share one fsync, and an
+event that was acknowledged is on disk (a SIGKILL of the process cannot lose it). Timeline entries
+nobody waits for (`record_later`) may wait up to LATER_LINGER for others to share their commit; a
+timeline read of the same process commits them first. Reads use their own connection (WAL lets
+them run beside the writer).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import queue
 import sqlite3
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,203 +21,14 @@ from typing import Any, Callable
 
 from bootserver.state.base import (AlreadyRecorded, Event, MachineRecord, StateChanged, StoreError, StoreUnavailable,
                                    UnknownMachine, check_facts)
-from bootserver.state.metrics import COMMIT_BATCH, COMMIT_SECONDS, EVENTS_COMMITTED
 from bootserver.state.updates_sqlite import SqliteUpdates
-from bootserver.state.sql import (SQLITE, Statements, event_from_row, event_row, machine_from_row,
-                                  new_machine_row, not_spent, pending_migrations)
+from bootserver.state.sql import event_from_row, event_row, machine_from_row, new_machine_row, not_spent, pending_migrations
+from bootserver.state.sqlite_writer import SQL, GroupCommitWriter, connect
 from bootserver.state.tokens import new_token
 
 log = logging.getLogger(__name__)
 
-SQL = Statements(SQLITE)
 MIGRATIONS = SQL.migrations  # a module attribute, so a test can add a migration
-
-_STOP = object()
-
-
-WRITE_LOCK_WAIT = 10.0  # seconds the writer waits for another process's write transaction
-
-
-def _begin(conn: sqlite3.Connection) -> None:
-    """BEGIN IMMEDIATE, waiting for another process that writes (HTTP workers share the file) in
-    steps of at most 2 ms: SQLite's own busy handler sleeps 25-100 ms at a time once it has waited
-    a little, which showed as 100+ ms answers with two writers."""
-    deadline, pause = time.monotonic() + WRITE_LOCK_WAIT, 0.0001
-    while True:
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-        time.sleep(pause)
-        pause = min(pause * 2, 0.002)
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA busy_timeout = 10000")
-    conn.execute("PRAGMA foreign_keys = ON")
-    return conn
-
-
-class _GroupCommitWriter(threading.Thread):
-    """Owns the write connection; runs queued writes in shared transactions."""
-
-    def __init__(self, path: Path, loop: asyncio.AbstractEventLoop, retention: int, max_batch: int) -> None:
-        super().__init__(name=f"sqlite-writer:{path.name}", daemon=True)
-        self._path = path
-        self._loop = loop
-        self._retention = retention
-        self._max_batch = max_batch
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._accepting = threading.Lock()  # held while a write is queued, and when the writer stops taking them
-        self._closed = False
-        self._since_trim: dict[str, int] = {}  # MAC -> events written since its timeline was last trimmed
-        self.ready: asyncio.Future = loop.create_future()
-
-    def submit(self, op: Event | Callable[[sqlite3.Connection], Any]) -> asyncio.Future:
-        with self._accepting:
-            if self._closed or not self.is_alive():
-                raise StoreUnavailable(f"the writer of {self._path} has stopped")
-            fut = self._loop.create_future()
-            self._queue.put((op, fut))
-        return fut
-
-    def stop(self) -> None:
-        self._queue.put((_STOP, None))
-
-    def run(self) -> None:
-        try:
-            conn = _connect(self._path)
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = FULL")
-            _migrate(conn, str(self._path))
-            conn.execute("PRAGMA busy_timeout = 0")  # _begin waits for the lock, finer than SQLite would
-        except BaseException as exc:  # reported to open(), which raises it
-            self._loop.call_soon_threadsafe(_settle_one, self.ready, None, exc)
-            return
-        self._loop.call_soon_threadsafe(_settle_one, self.ready, None, None)
-        try:
-            while True:
-                batch = [self._queue.get()]
-                while len(batch) < self._max_batch:
-                    try:
-                        batch.append(self._queue.get_nowait())
-                    except queue.Empty:
-                        break
-                stopping = any(op is _STOP for op, _ in batch)
-                if stopping:  # take no more writes; the ones already queued behind the stop go in too
-                    with self._accepting:
-                        self._closed = True
-                    batch += self._drain()
-                work = [(op, fut) for op, fut in batch if op is not _STOP]
-                if work:
-                    self._commit(conn, work)
-                if stopping:
-                    break
-        finally:
-            conn.close()
-
-    def _drain(self) -> list:
-        left = []
-        while True:
-            try:
-                left.append(self._queue.get_nowait())
-            except queue.Empty:
-                return left
-
-    def _due_for_trim(self, macs: list[str]) -> list[str]:
-        """The machines whose timelines get trimmed in this commit: each after every `slack` new events
-        (5 % of the retention), not after each one. A trim walks up to `retention` index entries, and
-        a busy machine (one /ipxe event per request) made that the writer's main cost."""
-        slack = max(1, self._retention // 20)
-        due = []
-        for mac in macs:
-            count = self._since_trim.get(mac, 0) + 1
-            if count >= slack:
-                due.append(mac)
-                count = 0
-            self._since_trim[mac] = count
-        if len(self._since_trim) > 100_000:  # bounded: forget the counts (the next trims come a little later)
-            self._since_trim.clear()
-        return list(dict.fromkeys(due))
-
-    def _commit(self, conn: sqlite3.Connection, work: list) -> None:
-        outcomes: list[tuple[asyncio.Future, Any, BaseException | None]] = []
-        events: list[tuple] = []
-        event_futs: list[asyncio.Future] = []
-        macs: list[str] = []
-
-        def flush_events() -> None:
-            if events:
-                conn.executemany(SQL.insert_event, events)
-                outcomes.extend((f, True, None) for f in event_futs)
-                events.clear()
-                event_futs.clear()
-
-        started = time.perf_counter()
-        committed = 0
-        try:
-            _begin(conn)
-            for op, fut in work:
-                if isinstance(op, Event):
-                    events.append(event_row(op))
-                    event_futs.append(fut)
-                    macs.append(op.mac)
-                    committed += 1
-                    continue
-                flush_events()
-                outcomes.append((fut, *self._run_whole(conn, op)))
-            flush_events()
-            trim = self._due_for_trim(macs)
-            if trim:
-                conn.executemany(SQL.trim_events, [(m, self._retention) for m in trim])
-            conn.execute("COMMIT")
-            EVENTS_COMMITTED.labels("sqlite").inc(committed)
-            COMMIT_BATCH.labels("sqlite").observe(len(work))
-            COMMIT_SECONDS.labels("sqlite").observe(time.perf_counter() - started)
-        except Exception as exc:  # disk full, I/O error: nothing in this batch was acknowledged
-            log.error("state store: commit of %d writes to %s failed: %s", len(work), self._path, exc)
-            try:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
-            outcomes = [(fut, None, StoreUnavailable(f"write to {self._path} failed: {exc}")) for _, fut in work]
-        self._loop.call_soon_threadsafe(_settle_all, outcomes)
-
-
-    def _run_whole(self, conn: sqlite3.Connection, op: Callable[[sqlite3.Connection], Any]
-                   ) -> tuple[Any, BaseException | None]:
-        """Run one write in a savepoint: if it raises, all its statements are rolled back (not the
-        others of the group) and a failed write reads as StoreUnavailable, so the caller may retry."""
-        conn.execute("SAVEPOINT write")
-        try:
-            result = op(conn)
-        except Exception as exc:
-            conn.execute("ROLLBACK TO write")
-            conn.execute("RELEASE write")
-            if isinstance(exc, sqlite3.Error):
-                log.error("state store: a write to %s failed: %s", self._path, exc)
-                exc = StoreUnavailable(f"write to {self._path} failed: {exc}")
-            return None, exc
-        conn.execute("RELEASE write")
-        return result, None
-
-
-def _settle_one(fut: asyncio.Future, result: Any, exc: BaseException | None) -> None:
-    if fut.done():
-        return
-    if exc is not None:
-        fut.set_exception(exc)
-    else:
-        fut.set_result(result)
-
-
-def _settle_all(outcomes: list) -> None:
-    for fut, result, exc in outcomes:
-        _settle_one(fut, result, exc)
 
 
 def _migrate(conn: sqlite3.Connection, where: str) -> None:
@@ -237,9 +48,8 @@ def _migrate(conn: sqlite3.Connection, where: str) -> None:
         raise
 
 
-def _log_failed_event(fut: asyncio.Future) -> None:
-    if not fut.cancelled() and fut.exception() is not None:
-        log.warning("timeline event not recorded: %s", fut.exception())
+def _nothing(conn: sqlite3.Connection) -> None:
+    """A write that writes nothing: awaiting it waits for everything queued before it."""
 
 
 class SqliteStore(SqliteUpdates):
@@ -247,7 +57,7 @@ class SqliteStore(SqliteUpdates):
         self.path = Path(path)
         self._retention = retention
         self._max_batch = max_batch
-        self._writer: _GroupCommitWriter | None = None
+        self._writer: GroupCommitWriter | None = None
         self._reader: ThreadPoolExecutor | None = None
         self._read_conn: sqlite3.Connection | None = None
         self._lookup_conn: sqlite3.Connection | None = None  # used on the loop thread: see get()
@@ -261,15 +71,15 @@ class SqliteStore(SqliteUpdates):
         except OSError as exc:
             raise StoreError(f"cannot create the state folder {self.path.parent}: {exc.strerror}") from None
         loop = asyncio.get_running_loop()
-        self._writer = _GroupCommitWriter(self.path, loop, self._retention, self._max_batch)
+        self._writer = GroupCommitWriter(self.path, loop, self._retention, self._max_batch, _migrate)
         self._writer.start()
         try:
             await self._writer.ready
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot use {self.path} as the state database: {exc}") from None
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-reader")
-        self._read_conn = await loop.run_in_executor(self._reader, _connect, self.path)
-        self._lookup_conn = _connect(self.path)
+        self._read_conn = await loop.run_in_executor(self._reader, connect, self.path)
+        self._lookup_conn = connect(self.path)
         self._lookup_conn.execute("PRAGMA busy_timeout = 0")  # never wait on the loop: a lock falls back
 
     async def close(self) -> None:
@@ -345,15 +155,25 @@ class SqliteStore(SqliteUpdates):
         return await self._write(event)
 
     def record_later(self, event: Event) -> None:
-        """Queue the event for the next group commit without waiting for it (queue order is kept)."""
+        """Queue the event for a group commit without waiting for it (queue order is kept; the commit
+        may wait LATER_LINGER for more). A timeline read of this process commits queued ones first."""
         if self._writer is None:
             raise StoreError("the state store is not open")
-        self._writer.submit(event).add_done_callback(_log_failed_event)
+        self._writer.submit_later(event)
+
+    async def _settle_later(self) -> None:
+        """Commit the timeline entries this process queued, before a read of the timeline shows it."""
+        if self._writer is not None and self._writer.later_pending:
+            try:
+                await self._writer.submit(_nothing)
+            except StoreUnavailable:
+                pass  # the read says what it can; the entries' own failure is logged
 
     async def key_seen(self, mac: str, key: str) -> bool:
         return bool(await self._read(SQL.event_key_seen, (mac, key)))
 
     async def events(self, mac: str, limit: int = 100, before: int | None = None) -> list[Event]:
+        await self._settle_later()
         rows = await self._read(SQL.select_events, (mac, before if before is not None else 2**62, limit))
         return [event_from_row(r) for r in reversed(rows)]
 

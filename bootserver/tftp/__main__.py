@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from bootserver.config import Settings
-from bootserver.tftp.server import TFTPServer
+from bootserver.tftp.server import DEFAULT_RETRIES, TFTPServer
 
 
 class _NoMachines:
@@ -46,7 +46,7 @@ def main() -> None:
     parser.add_argument("--root", action="append", required=True, help="folder to serve (repeatable)")
     parser.add_argument("--blksize-max", type=int, default=0, help="0: fit the interface MTU")
     parser.add_argument("--timeout", type=float, default=1.0, help="retransmission timeout, seconds")
-    parser.add_argument("--retries", type=int, default=5)
+    parser.add_argument("--retries", type=int, default=DEFAULT_RETRIES)
     parser.add_argument("--sessions-per-client", type=int, default=Settings().tftp_sessions_per_client,
                         help="transfers one client address may run at once (default %(default)s); a load "
                              "client that plays many machines from one address needs more")

@@ -1,36 +1,37 @@
 """The TFTP component: read-only serving of iPXE binaries and generated files on the shared loop.
 
 One listening socket receives requests (with IP_PKTINFO, so each transfer answers from the address
-the client asked and its block size fits that interface's MTU). Each transfer gets its own
-connected, non-blocking socket watched with `loop.add_reader` (see session.py), and one periodic
-sweep drives every retransmission. Raw sockets rather than asyncio DatagramProtocol: the protocol
-path allocates a 256 KiB buffer per received datagram and needs one contiguous bytes object per
-sent datagram, where a raw socket reads a 4-byte ACK into a small buffer and sends header + mmap
-slice with one scatter-gather `sendmsg` (measured in bench/loop_io.py).
+the client asked and its block size fits that interface's MTU), read in bursts (a rack booting at
+once is not held one request per loop round). Each transfer gets its own connected, non-blocking
+socket (session.py); they are all in one epoll of the server's, watched by the loop: one loop
+callback answers every ACK that arrived, without a loop handle per packet. One periodic sweep
+drives every retransmission. Raw sockets rather than asyncio DatagramProtocol: the protocol path
+allocates a 256 KiB buffer per received datagram (measured in bench/loop_io.py).
+
+A transfer is given up after `retries` retransmissions in a row without an ACK that moves it on:
+with the 1 s first timeout doubling up to 8 s, 9 retries is 63 s of silence (tftpd-hpa: 63 s;
+dnsmasq: 120 s without progress): a machine starved of CPU for half a minute still finishes.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
+import select
 import socket
-import struct
 import time
-from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Mapping
+from typing import Any, Awaitable, Mapping
 
-from bootserver.config import split_hostport
 from bootserver.resources import OncePerSecond
 from bootserver.tftp import metrics
 from bootserver.boot_files import PathRefused, Root, resolve
+from bootserver.tftp.addressing import (IP_PKTINFO, PKTINFO, FileRequest, Generator, blksize_cap, listen_address,
+                                        reply_socket)
 from bootserver.tftp.files import Lease, MappedFiles
 from bootserver.tftp.packets import (
     ERR_ACCESS,
     ERR_NOT_FOUND,
     ERR_UNDEFINED,
-    MAX_BLKSIZE,
-    MIN_BLKSIZE,
     MalformedPacket,
     Request,
     error_packet,
@@ -42,42 +43,10 @@ from bootserver.tftp.session import ReadSession
 
 log = logging.getLogger("bootserver.tftp")
 
-IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)  # Linux value; not exported by Python 3.11
-_PKTINFO = struct.Struct("=i4s4s")  # struct in_pktinfo: ifindex, spec_dst, addr
-_HEADERS = 20 + 8 + 4  # IPv4 + UDP + TFTP DATA header
-
-
-@dataclass(frozen=True)
-class FileRequest:
-    """What a dynamic-file generator learns about the client asking."""
-
-    filename: str
-    client_ip: str
-    client_port: int
-    mac: str | None  # from the runtime's DHCP knowledge (`mac_for_ip`), when it has one
-    server_ip: str = ""  # our address the request arrived on: what the client can reach
-
-
-Generator = Callable[[FileRequest], Awaitable[bytes | None]]
-
-
-def listen_address(value: str) -> tuple[str, int]:
-    if value == "auto":
-        return "0.0.0.0", 69
-    if value == "off":
-        raise ValueError("TFTP is off (settings.tftp = off)")
-    host, port = split_hostport(value)
-    if ipaddress.ip_address(host or "0.0.0.0").version != 4:
-        raise ValueError(f"TFTP listens on IPv4 only (PXE is IPv4): {value!r}")
-    return host or "0.0.0.0", port
-
-
-def interface_mtu(ifindex: int) -> int | None:
-    try:
-        with open(f"/sys/class/net/{socket.if_indextoname(ifindex)}/mtu") as f:
-            return int(f.read())
-    except (OSError, ValueError):
-        return None
+DEFAULT_RETRIES = 9  # 1 + 2 + 4 + 7 x 8 = 63 s of silence before a transfer is given up
+_REQUESTS_PER_ROUND = 64  # requests read from the listening socket per loop callback
+_EVENTS_PER_ROUND = 512  # transfer sockets answered per loop callback (the rest in the next round)
+_REQUEST_RCVBUF = 1 << 20  # room for a burst of requests (and their retransmissions) on port 69
 
 
 class TFTPServer:
@@ -88,7 +57,7 @@ class TFTPServer:
     """
 
     def __init__(self, runtime: Any, settings: Any, dynamic: Mapping[str, Generator] | None = None, *,
-                 retransmit_timeout: float = 1.0, retries: int = 5, max_sessions: int = 1000,
+                 retransmit_timeout: float = 1.0, retries: int = DEFAULT_RETRIES, max_sessions: int = 1000,
                  per_client: int = 8) -> None:
         self.runtime = runtime
         self.settings = settings
@@ -100,7 +69,11 @@ class TFTPServer:
         self.per_client = per_client  # one host cannot hold every session (and renew them forever)
         self._per_ip: dict[str, int] = {}  # client address -> transfers running or being prepared
         self._no_socket = OncePerSecond(log)
+        self._full = OncePerSecond(log)
+        self._waiting = False  # at max_sessions: requests wait on the socket until a transfer ends
         self.sessions: dict[tuple[str, int], ReadSession] = {}
+        self._by_fd: dict[int, ReadSession] = {}  # the same sessions by socket, for the epoll
+        self._epoll: select.epoll | None = None
         self.files = MappedFiles()
         self.address: tuple[str, int] | None = None
         self._preparing: dict[tuple[str, int], bytes] = {}  # request being answered by a generator
@@ -140,6 +113,10 @@ class TFTPServer:
         try:
             sock.setsockopt(socket.SOL_IP, IP_PKTINFO, 1)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:  # room for a burst; as root past net.core.rmem_max
+                sock.setsockopt(socket.SOL_SOCKET, getattr(socket, "SO_RCVBUFFORCE", 33), _REQUEST_RCVBUF)
+            except PermissionError:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _REQUEST_RCVBUF)
             sock.bind((host, port))
             sock.setblocking(False)
         except OSError:
@@ -147,14 +124,17 @@ class TFTPServer:
             raise
         self._sock = sock
         self.address = sock.getsockname()
-        self._loop.add_reader(sock.fileno(), self._on_request)
+        self._epoll = select.epoll()
+        self._loop.add_reader(self._epoll.fileno(), self._on_transfers)
+        self._loop.add_reader(sock.fileno(), self._on_requests)
         log.info("tftp: listening on %s:%d%s, serving %s", *self.address,
                  " (every interface; tftp: ADDRESS:PORT limits it)" if self.address[0] == "0.0.0.0" else "",
                  ", ".join(r.path for r in self.roots))
 
     async def stop(self) -> None:
         if self._sock is not None:
-            self._loop.remove_reader(self._sock.fileno())
+            if not self._waiting:
+                self._loop.remove_reader(self._sock.fileno())
             self._sock.close()
             self._sock = None
         if self._sweeper is not None:
@@ -162,6 +142,10 @@ class TFTPServer:
             self._sweeper = None
         for session in list(self.sessions.values()):
             self._close(session)
+        if self._epoll is not None:
+            self._loop.remove_reader(self._epoll.fileno())
+            self._epoll.close()
+            self._epoll = None
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
@@ -169,39 +153,78 @@ class TFTPServer:
 
     # -- requests ---------------------------------------------------------------------------
 
-    def _on_request(self) -> None:
-        try:
-            data, ancillary, _flags, peer = self._sock.recvmsg(2048, socket.CMSG_SPACE(_PKTINFO.size))
-        except (BlockingIOError, InterruptedError):
+    def _on_transfers(self) -> None:
+        """Every transfer socket with a packet waiting: one callback for all of them."""
+        epoll = self._epoll
+        if epoll is None:
             return
+        by_fd = self._by_fd
+        for fd, _events in epoll.poll(0, _EVENTS_PER_ROUND):
+            session = by_fd.get(fd)
+            if session is not None:
+                session.on_readable()
+
+    def _on_requests(self) -> None:
+        for i in range(_REQUESTS_PER_ROUND):
+            if self._sock is None:
+                return
+            if len(self.sessions) + len(self._preparing) >= self.max_sessions:
+                if i == 0:  # readable: a request waits, and there is no room for it
+                    self._wait_for_room()
+                return
+            if not self._on_request():
+                return
+
+    def _wait_for_room(self) -> None:
+        """At the limit stop reading requests (as dnsmasq does): they wait on the socket until a
+        transfer ends. An error would end the machine's boot."""
+        if not self._waiting:
+            self._waiting = True
+            self._loop.remove_reader(self._sock.fileno())
+            metrics.ERRORS.labels("busy").inc()
+            self._full.warning("tftp: %d transfers running (the limit): new requests wait", len(self.sessions))
+
+    def _room_again(self) -> None:
+        if self._waiting and self._sock is not None and len(self.sessions) + len(self._preparing) < self.max_sessions:
+            self._waiting = False
+            self._loop.add_reader(self._sock.fileno(), self._on_requests)
+
+    def _on_request(self) -> bool:
+        """Read and answer one request; False when none was waiting."""
+        try:
+            data, ancillary, _flags, peer = self._sock.recvmsg(2048, socket.CMSG_SPACE(PKTINFO.size))
+        except (BlockingIOError, InterruptedError):
+            return False
         except OSError as exc:  # e.g. an ICMP error queued on the socket
             log.debug("tftp: receive error on the request socket: %s", exc)
-            return
+            return True
         local_ip, ifindex = self.address[0], 0
         for level, kind, value in ancillary:
-            if level == socket.SOL_IP and kind == IP_PKTINFO and len(value) >= _PKTINFO.size:
-                ifindex, local, _dst = _PKTINFO.unpack_from(value)
+            if level == socket.SOL_IP and kind == IP_PKTINFO and len(value) >= PKTINFO.size:
+                ifindex, local, _dst = PKTINFO.unpack_from(value)
                 local_ip = socket.inet_ntoa(local)  # our address on that interface (also for broadcasts)
         try:
             request = parse_request(data)
         except MalformedPacket as exc:
             metrics.ERRORS.labels("malformed").inc()
             log.debug("tftp: dropped a malformed packet from %s:%d: %s", *peer, exc)
-            return
+            return True
         running = self.sessions.get(peer)
-        if running is not None and running.request == data and running.base <= 1:
-            return  # a retransmitted request: the transfer already running answers it
+        if running is not None and running.request == data:
+            # A retransmitted request: the transfer already running answers it. Also when it arrives
+            # late, after the transfer moved on (a client resends its request when our first answer
+            # is slow; both copies can wait on this socket): restarting would move the transfer to a
+            # new port while the client's socket is connected to the old one.
+            return True
         if self._preparing.get(peer) == data:
-            return
+            return True
         if running is None and self._preparing.get(peer) is None:
-            if len(self.sessions) + len(self._preparing) >= self.max_sessions:
-                self._refuse(peer, local_ip, "busy", ERR_UNDEFINED, "too many transfers, try again", None)
-                return
             if self._per_ip.get(peer[0], 0) >= self.per_client:
                 self._refuse(peer, local_ip, "client_busy", ERR_UNDEFINED,
                              "too many transfers from your address, try again", None)
-                return
+                return True
         self._handle(request, peer, local_ip, ifindex)
+        return True
 
     def _handle(self, request: Request, peer: tuple[str, int], local_ip: str, ifindex: int) -> None:
         if request.write:
@@ -256,16 +279,17 @@ class TFTPServer:
             if self._preparing.get(peer) == request.datagram:
                 del self._preparing[peer]
                 self._count_ip(peer[0], -1)
+                self._room_again()
 
     def _open(self, request: Request, peer: tuple[str, int], local_ip: str, ifindex: int,
               lease: Lease) -> None:
-        agreed = negotiate(request.options, len(lease.view), self._blksize_cap(ifindex))
+        agreed = negotiate(request.options, len(lease.view), blksize_cap(self.settings.tftp_blksize_max, ifindex))
         # A client's timeout option is honoured as an upper bound: curl asks 6 s, but on a boot
         # network resending a lost block after our own (shorter) timeout costs nothing: duplicate
         # DATA is ignored by every client and duplicate ACKs by us.
         timeout = min(agreed.timeout or self.retransmit_timeout, self.retransmit_timeout)
         try:
-            sock = self._reply_socket(local_ip, peer)
+            sock = reply_socket(local_ip, peer)
         except OSError as exc:
             lease.release()
             metrics.ERRORS.labels("socket").inc()
@@ -280,30 +304,13 @@ class TFTPServer:
                               agreed.windowsize, timeout,
                               oack_packet(agreed.oack) if agreed.oack else None, self._finished)
         self.sessions[peer] = session
+        self._by_fd[session.fd] = session
+        self._epoll.register(session.fd, select.EPOLLIN)
         self._count_ip(peer[0], +1)
         metrics.SESSIONS.inc()
         session.start()
         if self._sweeper is None and peer in self.sessions:
             self._sweeper = self._loop.call_later(self._tick, self._sweep)
-
-    def _blksize_cap(self, ifindex: int) -> int:
-        """settings.tftp_blksize_max, or (0) the largest block one unfragmented IPv4 packet carries."""
-        if self.settings.tftp_blksize_max > 0:
-            return max(MIN_BLKSIZE, min(self.settings.tftp_blksize_max, MAX_BLKSIZE))
-        mtu = interface_mtu(ifindex) if ifindex else None
-        return max(MIN_BLKSIZE, min(MAX_BLKSIZE, (mtu or 1500) - _HEADERS))
-
-    @staticmethod
-    def _reply_socket(local_ip: str, peer: tuple[str, int]) -> socket.socket:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            sock.setblocking(False)
-            sock.bind((local_ip, 0))
-            sock.connect(peer)
-        except OSError:
-            sock.close()
-            raise
-        return sock
 
     def _refuse(self, peer: tuple[str, int], local_ip: str, reason: str, code: int,
                 message: str | None, logline: str | None) -> None:
@@ -311,7 +318,7 @@ class TFTPServer:
         if logline:
             log.info("tftp: %s:%d: %s", *peer, logline)
         try:
-            with self._reply_socket(local_ip, peer) as sock:
+            with reply_socket(local_ip, peer) as sock:
                 sock.send(error_packet(code, message))
         except OSError as exc:
             log.debug("tftp: could not send an error to %s:%d: %s", *peer, exc)
@@ -328,6 +335,8 @@ class TFTPServer:
     def _sweep(self) -> None:
         now = self._loop.time()
         for session in list(self.sessions.values()):
+            if session.progressed(now):
+                continue
             if now >= session.deadline and self.sessions.get(session.peer) is session:
                 before = session.retransmits
                 if session.retransmit(self.retries):
@@ -343,9 +352,13 @@ class TFTPServer:
     def _close(self, session: ReadSession) -> None:
         if self.sessions.get(session.peer) is session:
             del self.sessions[session.peer]
+            del self._by_fd[session.fd]
+            if self._epoll is not None:
+                self._epoll.unregister(session.fd)
             self._count_ip(session.peer[0], -1)
             metrics.SESSIONS.dec()
             session.close()
+            self._room_again()
 
     def _finished(self, session: ReadSession, outcome: str) -> None:
         if self.sessions.get(session.peer) is not session:

@@ -275,25 +275,6 @@ async def test_edk2_probe_then_windowed_transfer(patient_server, client, runtime
     assert (detail["outcome"], detail["windowsize"], detail["blksize"]) == ("complete", 4, 1468)
 
 
-async def test_transfers_beyond_max_sessions_refused(runtime):
-    srv = TFTPServer(runtime, runtime.settings, max_sessions=2)
-    await srv.start()
-    clients = [RawClient() for _ in range(3)]
-    try:
-        for c in clients[:2]:
-            c.send(rrq("f1m"), srv.address)
-            await c.recv()
-        clients[2].send(rrq("f1m"), srv.address)
-        data, _ = await clients[2].recv()
-        assert parse_error(data) == (0, "too many transfers, try again")
-        assert len(srv.sessions) == 2
-    finally:
-        for c in clients:
-            c.close()
-        await srv.stop()
-    assert not srv.sessions and len(srv.files) == 0
-
-
 async def test_shared_mapping_while_two_transfers_run(server, files):
     a, b = RawClient(), RawClient()
     try:
