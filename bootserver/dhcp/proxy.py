@@ -1,10 +1,12 @@
 """ProxyDHCP: boot information (never addresses) for PXE, UEFI HTTP Boot and iPXE clients.
 
-Runs on the shared asyncio loop, reading its sockets itself (`loop.add_reader`, then every datagram
-that is there, up to DRAIN at a time). Each configured interface gets its own sockets on ports 67 and 4011, bound to the device with SO_BINDTODEVICE and SO_REUSEADDR, so
-that replies leave through the interface the request came in on, carry that interface's address
-(or the `floating_address` keepalived moves between replicas, so every replica answers alike),
-and an ordinary DHCP server on the same host can own port 67 beside us (docs/dhcp.md).
+Runs as Twisted `DatagramProtocol`s on the shared asyncio loop (Twisted's asyncio reactor): the
+reactor's UDP port reads each socket, every datagram that is there, and hands each to `receive()`;
+replies are sent on the port's socket directly. Each configured interface gets its own sockets on
+ports 67 and 4011, bound to the device with SO_BINDTODEVICE and SO_REUSEADDR, so that replies
+leave through the interface the request came in on, carry that interface's address (or the
+`floating_address` keepalived moves between replicas, so every replica answers alike), and an
+ordinary DHCP server on the same host can own port 67 beside us (docs/dhcp.md).
 
 This module only translates: bytes -> `BootRequest`, `runtime.dhcp_answer()` (the boot decision through
 the boot-method table) -> reply bytes. Every packet it does not answer is counted and logged at debug level with the reason.
@@ -20,6 +22,7 @@ import socket
 import struct
 from typing import Any, Coroutine
 
+from twisted.internet.protocol import DatagramProtocol
 
 from bootserver.boot.methods import Answer, Silence, arch_for, stage_for
 from bootserver.boot.request import BootRequest
@@ -39,7 +42,6 @@ SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
 SIOCGIFADDR = 0x8915
 IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)  # Linux value; not exported by Python 3.11
 RECEIVE_BUFFER = 4 << 20
-DRAIN = 64  # datagrams read per readiness event at most: a flood cannot keep the loop from other work
 
 MALFORMED = Counts("bootserver_dhcp_malformed", "DHCP datagrams dropped as malformed, by reason", "reason")
 UNANSWERED = Counts("bootserver_dhcp_unanswered", "Well-formed DHCP packets the proxy left unanswered", "reason")
@@ -175,16 +177,24 @@ def send_from(sock: socket.socket, data: bytes | bytearray, target: tuple[str, i
         sock.sendto(data, target)
 
 
-class _Listener:
-    """One (interface, port) socket and what an answer needs to know about it."""
+class _Listener(DatagramProtocol):
+    """One (interface, port) socket; hands every datagram to the component. Twisted's port reads
+    the socket (all that is there, up to its maxThroughput a wake-up); `socket` is that port's
+    socket, which replies are sent on directly."""
 
-    __slots__ = ("interface", "address", "port", "socket")
-
-    def __init__(self, interface: str, address: str, port: int, sock: socket.socket) -> None:
+    def __init__(self, proxy: "ProxyDHCP", interface: str, address: str, port: int) -> None:
+        self.receive = proxy.receive
         self.interface = interface
         self.address = address
         self.port = port
-        self.socket = sock
+        self.socket: Any = None  # the adopted port's socket, once listening
+
+    def datagramReceived(self, data: bytes, addr: Any) -> None:  # noqa: N802 (Twisted's name)
+        try:
+            self.receive(self, data, addr)
+        except Exception:  # never lose the port to one packet (Twisted would log it too, uncounted)
+            log.exception("proxyDHCP failed on a packet from %s on %s", addr, self.interface)
+            UNANSWERED.inc("error")
 
 
 class ProxyDHCP:
@@ -200,12 +210,15 @@ class ProxyDHCP:
         self.max_in_flight = max_in_flight
         self.floating_address: str | None = settings.floating_address  # next-server of every replica
         self.listeners: list[_Listener] = []
+        self._ports: list[Any] = []
         self._tasks: set[asyncio.Task] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._templates = ReplyTemplates()
 
     async def start(self) -> None:
-        self._loop = loop = asyncio.get_running_loop()
+        from twisted.internet import reactor
+
+        self._loop = asyncio.get_running_loop()
         if not self.interfaces:
             log.info("proxyDHCP off (no dhcp interfaces configured)")
             return
@@ -213,20 +226,28 @@ class ProxyDHCP:
             for name in self.interfaces:
                 address = interface_address(name)
                 for port in self.ports:
-                    listener = _Listener(name, address, port, open_socket(name, port))
+                    sock = open_socket(name, port)
+                    listener = _Listener(self, name, address, port)
+                    try:  # one more byte than MAX_PACKET is read, so decode() sees an oversized datagram
+                        adopted = reactor.adoptDatagramPort(sock.fileno(), socket.AF_INET, listener,
+                                                            maxPacketSize=MAX_PACKET + 1)
+                    finally:
+                        sock.close()  # the reactor holds its own duplicate
+                    self._ports.append(adopted)
+                    listener.socket = adopted.socket
                     self.listeners.append(listener)
-                    loop.add_reader(listener.socket.fileno(), self._drain, listener)
                 log.info("proxyDHCP on %s (%s), ports %s", name, address, ", ".join(map(str, self.ports)))
         except BaseException:
             await self.stop()
             raise
 
     async def stop(self) -> None:
-        listeners, self.listeners = self.listeners, []
-        for listener in listeners:
-            if self._loop is not None:
-                self._loop.remove_reader(listener.socket.fileno())
-            listener.socket.close()
+        ports, self._ports = self._ports, []
+        for port in ports:
+            stopped = port.stopListening()  # a Deferred that fires once the socket is closed, or None
+            if stopped is not None:
+                await stopped.asFuture(asyncio.get_running_loop())
+        self.listeners.clear()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -234,24 +255,6 @@ class ProxyDHCP:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     # -- per packet ---------------------------------------------------------------------------
-
-    def _drain(self, listener: _Listener) -> None:
-        """The socket is readable: answer what is there, up to DRAIN datagrams (the loop comes back
-        for the rest). One more byte than MAX_PACKET is read, so decode() sees an oversized datagram."""
-        recvfrom, receive = listener.socket.recvfrom, self.receive
-        for _ in range(DRAIN):
-            try:
-                data, source = recvfrom(MAX_PACKET + 1)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:  # e.g. an ICMP error queued on the socket
-                log.debug("receive error on %s:%d: %s", listener.interface, listener.port, exc)
-                return
-            try:
-                receive(listener, data, source)
-            except Exception:  # never lose the socket to one packet
-                log.exception("proxyDHCP failed on a packet from %s on %s", source, listener.interface)
-                UNANSWERED.inc("error")
 
     def _drop(self, reason: str, why: str, listener: _Listener, source: Any, packet: Packet) -> None:
         UNANSWERED.inc(reason)
