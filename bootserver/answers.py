@@ -51,7 +51,8 @@ class Answers:
             return None
         if catalog is not self._matches_of:
             self._matches, self._matches_of = {}, catalog
-        key = tuple(entry.name if entry is not None else None for entry in entries)
+        profile, machine, group = entries
+        key = (profile.name, machine.name if machine is not None else None, group.name if group is not None else None)
         found = self._matches.get(key)
         if found is None:
             found = self._matches[key] = match_of(*entries)

@@ -44,5 +44,5 @@ def _vendor_of_prefix(prefix: str) -> str | None:
 
 def facts_from(request: BootRequest) -> dict[str, Any]:
     """Keyword facts for `Store.ensure` from a boot request (None values keep what is known)."""
-    return dict(arch=request.arch, uuid=request.uuid, interface=request.interface,
-                client_ip=request.client_ip, vendor=vendor_of(request.mac))
+    return {"arch": request.arch, "uuid": request.uuid, "interface": request.interface,
+            "client_ip": request.client_ip, "vendor": vendor_of(request.mac)}

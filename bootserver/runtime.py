@@ -62,6 +62,7 @@ class Runtime(OperatorReads, OperatorActions, InstallerReports):
         self.http_port: int | None = None  # the bound port, once HTTP is listening
         self._ip_to_mac: OrderedDict[str, str] = OrderedDict()
         self._advertise_urls: dict[tuple, tuple[Settings, str]] = {}
+        self._dhcp_choices: tuple[Settings | None, int | None, dict] = (None, None, {})  # see dhcp_answer
         self._pending: set[asyncio.Task] = set()  # timeline writes nobody waits for (see observe)
         rate = max(1, settings.new_machines_per_second)
         self._new_machines = Buckets(rate, 10 * rate, max_keys=1)  # one bucket: records for unnamed MACs
@@ -138,8 +139,19 @@ class Runtime(OperatorReads, OperatorActions, InstallerReports):
                           local_ip: str) -> methods.Answer | methods.Silence:
         """What the proxyDHCP tells this client: the boot decision through the boot-method table."""
         decision = await self.decide(request)
-        return methods.choose(arch_code, request.stage, vendor_class, decision.action, decision.reason,
-                              self.settings, self.advertise_url(local_ip), loader_for(decision.match))
+        loader = loader_for(decision.match)
+        # choose() is pure in these and the settings (the advertised URL follows the settings and HTTP port):
+        # one Answer per combination, shared by every machine that gets it
+        key = (arch_code, request.stage, vendor_class, decision.action, decision.reason, local_ip, loader)
+        settings, port = self.settings, self.http_port
+        choices = self._dhcp_choices
+        if choices[0] is not settings or choices[1] != port or len(choices[2]) >= 1024:
+            choices = self._dhcp_choices = (settings, port, {})
+        answer = choices[2].get(key)
+        if answer is None:
+            answer = choices[2][key] = methods.choose(arch_code, request.stage, vendor_class, decision.action,
+                                                      decision.reason, settings, self.advertise_url(local_ip), loader)
+        return answer
 
     async def grub_config(self, request: BootRequest, base: str, server_ip: str,
                           http: tuple[str, int] | None = None) -> str:

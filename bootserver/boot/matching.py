@@ -62,8 +62,13 @@ def selector_matches(selector: Selector, request: BootRequest) -> bool:
 
 
 def best_group(catalog: Catalog, request: BootRequest) -> Group | None:
-    candidates = [g for g in catalog.groups if selector_matches(g.selector, request)]
-    return max(candidates, key=lambda g: g.selector.size, default=None)
+    """The matching Group with the largest selector (the first of those, as max() would pick)."""
+    best, size = None, -1
+    for group in catalog.groups:
+        selector = group.selector
+        if selector.size > size and selector_matches(selector, request):
+            best, size = group, selector.size
+    return best
 
 
 def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:

@@ -33,6 +33,9 @@ def arch_from_ipxe(buildarch: str | None, platform: str | None) -> str | None:
     return None
 
 
+NO_LABELS: Mapping[str, str] = MappingProxyType({})  # read-only: one for every request without labels
+
+
 @dataclass(frozen=True)
 class BootRequest:
     mac: str  # normalised: lower-case, colon-separated (see catalog.mac.normalize_mac)
@@ -42,7 +45,7 @@ class BootRequest:
     client_ip: str | None = None  # the machine's own address, when it has one
     relay_ip: str | None = None  # DHCP relay (giaddr) that forwarded the request: an address on its subnet
     interface: str | None = None
-    labels: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    labels: Mapping[str, str] = field(default_factory=lambda: NO_LABELS)
 
     @property
     def subnet_address(self) -> str | None:

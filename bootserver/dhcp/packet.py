@@ -57,6 +57,8 @@ _LIST_LENGTH = {3: (4, 1), 4: (4, 1), 5: (4, 1), 6: (4, 1), 7: (4, 1), 42: (4, 1
                 OPT_USER_CLASS: (1, 1), OPT_CLIENT_UUID: (1, 1)}
 
 _HEADER = struct.Struct("!BBBBIHH4s4s4s4s16s64s128s")
+_U16 = struct.Struct("!H")
+_ZERO_ADDRESS = bytes(4)
 
 
 class MalformedPacket(ValueError):
@@ -156,6 +158,8 @@ class Packet:
         value = self.options.get(OPT_CLIENT_ARCH)
         if not value:
             return ()
+        if len(value) == 2:  # what every client sends
+            return _U16.unpack(value)
         return tuple(v for (v,) in struct.iter_unpack("!H", value))
 
     @property
@@ -211,18 +215,39 @@ def _scan(buf: bytes, start: int, end: int, out: dict[int, bytes], where: str) -
     return False
 
 
+def _length_rule(code: int) -> bytes | None:
+    """For an option code with a length rule: a table, by value length (up to MAX_PACKET), of 1 where
+    the length is allowed; None when the code has no rule."""
+    if code in _EXACT_LENGTH:
+        exact = _EXACT_LENGTH[code]
+        return bytes(n == exact for n in range(MAX_PACKET + 1))
+    if code in _LIST_LENGTH:
+        size, count = _LIST_LENGTH[code]
+        return bytes(n >= size * count and n % size == 0 for n in range(MAX_PACKET + 1))
+    return None
+
+
+# by option code: one look-up and one index per option instead of set operations per packet
+_LENGTH_OK: tuple[bytes | None, ...] = tuple(_length_rule(code) for code in range(256))
+
+
+def _length_error(code: int, value: bytes) -> BadOptionLength:
+    if code in _EXACT_LENGTH:
+        return BadOptionLength(f"option {code} has length {len(value)}, expected {_EXACT_LENGTH[code]}")
+    size, count = _LIST_LENGTH[code]
+    return BadOptionLength(f"option {code} has length {len(value)}, "
+                           f"expected at least {size * count} in steps of {size}")
+
+
 def _check_lengths(options: dict[int, bytes]) -> None:
-    for code in options.keys() & _EXACT_LENGTH.keys():
-        value, expected = options[code], _EXACT_LENGTH[code]
-        if len(value) != expected:
-            raise BadOptionLength(f"option {code} has length {len(value)}, expected {expected}")
-    for code in options.keys() & _LIST_LENGTH.keys():
-        value, (size, count) = options[code], _LIST_LENGTH[code]
-        if len(value) < size * count or len(value) % size:
-            raise BadOptionLength(f"option {code} has length {len(value)}, "
-                                  f"expected at least {size * count} in steps of {size}")
-    if OPT_MESSAGE_TYPE in options and not 1 <= options[OPT_MESSAGE_TYPE][0] <= 18:
-        raise BadOptionValue(f"message type {options[OPT_MESSAGE_TYPE][0]} does not exist")
+    rules = _LENGTH_OK
+    for code, value in options.items():
+        allowed = rules[code]
+        if allowed is not None and not allowed[len(value)]:
+            raise _length_error(code, value)
+    message_type = options.get(OPT_MESSAGE_TYPE)
+    if message_type is not None and not 1 <= message_type[0] <= 18:
+        raise BadOptionValue(f"message type {message_type[0]} does not exist")
     uuid_value = options.get(OPT_CLIENT_UUID)  # RFC 4578 2.3: type 0, then a 16-byte UUID; nothing else
     if uuid_value is not None and len(uuid_value) != 17:
         raise BadOptionLength(f"option 97 has length {len(uuid_value)}, expected 17")
@@ -232,21 +257,41 @@ def _check_lengths(options: dict[int, bytes]) -> None:
 
 def decode(data: bytes) -> Packet:
     """Parse one DHCP message; raises a MalformedPacket subclass on any wire-format error."""
-    if len(data) > MAX_PACKET:
-        raise Oversized(f"{len(data)} bytes, more than {MAX_PACKET}")
-    if len(data) < MIN_PACKET:
-        raise Truncated(f"{len(data)} bytes, a DHCP message has at least {MIN_PACKET}")
+    end = len(data)
+    if end > MAX_PACKET:
+        raise Oversized(f"{end} bytes, more than {MAX_PACKET}")
+    if end < MIN_PACKET:
+        raise Truncated(f"{end} bytes, a DHCP message has at least {MIN_PACKET}")
     if data[HEADER_LEN:MIN_PACKET] != MAGIC_COOKIE:
         raise BadMagicCookie(f"magic cookie {data[HEADER_LEN:MIN_PACKET].hex()}")
     (op, htype, hlen, hops, xid, secs, flags, ciaddr, yiaddr, siaddr, giaddr, chaddr, sname,
      bootfile) = _HEADER.unpack_from(data)
     if hlen > 16:
         raise BadOptionValue(f"hardware address length {hlen} exceeds the 16-byte chaddr field")
+    # the options field: _scan, inlined (this runs for every datagram the proxy receives)
     options: dict[int, bytes] = {}
-    if not _scan(data, MIN_PACKET, len(data), options, "options"):
-        raise Truncated("options field has no end option")
-    overload = options.pop(OPT_OVERLOAD, None)
-    if overload is not None:
+    i = MIN_PACKET
+    while True:
+        if i >= end:
+            raise Truncated("options field has no end option")
+        code = data[i]
+        if code == OPT_END:
+            break
+        if code == OPT_PAD:
+            i += 1
+            continue
+        if i + 1 >= end:
+            raise OptionOverrun(f"option {code} in options has no length byte")
+        j = i + 2 + data[i + 1]
+        if j > end:
+            raise OptionOverrun(f"option {code} in options runs {j - end} bytes past the end")
+        if code in options:
+            options[code] += data[i + 2:j]
+        else:
+            options[code] = data[i + 2:j]
+        i = j
+    if OPT_OVERLOAD in options:
+        overload = options.pop(OPT_OVERLOAD)
         if len(overload) != 1:
             raise BadOptionLength(f"option 52 has length {len(overload)}, expected 1")
         if overload[0] not in (1, 2, 3):
@@ -261,11 +306,13 @@ def decode(data: bytes) -> Packet:
         if OPT_OVERLOAD in options:
             raise BadOptionValue("option 52 inside an overloaded field")
     _check_lengths(options)
-    return Packet(op=op, htype=htype, hlen=hlen, hops=hops, xid=xid, secs=secs, flags=flags,
-                  ciaddr=socket.inet_ntoa(ciaddr), yiaddr=socket.inet_ntoa(yiaddr),
-                  siaddr=socket.inet_ntoa(siaddr), giaddr=socket.inet_ntoa(giaddr),
-                  chaddr=chaddr, sname=sname.rstrip(b"\0"), file=bootfile.rstrip(b"\0"),
-                  options=options)
+    ntoa = socket.inet_ntoa
+    return Packet(op, htype, hlen, hops, xid, secs, flags,
+                  "0.0.0.0" if ciaddr == _ZERO_ADDRESS else ntoa(ciaddr),
+                  "0.0.0.0" if yiaddr == _ZERO_ADDRESS else ntoa(yiaddr),
+                  "0.0.0.0" if siaddr == _ZERO_ADDRESS else ntoa(siaddr),
+                  "0.0.0.0" if giaddr == _ZERO_ADDRESS else ntoa(giaddr),
+                  chaddr, sname.rstrip(b"\0"), bootfile.rstrip(b"\0"), options)
 
 
 def encode_options(options: dict[int, bytes]) -> bytearray:

@@ -1,10 +1,12 @@
 """ProxyDHCP: boot information (never addresses) for PXE, UEFI HTTP Boot and iPXE clients.
 
-Runs as Twisted `DatagramProtocol`s on the shared asyncio loop. Each configured interface gets its
-own sockets on ports 67 and 4011, bound to the device with SO_BINDTODEVICE and SO_REUSEADDR, so
-that replies leave through the interface the request came in on, carry that interface's address
-(or the `floating_address` keepalived moves between replicas, so every replica answers alike),
-and an ordinary DHCP server on the same host can own port 67 beside us (docs/dhcp.md).
+Runs as Twisted `DatagramProtocol`s on the shared asyncio loop (Twisted's asyncio reactor): the
+reactor's UDP port reads each socket, every datagram that is there, and hands each to `receive()`;
+replies are sent on the port's socket directly. Each configured interface gets its own sockets on
+ports 67 and 4011, bound to the device with SO_BINDTODEVICE and SO_REUSEADDR, so that replies
+leave through the interface the request came in on, carry that interface's address (or the
+`floating_address` keepalived moves between replicas, so every replica answers alike), and an
+ordinary DHCP server on the same host can own port 67 beside us (docs/dhcp.md).
 
 This module only translates: bytes -> `BootRequest`, `runtime.dhcp_answer()` (the boot decision through
 the boot-method table) -> reply bytes. Every packet it does not answer is counted and logged at debug level with the reason.
@@ -20,16 +22,15 @@ import socket
 import struct
 from typing import Any, Coroutine
 
-from prometheus_client import Counter
 from twisted.internet.protocol import DatagramProtocol
 
 from bootserver.boot.methods import Answer, Silence, arch_for, stage_for
 from bootserver.boot.request import BootRequest
 from bootserver.dhcp.packet import (ACK, BOOTREQUEST, DISCOVER, INFORM, MAX_PACKET, MESSAGE_TYPES, OFFER, OPT_IPXE,
                                     OPT_REQUESTED_IP, REQUEST, MalformedPacket, Packet, decode)
+from bootserver.dhcp.counts import Counts
 from bootserver.dhcp.ratelimit import MacRateLimiter
 from bootserver.dhcp.reply import ReplyTemplates
-from bootserver.metrics import REGISTRY
 
 log = logging.getLogger("bootserver.dhcp")
 
@@ -42,11 +43,11 @@ SIOCGIFADDR = 0x8915
 IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)  # Linux value; not exported by Python 3.11
 RECEIVE_BUFFER = 4 << 20
 
-MALFORMED = Counter("bootserver_dhcp_malformed", "DHCP datagrams dropped as malformed, by reason",
-                    ["reason"], registry=REGISTRY)
-UNANSWERED = Counter("bootserver_dhcp_unanswered", "Well-formed DHCP packets the proxy left unanswered",
-                     ["reason"], registry=REGISTRY)
-REPLIES = Counter("bootserver_dhcp_replies", "ProxyDHCP replies sent", ["kind"], registry=REGISTRY)
+MALFORMED = Counts("bootserver_dhcp_malformed", "DHCP datagrams dropped as malformed, by reason", "reason")
+UNANSWERED = Counts("bootserver_dhcp_unanswered", "Well-formed DHCP packets the proxy left unanswered", "reason")
+REPLIES = Counts("bootserver_dhcp_replies", "ProxyDHCP replies sent", "kind")
+REPLIES.values.update(offer=0, ack=0)
+_REPLY_KINDS = {OFFER: "offer", ACK: "ack"}
 
 
 class ProxyStartError(OSError):
@@ -177,16 +178,23 @@ def send_from(sock: socket.socket, data: bytes | bytearray, target: tuple[str, i
 
 
 class _Listener(DatagramProtocol):
-    """One (interface, port) socket; hands every datagram to the component."""
+    """One (interface, port) socket; hands every datagram to the component. Twisted's port reads
+    the socket (all that is there, up to its maxThroughput a wake-up); `socket` is that port's
+    socket, which replies are sent on directly."""
 
     def __init__(self, proxy: "ProxyDHCP", interface: str, address: str, port: int) -> None:
-        self.proxy = proxy
+        self.receive = proxy.receive
         self.interface = interface
         self.address = address
         self.port = port
+        self.socket: Any = None  # the adopted port's socket, once listening
 
     def datagramReceived(self, data: bytes, addr: Any) -> None:  # noqa: N802 (Twisted's name)
-        self.proxy.receive(self, data, addr)
+        try:
+            self.receive(self, data, addr)
+        except Exception:  # never lose the port to one packet (Twisted would log it too, uncounted)
+            log.exception("proxyDHCP failed on a packet from %s on %s", addr, self.interface)
+            UNANSWERED.inc("error")
 
 
 class ProxyDHCP:
@@ -205,9 +213,6 @@ class ProxyDHCP:
         self._ports: list[Any] = []
         self._tasks: set[asyncio.Task] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._malformed: dict[str, Any] = {}
-        self._unanswered: dict[str, Any] = {}
-        self._replies = {OFFER: REPLIES.labels("offer"), ACK: REPLIES.labels("ack")}
         self._templates = ReplyTemplates()
 
     async def start(self) -> None:
@@ -223,11 +228,13 @@ class ProxyDHCP:
                 for port in self.ports:
                     sock = open_socket(name, port)
                     listener = _Listener(self, name, address, port)
-                    try:
-                        self._ports.append(reactor.adoptDatagramPort(
-                            sock.fileno(), socket.AF_INET, listener, maxPacketSize=MAX_PACKET + 1))
+                    try:  # one more byte than MAX_PACKET is read, so decode() sees an oversized datagram
+                        adopted = reactor.adoptDatagramPort(sock.fileno(), socket.AF_INET, listener,
+                                                            maxPacketSize=MAX_PACKET + 1)
                     finally:
                         sock.close()  # the reactor holds its own duplicate
+                    self._ports.append(adopted)
+                    listener.socket = adopted.socket
                     self.listeners.append(listener)
                 log.info("proxyDHCP on %s (%s), ports %s", name, address, ", ".join(map(str, self.ports)))
         except BaseException:
@@ -249,15 +256,8 @@ class ProxyDHCP:
 
     # -- per packet ---------------------------------------------------------------------------
 
-    @staticmethod
-    def _count(children: dict[str, Any], metric: Counter, reason: str) -> None:
-        child = children.get(reason)
-        if child is None:  # labels() takes a lock and builds a key: look each child up once
-            child = children[reason] = metric.labels(reason)
-        child.inc()
-
     def _drop(self, reason: str, why: str, listener: _Listener, source: Any, packet: Packet) -> None:
-        self._count(self._unanswered, UNANSWERED, reason)
+        UNANSWERED.inc(reason)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("unanswered %s from %s:%s on %s:%d: %s", packet.chaddr[:6].hex(":"), source[0], source[1],
                       listener.interface, listener.port, why)
@@ -266,7 +266,7 @@ class ProxyDHCP:
         try:
             packet = decode(data)
         except MalformedPacket as exc:
-            self._count(self._malformed, MALFORMED, exc.reason)
+            MALFORMED.inc(exc.reason)
             if log.isEnabledFor(logging.DEBUG):
                 log.debug("unanswered %d bytes from %s:%s on %s:%d: malformed (%s: %s)", len(data),
                           source[0], source[1], listener.interface, listener.port, exc.reason, exc)
@@ -295,7 +295,7 @@ class ProxyDHCP:
         # spoofer silence the victim; its own transactions (xid, relay) have buckets of their own
         allowed, dropped = self.limiter.allow(data[24:34] + data[4:8])  # giaddr, MAC, xid as they came
         if not allowed:
-            self._count(self._unanswered, UNANSWERED, "rate_limited")
+            UNANSWERED.inc("rate_limited")
             if dropped == 1:  # one line per run of drops, so a flooding client cannot flood the log
                 log.debug("unanswered %s on %s:%d: rate limited (further drops are counted, not logged)",
                           mac, listener.interface, listener.port)
@@ -303,9 +303,8 @@ class ProxyDHCP:
         if len(self._tasks) >= self.max_in_flight:
             self._drop("overloaded", f"{len(self._tasks)} requests already in flight", listener, source, packet)
             return
-        request = BootRequest(mac=mac, arch=arch, stage=stage, uuid=packet.client_uuid,
-                              client_ip=client_address(packet, source), relay_ip=relay_address(packet),
-                              interface=listener.interface)
+        request = BootRequest(mac, arch, stage, packet.client_uuid, client_address(packet, source),  # positional:
+                              relay_address(packet), listener.interface)  # mac, arch, stage, uuid, client, relay, interface
         self._start(self._answer(listener, data, packet, kind, request, arches[0], vendor, source))
 
     def _start(self, coro: Coroutine[Any, Any, None]) -> None:
@@ -336,10 +335,10 @@ class ProxyDHCP:
             target = destination(packet, listener.port, source)
             # straight to the socket: Twisted's write() re-validates the address, a sixth of the CPU
             if listener.port == PXE_PORT and self.floating_address:
-                send_from(listener.transport.socket, reply, target, self.floating_address)
+                send_from(listener.socket, reply, target, self.floating_address)
             else:
-                listener.transport.socket.sendto(reply, target)
-            self._replies[kind].inc()
+                listener.socket.sendto(reply, target)
+            REPLIES.inc(_REPLY_KINDS[kind])
             event = "dhcp.offer" if kind == OFFER else "dhcp.ack"
             if log.isEnabledFor(logging.DEBUG):
                 log.debug("%s to %s (%s, %s) on %s:%d -> %s:%d: %s", event, request.mac, request.arch,

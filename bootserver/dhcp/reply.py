@@ -59,7 +59,9 @@ class ReplyTemplates:
 
     def __init__(self, limit: int = 1024) -> None:
         self.limit = limit
-        self._templates: dict[tuple, tuple[bytes, int]] = {}
+        # (id of the answer, ...) -> (the answer, its bytes, where the UUID goes): keyed by identity, as the
+        # Runtime hands out one Answer object per kind of answer (an id is not reused while the entry holds it)
+        self._templates: dict[tuple, tuple[Answer, bytes, int]] = {}
 
     def __len__(self) -> int:
         return len(self._templates)
@@ -70,13 +72,13 @@ class ReplyTemplates:
         uuid = request.options.get(OPT_CLIENT_UUID)
         if uuid is not None and len(uuid) != UUID_LENGTH:
             uuid = None
-        key = (answer, kind, server_ip, uuid is not None)
+        key = (id(answer), kind, server_ip, uuid is not None)
         found = self._templates.get(key)
         if found is None:
             if len(self._templates) >= self.limit:
                 self._templates.clear()
-            found = self._templates[key] = self._template(answer, kind, server_ip, uuid is not None)
-        template, uuid_at = found
+            found = self._templates[key] = (answer, *self._template(answer, kind, server_ip, uuid is not None))
+        _answer, template, uuid_at = found
         out = bytearray(template)
         out[1:3] = data[1:3]  # htype, hlen
         out[4:8] = data[4:8]  # xid (secs and hops stay 0)

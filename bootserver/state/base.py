@@ -69,6 +69,8 @@ def redact(url: str) -> str:
 
 
 def check_facts(facts: dict[str, Any]) -> None:
+    if _FACT_NAMES.issuperset(facts):  # every new machine's record passes here: no set built for it
+        return
     unknown = facts.keys() - _FACT_NAMES
     if unknown:
         raise TypeError(f"unknown machine facts: {', '.join(sorted(unknown))}")

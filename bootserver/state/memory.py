@@ -22,6 +22,10 @@ from bootserver.state.tokens import new_token
 _FIELDS = tuple(f.name for f in dataclasses.fields(MachineRecord))
 _AT = {name: i for i, name in enumerate(_FIELDS)}
 _STATE, _TOKEN, _LAST_SEEN, _STATE_CHANGED = _AT["state"], _AT["token"], _AT["last_seen"], _AT["state_changed"]
+# a new row: (mac, state, token, *these facts, first_seen, last_seen, state_changed)
+_FACTS = _FIELDS[3:-3]
+_flat = itertools.chain.from_iterable
+assert _FIELDS[:3] == ("mac", "state", "token") and _FIELDS[-3:] == ("first_seen", "last_seen", "state_changed")
 
 
 class MemoryStore(MemoryUpdates):
@@ -54,16 +58,17 @@ class MemoryStore(MemoryUpdates):
         check_facts(facts)
         now = time.time()
         row = self._rows.get(mac)
-        if row is None:
-            values = [mac, state, new_token()] + [None] * (len(_FIELDS) - 3)
-            values[_AT["first_seen"]] = values[_STATE_CHANGED] = now
+        if row is None:  # a new machine: what it says is all there is (None for what it does not)
+            get = facts.get
+            row = (mac, state, new_token(), *[get(name) for name in _FACTS], now, now, now)
         else:
             values = list(row)
-        for key, value in facts.items():
-            if value is not None:
-                values[_AT[key]] = value
-        values[_LAST_SEEN] = now
-        row = self._rows[mac] = tuple(values)
+            for key, value in facts.items():
+                if value is not None:
+                    values[_AT[key]] = value
+            values[_LAST_SEEN] = now
+            row = tuple(values)
+        self._rows[mac] = row
         return MachineRecord(*row)
 
     async def set_state(self, mac: str, state: str, *, expected: str | None = None,
@@ -89,9 +94,8 @@ class MemoryStore(MemoryUpdates):
     def record_later(self, event: Event) -> None:
         if event.key is not None and self._key_seen(event.mac, event.key):
             return
-        event.seq = next(self._seq)  # the event is the caller's to give away, as with the SQL stores
-        entry = (event.kind, event.source, event.at, event.seq, event.key,
-                 *itertools.chain.from_iterable(event.detail.items()))
+        event.seq = seq = next(self._seq)  # the event is the caller's to give away, as with the SQL stores
+        entry = (event.kind, event.source, event.at, seq, event.key, *_flat(event.detail.items()))
         timeline = self._events.get(event.mac, ()) + (entry,)
         if len(timeline) > self._retention:
             timeline = timeline[len(timeline) - self._retention:]
